@@ -1,0 +1,18 @@
+"""skvae: neural dimensionality reduction with the scikit-learn API.
+
+Three drop-in alternatives to :class:`sklearn.decomposition.PCA` whose encoder
+and decoder are PyTorch networks.
+"""
+
+from ._autoencoder import Autoencoder
+from ._linear import LinearAutoencoder
+from ._variational import VariationalAutoencoder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Autoencoder",
+    "LinearAutoencoder",
+    "VariationalAutoencoder",
+    "__version__",
+]

@@ -1,0 +1,204 @@
+"""Autoencoder: MLP encoder and mirrored MLP decoder trained on squared error."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import StrOptions
+
+from ._base import BaseAutoencoder
+from ._modules import ACTIVATIONS, AutoencoderModule
+
+#: Rows of training data encoded after fit to estimate the codes' Gaussian.
+_MOMENT_ROWS = 4096
+
+
+class PointAutoencoder(BaseAutoencoder):
+    """Encoder to a point, decoder back, squared error; ``sample`` from the codes'
+    Gaussian. Shared by :class:`Autoencoder` and ``LinearAutoencoder``."""
+
+    def _build_module(self, n_features, dtype):
+        return AutoencoderModule(
+            n_features, self.n_components, self._hidden(), self._activation(), dtype
+        )
+
+    def _hidden(self):
+        return tuple(self.hidden_layer_sizes)
+
+    def _activation(self):
+        return self.activation
+
+    def _loss(self, module, x, generator):
+        return torch.mean((module(x) - x) ** 2)
+
+    def _encode(self, module, x):
+        return module.encode(x)
+
+    def _decode(self, module, z):
+        return module.decode(z)
+
+    def _score_rows(self, module, x):
+        return -torch.mean((module(x) - x) ** 2, dim=1)
+
+    def _after_fit(self, X, module, generator):
+        # A random subset of rows is enough for a Gaussian in n_components
+        # dimensions and keeps fit from paying for another pass over the data.
+        n = len(X)
+        rows = torch.randperm(n, generator=generator, device=generator.device)[:_MOMENT_ROWS]
+        with torch.inference_mode():
+            Z = module.encode(X[rows.cpu()]).double().numpy()
+        mean = Z.mean(axis=0)
+        cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
+        return {"latent_mean_": mean, "latent_covariance_": cov}
+
+    def _draw_latent(self, n_samples, rng):
+        # eigh rather than cholesky: the codes' covariance may be singular
+        evals, evecs = np.linalg.eigh(self.latent_covariance_)
+        scale = evecs * np.sqrt(np.clip(evals, 0, None))
+        return self.latent_mean_ + rng.standard_normal((n_samples, len(evals))) @ scale.T
+
+    def score(self, X, y=None):
+        """Minus the mean squared reconstruction error of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+            ``-mean((inverse_transform(transform(X)) - X) ** 2)``; higher is better.
+        """
+        return super().score(X)
+
+
+class Autoencoder(PointAutoencoder):
+    """Deep autoencoder: MLP encoder and mirrored MLP decoder.
+
+    The encoder maps each row to a point z = g(x) in ``n_components`` dimensions
+    and the decoder maps it back, both trained together on mean squared
+    reconstruction error with Adam. Curved data is reconstructed better than by
+    PCA, but the latent space is not regular: :meth:`sample` decodes draws from
+    a Gaussian fitted to the training codes, which may land where no training
+    point was encoded.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Width of the latent space.
+    hidden_layer_sizes : tuple of int, default=(256, 128)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+        ``()`` makes both maps linear.
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, default="relu"
+        Nonlinearity between hidden layers.
+    solver : {"adam", "lbfgs"}, default="adam"
+        Mini-batch Adam, or full-batch L-BFGS (small data sets).
+    batch_size : int, default=128
+        Rows per mini-batch (Adam).
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    max_iter : int, default=200
+        Maximum number of epochs (L-BFGS: iterations).
+    tol : float, default=1e-4
+        Relative improvement of the loss (with ``early_stopping``, of the
+        validation score) below which an epoch counts as no improvement.
+    n_iter_no_change : int, default=10
+        Epochs without improvement after which training stops.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop on their score and
+        restore the weights of the best epoch.
+    validation_fraction : float, default=0.1
+        Share of rows held out when ``early_stopping``.
+    weight_decay : float, default=0.0
+        L2 penalty on the weights.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, batch order and the validation split. A fixed seed gives
+        bit-identical fits on the CPU.
+    device : str or torch.device, default="auto"
+        Where to compute: ``"auto"`` uses CUDA when torch sees it. Weights are
+        kept on the CPU between calls.
+    verbose : int, default=0
+        Print the loss after each epoch when positive.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained encoder and decoder (on the CPU).
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Mean training loss of each epoch.
+    best_loss_ : float
+        Lowest epoch loss.
+    validation_scores_ : list of float or None
+        Validation score (minus the MSE) of each epoch with ``early_stopping``.
+    latent_mean_ : ndarray of shape (n_components,)
+        Mean of the training codes.
+    latent_covariance_ : ndarray of shape (n_components, n_components)
+        Covariance of the training codes; :meth:`sample` draws from this Gaussian.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when they were all strings.
+
+    See Also
+    --------
+    LinearAutoencoder : The linear case, aligned with PCA.
+    VariationalAutoencoder : A regular, generative latent space.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skvae import Autoencoder
+    >>> X = load_digits().data / 16
+    >>> ae = Autoencoder(n_components=4, max_iter=5, random_state=0).fit(X)
+    >>> ae.transform(X[:3]).shape
+    (3, 4)
+    >>> ae.sample(2, random_state=0).shape
+    (2, 64)
+    """
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions({"adam", "lbfgs"})],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256, 128),
+        activation="relu",
+        solver="adam",
+        batch_size=128,
+        learning_rate=1e-3,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        weight_decay=0.0,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose

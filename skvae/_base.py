@@ -1,0 +1,337 @@
+"""The scikit-learn contract shared by the three estimators.
+
+A subclass says only what differs: how its networks are built
+(:meth:`_build_module`), its loss (:meth:`_loss`), how it encodes, decodes and
+scores rows, and how it draws latent points for :meth:`sample`. Training itself
+is delegated to :mod:`skvae._training`.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._modules import init_parameters
+from ._training import TrainingConfig, TrainingDiverged, train
+
+_FLOATS = [np.float64, np.float32]
+_TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
+#: Elements per chunk of rows at inference: bounds the memory of transform & co.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when torch sees a GPU, else the CPU; others as given."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device torch knows.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was asked for, but torch sees no CUDA GPU; "
+            "use device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+def _to_tensor(X: np.ndarray) -> torch.Tensor:
+    """Share memory with ``X`` when torch can; copy only a read-only array."""
+    if not X.flags.writeable:
+        X = X.copy()
+    return torch.from_numpy(X)
+
+
+class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared fit/transform/inverse_transform/score/sample for torch autoencoders."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ hooks
+    def _build_module(self, n_features: int, dtype: torch.dtype) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _loss(self, module, x, generator):  # training loss, a mean over rows
+        raise NotImplementedError
+
+    def _encode(self, module, x):  # deterministic code of each row
+        raise NotImplementedError
+
+    def _decode(self, module, z):  # mean reconstruction of each code
+        raise NotImplementedError
+
+    def _score_rows(self, module, x):  # per-row score, higher is better
+        raise NotImplementedError
+
+    def _draw_latent(self, n_samples: int, rng: np.random.RandomState) -> np.ndarray:
+        raise NotImplementedError
+
+    def _solver(self) -> str:
+        return getattr(self, "solver", "adam")
+
+    def _fit_module(self, X, module, generator, device):
+        """Train ``module`` on the tensor ``X``; returns the training history."""
+        config = TrainingConfig(
+            solver=self._solver(),
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            weight_decay=self.weight_decay,
+            verbose=self.verbose,
+        )
+        return train(
+            module,
+            lambda m, xb: self._loss(m, xb, generator),
+            X,
+            config,
+            generator,
+            device,
+            validation_loss_fn=lambda m, xb: -self._score_rows(m, xb).mean(),
+        )
+
+    def _after_fit(self, X: torch.Tensor, module, generator) -> dict:
+        """Extra fitted attributes computed from the trained module."""
+        return {}
+
+    # ------------------------------------------------------------- validation
+    def _check_training_data(self, X: np.ndarray) -> None:
+        """Refuse finite data whose squares would overflow the working dtype."""
+        if X.size == 0:
+            return
+        max_abs = float(np.max(np.abs(X)))
+        limit = np.sqrt(np.finfo(X.dtype).max / max(X.shape[1], 1)) / 1e3
+        if max_abs > limit:
+            raise ValueError(
+                f"X has values of magnitude up to {max_abs:.3g}; squared errors at this "
+                f"scale overflow {X.dtype}. Rescale the data first, e.g. with "
+                "sklearn.preprocessing.StandardScaler."
+            )
+
+    def _check_hidden_layer_sizes(self) -> None:
+        sizes = getattr(self, "hidden_layer_sizes", ())
+        try:
+            sizes = tuple(sizes)
+        except TypeError:
+            raise ValueError(
+                f"hidden_layer_sizes must be a sequence of positive integers, "
+                f"got {self.hidden_layer_sizes!r}."
+            ) from None
+        if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be a sequence of positive integers, "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the encoder and decoder on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. float32 data is trained in float32, anything else in
+            float64.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._check_hidden_layer_sizes()
+        X = validate_data(self, X, dtype=_FLOATS, order="C")
+        self._check_training_data(X)
+        device = resolve_device(self.device)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator(device=device).manual_seed(seed)
+        init_generator = generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
+        dtype = _TORCH_DTYPES[X.dtype]
+        module = self._build_module(X.shape[1], dtype)
+        init_parameters(module, init_generator)
+        Xt = _to_tensor(X)
+        try:
+            history = self._fit_module(Xt, module, generator, device)
+        except TrainingDiverged as exc:
+            raise ValueError(str(exc)) from None
+        # Everything is computed before anything is set: a failed fit leaves a
+        # previously fitted model as it was.
+        extra = self._after_fit(Xt, module, generator)
+        self.module_ = module
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = history.loss_curve
+        self.best_loss_ = history.best_loss
+        self.validation_scores_ = history.validation_scores if history.validation_scores else None
+        for name, value in extra.items():
+            setattr(self, name, value)
+        if history.interrupted:
+            warnings.warn(
+                f"Training was interrupted after {history.n_iter} complete "
+                "iterations; the model keeps the weights it had reached.",
+                UserWarning,
+                stacklevel=2,
+            )
+        elif not history.converged and self._solver() != "als":
+            warnings.warn(
+                f"{type(self).__name__} stopped at max_iter={self.max_iter} before "
+                f"the loss stopped improving by tol={self.tol}; consider raising "
+                "max_iter.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # -------------------------------------------------------------- inference
+    def _map_rows(self, fn, X: np.ndarray, out_width: int) -> np.ndarray:
+        """Apply ``fn`` to chunks of rows on the device; output in X's dtype."""
+        module = self.module_
+        model_dtype = next(module.parameters()).dtype
+        device = resolve_device(self.device)
+        out = np.empty((X.shape[0], out_width), dtype=X.dtype)
+        width = max(X.shape[1], out_width, 1)
+        step = max(1, _CHUNK_ELEMENTS // width)
+        module.to(device)
+        try:
+            with torch.inference_mode():
+                for start in range(0, X.shape[0], step):
+                    chunk = torch.from_numpy(np.ascontiguousarray(X[start : start + step]))
+                    chunk = chunk.to(device=device, dtype=model_dtype)
+                    res = fn(module, chunk)
+                    out[start : start + step] = res.reshape(len(chunk), -1).cpu().numpy()
+        finally:
+            module.to("cpu")
+        return out
+
+    def transform(self, X):
+        """Encode ``X`` into the latent space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            The codes, in X's floating dtype.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        return self._map_rows(self._encode, X, self.n_components)
+
+    def inverse_transform(self, X):
+        """Decode latent points back to the data space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent points, e.g. the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            The decoder's mean for each latent point.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=_FLOATS, input_name="X")
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} latent dimensions, but {type(self).__name__}."
+                f"inverse_transform expects n_components={self.n_components}."
+            )
+        return self._map_rows(self._decode, Z, self.n_features_in_)
+
+    def _row_scores(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        return self._map_rows(self._score_rows, X, 1)[:, 0]
+
+    def score(self, X, y=None):
+        """Mean per-row score of ``X`` (higher is better); see the class notes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self._row_scores(X), dtype=np.float64))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate new data by decoding random latent points.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of points to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the latent draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Decoded samples, in the training data's dtype.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        z = self._draw_latent(int(n_samples), rng)
+        dtype = next(self.module_.parameters()).dtype
+        z = z.astype(np.float32 if dtype == torch.float32 else np.float64, copy=False)
+        return self._map_rows(self._decode, z, self.n_features_in_)
+
+    # ------------------------------------------------------------ the rest
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+            state["module_"] = copy.deepcopy(module).to("cpu")
+        return state

@@ -1,0 +1,224 @@
+"""LinearAutoencoder: one linear map each way, aligned with PCA after training."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.extmath import svd_flip
+
+from ._autoencoder import PointAutoencoder
+from ._base import BaseAutoencoder
+from ._training import TrainingConfig, fit_principal_subspace
+
+
+class LinearAutoencoder(PointAutoencoder):
+    """Linear autoencoder: z = E (x - b), x_hat = D z + b, trained on squared error.
+
+    A linear autoencoder trained to its optimum spans the same subspace as
+    PCA's first ``n_components`` directions (Baldi & Hornik, 1989), but the
+    basis it learns is any basis of that subspace. After training, the learned
+    decoder is orthonormalised (an SVD of the learned map) and rotated within its
+    span to the directions of decreasing code variance (Plaut, 2018), so
+    ``components_`` are ordered principal directions with a deterministic sign
+    and :meth:`transform` returns uncorrelated codes, as ``PCA`` does.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Width of the latent space; at most ``min(n_samples, n_features)``.
+    solver : {"als", "adam", "lbfgs"}, default="als"
+        ``"als"`` alternates the exact least-squares encoder and decoder
+        updates of the same loss: each step lowers it, and from a random start
+        it reaches PCA's subspace quickly. ``"adam"`` (mini-batch) and
+        ``"lbfgs"`` (full-batch) train by gradient with the engine the deep
+        models use.
+    batch_size : int, default=128
+        Rows per mini-batch (Adam).
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    max_iter : int, default=1000
+        Maximum number of ALS steps, or epochs (Adam), or iterations (L-BFGS).
+    tol : float, default=1e-4
+        ALS stops when successive subspaces are within ``tol ** 2`` radians;
+        the gradient solvers stop when the loss improves by less than ``tol``
+        (relative) for ``n_iter_no_change`` epochs.
+    n_iter_no_change : int, default=10
+        Epochs without improvement after which the gradient solvers stop.
+    early_stopping : bool, default=False
+        Adam only: stop on a held-out validation score.
+    validation_fraction : float, default=0.1
+        Share of rows held out when ``early_stopping``.
+    weight_decay : float, default=0.0
+        L2 penalty on the weights (gradient solvers).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the starting point (and batch order). A fixed seed gives
+        bit-identical fits on the CPU.
+    device : str or torch.device, default="auto"
+        Where to compute: ``"auto"`` uses CUDA when torch sees it.
+    verbose : int, default=0
+        Print the loss after each step when positive.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Orthonormal principal directions of the learned subspace, by decreasing
+        explained variance.
+    explained_variance_ : ndarray of shape (n_components,)
+        Variance of the training codes along each component (ddof=1, as PCA).
+    explained_variance_ratio_ : ndarray of shape (n_components,)
+        Share of the total variance explained by each component.
+    mean_ : ndarray of shape (n_features,)
+        Per-feature mean of the training data.
+    module_ : torch.nn.Module
+        The encoder and decoder, set to the rotated maps (on the CPU).
+    n_iter_ : int
+        Number of ALS steps, epochs or iterations run.
+    loss_curve_ : list of float
+        Loss after each step (ALS: the share of variance not captured).
+    best_loss_ : float
+        Lowest loss reached.
+    validation_scores_ : list of float or None
+        Validation scores with ``early_stopping`` (Adam).
+    latent_mean_, latent_covariance_ : ndarray
+        The Gaussian of the training codes that :meth:`sample` draws from.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when they were all strings.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : The closed-form solution it reproduces.
+    Autoencoder : The nonlinear version.
+
+    References
+    ----------
+    P. Baldi and K. Hornik, "Neural networks and principal component analysis:
+    learning from examples without local minima", Neural Networks, 1989.
+    E. Plaut, "From principal subspaces to principal components with linear
+    autoencoders", arXiv:1804.10253, 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from skvae import LinearAutoencoder
+    >>> from skvae.metrics import max_principal_angle
+    >>> X = np.random.RandomState(0).normal(size=(200, 8)) @ np.diag(np.arange(8, 0, -1))
+    >>> lae = LinearAutoencoder(n_components=3, random_state=0).fit(X)
+    >>> pca = PCA(n_components=3).fit(X)
+    >>> bool(max_principal_angle(lae, pca) < 1.0)  # degrees
+    True
+    >>> np.allclose(lae.explained_variance_, pca.explained_variance_, rtol=1e-3)
+    True
+    """
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "solver": [StrOptions({"als", "adam", "lbfgs"})],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        solver="als",
+        batch_size=128,
+        learning_rate=1e-3,
+        max_iter=1000,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        weight_decay=0.0,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _hidden(self):
+        return ()
+
+    def _activation(self):
+        return "identity"
+
+    def _check_training_data(self, X):
+        super()._check_training_data(X)
+        n_samples, n_features = X.shape
+        if self.n_components > min(n_samples, n_features):
+            raise ValueError(
+                f"n_components={self.n_components} must be at most "
+                f"min(n_samples, n_features)={min(n_samples, n_features)} "
+                f"(n_samples={n_samples}, n_features={n_features})."
+            )
+
+    def _fit_module(self, X, module, generator, device):
+        if self.solver != "als":
+            return super()._fit_module(X, module, generator, device)
+        config = TrainingConfig(max_iter=self.max_iter, tol=self.tol, verbose=self.verbose)
+        mean, basis, history = fit_principal_subspace(
+            X, self.n_components, config, generator, device
+        )
+        _set_projection(module, mean, basis)
+        return history
+
+    def _after_fit(self, X, module, generator):
+        # Plaut (2018): an SVD of the learned decoder gives an orthonormal basis
+        # of its span; the eigenvectors of the codes' covariance in that basis
+        # rotate it to principal directions ordered by variance.
+        n = len(X)
+        with torch.no_grad():
+            mean = X.mean(dim=0)
+            basis = torch.linalg.svd(module.decoder[0].weight, full_matrices=False).U
+            Z = (X - mean) @ basis
+            variances, rot = torch.linalg.eigh(Z.T @ Z / n)
+            order = torch.argsort(variances, descending=True)
+            basis, variances = basis @ rot[:, order], variances[order].clamp_min(0)
+            total = float(torch.sum((X - mean) ** 2)) / n
+        components = basis.T.numpy().copy()
+        # sign convention of PCA: the largest |entry| of each component is positive
+        _, components = svd_flip(None, components, u_based_decision=False)
+        ddof_scale = n / max(n - 1, 1)
+        explained_variance = variances.numpy() * ddof_scale
+        total *= ddof_scale
+        _set_projection(module, mean, torch.from_numpy(components.T))
+        k = self.n_components
+        return {
+            "components_": components,
+            "explained_variance_": explained_variance,
+            "explained_variance_ratio_": explained_variance / total
+            if total > 0
+            else np.zeros(k, dtype=explained_variance.dtype),
+            "mean_": mean.numpy().copy(),
+            "latent_mean_": np.zeros(k),
+            "latent_covariance_": np.diag(explained_variance.astype(np.float64)),
+        }
+
+
+@torch.no_grad()
+def _set_projection(module, mean: torch.Tensor, basis: torch.Tensor) -> None:
+    """Make ``module`` the orthogonal projection onto ``mean + span(basis)``.
+
+    Encoder z = basis' (x - mean), decoder x_hat = basis z + mean: for an
+    orthonormal decoder this encoder is the exact least-squares one.
+    """
+    basis = basis.to(module.decoder[0].weight.dtype)
+    mean = mean.to(basis.dtype)
+    module.encoder[0].weight.copy_(basis.T)
+    module.encoder[0].bias.copy_(-(basis.T @ mean))
+    module.decoder[0].weight.copy_(basis)
+    module.decoder[0].bias.copy_(mean)

@@ -1,0 +1,130 @@
+"""Plain PyTorch building blocks: MLPs, encoders and decoders.
+
+Nothing here knows about scikit-learn. Every module is created without touching
+torch's global random state; weights are drawn from the ``torch.Generator`` handed
+to :func:`init_parameters`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "identity": nn.Identity,
+}
+
+
+def _linear(n_in: int, n_out: int, dtype: torch.dtype) -> nn.Linear:
+    # skip_init builds the layer without drawing from torch's global RNG.
+    return torch.nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=dtype)
+
+
+def mlp(sizes: Sequence[int], activation: str, dtype: torch.dtype) -> nn.Sequential:
+    """Linear layers between consecutive ``sizes``, ``activation`` between them.
+
+    The last layer has no activation, so ``mlp([a, b], ...)`` is one affine map.
+    """
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i > 0:
+            layers.append(ACTIVATIONS[activation]())
+        layers.append(_linear(n_in, n_out, dtype))
+    return nn.Sequential(*layers)
+
+
+def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's default ``nn.Linear`` initialisation, drawn from ``generator``.
+
+    Weights and biases are uniform on +-1/sqrt(fan_in) (what ``reset_parameters``
+    gives), but the draws come from a local generator, so fits are reproducible
+    and torch's global RNG is left alone. Other parameters start at zero.
+    """
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, nn.Linear):
+                bound = 1.0 / math.sqrt(max(sub.in_features, 1))
+                for p in (sub.weight, sub.bias):
+                    p.copy_(
+                        torch.empty(p.shape, dtype=p.dtype).uniform_(
+                            -bound, bound, generator=generator
+                        )
+                    )
+        for name, p in module.named_parameters(recurse=False):
+            p.zero_()
+
+
+class AutoencoderModule(nn.Module):
+    """A deterministic encoder z = g(x) and decoder x_hat = f(z)."""
+
+    def __init__(
+        self,
+        n_features: int,
+        n_components: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        dtype: torch.dtype,
+    ) -> None:
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        self.encoder = mlp([n_features, *hidden, n_components], activation, dtype)
+        self.decoder = mlp([n_components, *hidden[::-1], n_features], activation, dtype)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+class GaussianEncoderModule(nn.Module):
+    """The VAE's networks: x -> (mean g(x), log variance log h(x)^2) and z -> f(z).
+
+    ``log_noise_variance`` is the log of the Gaussian decoder's variance c, a single
+    scalar shared by all features; it is a parameter only when it is learned.
+    The buffer ``score_eps`` holds draws of eps ~ N(0, I), fixed once per fit,
+    with which the ELBO is estimated when it has no closed form.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_components: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        dtype: torch.dtype,
+        learn_noise_variance: bool,
+        n_score_draws: int = 32,
+    ) -> None:
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        self.body = mlp([n_features, *hidden], activation, dtype)
+        if hidden:
+            self.body.append(ACTIVATIONS[activation]())
+        width = hidden[-1] if hidden else n_features
+        self.mean_head = _linear(width, n_components, dtype)
+        self.logvar_head = _linear(width, n_components, dtype)
+        self.decoder = mlp([n_components, *hidden[::-1], n_features], activation, dtype)
+        if learn_noise_variance:
+            self.log_noise_variance = nn.Parameter(torch.zeros((), dtype=dtype))
+        else:
+            self.log_noise_variance = None
+        self.register_buffer("score_eps", torch.zeros(n_score_draws, n_components, dtype=dtype))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        return self.mean_head(h), self.logvar_head(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)

@@ -1,0 +1,481 @@
+"""The training engine shared by every estimator.
+
+It fits whatever ``torch.nn.Module`` and loss it is handed, and imports no
+estimator and nothing from scikit-learn. Training is a few named steps, after
+skorch: :func:`train` runs epochs, :func:`_run_epoch` one pass over shuffled
+mini-batches, :func:`_validation_loss` one pass over held-out rows. Full-batch
+L-BFGS (:func:`_train_lbfgs`) and the alternating least-squares solver of the
+linear autoencoder (:func:`fit_principal_subspace`) share the bookkeeping.
+
+Hot-path rules (measured in DESIGN.md): the data is moved to the device once
+when it fits, batches are index slices of one tensor, and the loss is summed on
+the device, so there is one host synchronisation per epoch, not per batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+#: A loss this many times its starting magnitude above where it started means
+#: the optimiser has diverged (an absurd learning rate, for instance).
+DIVERGENCE_FACTOR = 1e4
+
+
+class TrainingDiverged(ArithmeticError):
+    """Raised when the loss becomes non-finite or explodes during training."""
+
+
+@dataclass
+class TrainingConfig:
+    solver: str = "adam"
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    max_iter: int = 200
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    weight_decay: float = 0.0
+    verbose: int = 0
+
+
+@dataclass
+class History:
+    """What happened during training; the estimators turn it into attributes."""
+
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] = field(default_factory=list)
+    best_loss: float = math.inf
+    n_iter: int = 0
+    converged: bool = False
+    interrupted: bool = False
+
+
+# --------------------------------------------------------------------------- #
+# Ctrl-C: finish the current batch, then stop.
+# --------------------------------------------------------------------------- #
+class _Interrupt:
+    """Turns SIGINT into a flag that the loops read between batches."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handler(self, signum, frame) -> None:  # pragma: no cover - signal path
+        self.requested = True
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[_Interrupt]:
+        if threading.current_thread() is not threading.main_thread():
+            # Signal handlers can only be set from the main thread; elsewhere a
+            # KeyboardInterrupt is caught where it lands (see train()).
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+# --------------------------------------------------------------------------- #
+# Data placement
+# --------------------------------------------------------------------------- #
+def to_device(X: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move ``X`` to ``device`` once if it fits in its free memory, else leave it.
+
+    Batches of a tensor left on the host are copied to the device one at a time.
+    """
+    if X.device == device:
+        return X
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if X.element_size() * X.nelement() > 0.5 * free:
+            return X.pin_memory()
+    return X.to(device)
+
+
+def split_indices(
+    n_samples: int, validation_fraction: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Shuffle row indices into a training part and a validation part."""
+    n_val = int(round(validation_fraction * n_samples))
+    if n_val < 1 or n_samples - n_val < 1:
+        return torch.arange(n_samples), None
+    perm = torch.randperm(n_samples, generator=generator)
+    return perm[n_val:], perm[:n_val]
+
+
+# --------------------------------------------------------------------------- #
+# The named steps
+# --------------------------------------------------------------------------- #
+def _run_epoch(
+    module: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    X: torch.Tensor,
+    train_idx: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    interrupt: _Interrupt,
+    first_loss: list[float],
+) -> tuple[torch.Tensor, int]:
+    """One pass over shuffled mini-batches; returns (sum of batch losses x rows, rows)."""
+    perm = train_idx[torch.randperm(len(train_idx), generator=generator)]
+    if perm.device != X.device:
+        perm = perm.to(X.device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    seen = 0
+    for start in range(0, len(perm), batch_size):
+        xb = X[perm[start : start + batch_size]]
+        if xb.device != device:
+            xb = xb.to(device, non_blocking=True)
+        loss = loss_fn(module, xb)
+        if not first_loss:
+            first_loss.append(float(loss.detach()))  # one sync per fit: divergence reference
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(xb)
+        seen += len(xb)
+        if interrupt.requested:
+            break
+    return total, seen
+
+
+@torch.no_grad()
+def _validation_loss(
+    module: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor,
+    idx: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> float:
+    """Mean loss over the validation rows, in chunks."""
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for start in range(0, len(idx), batch_size):
+        xb = X[idx[start : start + batch_size].to(X.device)].to(device)
+        total += loss_fn(module, xb) * len(xb)
+    return float(total) / len(idx)
+
+
+def _check_finite(loss: float, reference: float, epoch: int, lr: float) -> None:
+    if not math.isfinite(loss) or (
+        loss - reference > DIVERGENCE_FACTOR * max(abs(reference), 1e-12)
+    ):
+        raise TrainingDiverged(
+            f"Training diverged at iteration {epoch}: the loss reached {loss:.4g} "
+            f"after starting at {reference:.4g}. Try a smaller learning_rate "
+            f"(got {lr!r}) or rescale the data (e.g. StandardScaler)."
+        )
+
+
+class _Stopper:
+    """Tracks the best score and counts iterations without enough improvement."""
+
+    def __init__(self, tol: float, patience: int) -> None:
+        self.tol, self.patience = tol, patience
+        self.best = -math.inf
+        self.bad = 0
+
+    def update(self, score: float) -> bool:
+        """Record ``score`` (higher is better); True if it is a new best."""
+        improved = score > self.best + self.tol * abs(self.best)
+        if improved or self.best == -math.inf:
+            self.bad = 0
+        else:
+            self.bad += 1
+        is_best = score > self.best
+        if is_best:
+            self.best = score
+        return is_best
+
+    @property
+    def done(self) -> bool:
+        return self.bad >= self.patience
+
+
+def train(
+    module: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    validation_loss_fn: LossFn | None = None,
+    log: Callable[[str], None] = print,
+) -> History:
+    """Fit ``module`` in place by minimising ``loss_fn`` (a per-row mean) on ``X``.
+
+    ``module`` is moved to ``device`` for the call and back to the CPU after it.
+    Stops after ``config.max_iter`` epochs, when the loss (or with early stopping
+    the validation loss) has not improved by ``tol`` relative for
+    ``n_iter_no_change`` epochs, or at the end of the batch in which Ctrl-C came.
+    With early stopping the weights of the best validation epoch are restored.
+    Raises :class:`TrainingDiverged` if the loss becomes non-finite or explodes.
+    """
+    history = History()
+    module.to(device)
+    try:
+        with _Interrupt().armed() as interrupt:
+            try:
+                if config.solver == "lbfgs":
+                    _train_lbfgs(module, loss_fn, X, config, device, interrupt, history, log)
+                else:
+                    _train_adam(
+                        module,
+                        loss_fn,
+                        X,
+                        config,
+                        generator,
+                        device,
+                        interrupt,
+                        history,
+                        validation_loss_fn or loss_fn,
+                        log,
+                    )
+            except KeyboardInterrupt:  # raised off the main thread, mid-batch
+                history.interrupted = True
+    finally:
+        module.to("cpu")
+    return history
+
+
+def _train_adam(
+    module: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    interrupt: _Interrupt,
+    history: History,
+    validation_loss_fn: LossFn,
+    log: Callable[[str], None],
+) -> None:
+    train_idx, val_idx = (
+        split_indices(len(X), config.validation_fraction, generator)
+        if config.early_stopping
+        else (torch.arange(len(X)), None)
+    )
+    X = to_device(X, device)
+    if generator.device != torch.device("cpu"):
+        train_idx = train_idx.to(generator.device)
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    stopper = _Stopper(config.tol, config.n_iter_no_change)
+    best_state = None
+    first_loss: list[float] = []
+    for epoch in range(1, config.max_iter + 1):
+        module.train()
+        total, seen = _run_epoch(
+            module,
+            loss_fn,
+            optimizer,
+            X,
+            train_idx,
+            config.batch_size,
+            generator,
+            device,
+            interrupt,
+            first_loss,
+        )
+        if interrupt.requested and seen < len(train_idx):
+            history.interrupted = True
+            break
+        loss = float(total) / seen
+        _check_finite(loss, first_loss[0], epoch, config.learning_rate)
+        history.loss_curve.append(loss)
+        history.n_iter = epoch
+        if val_idx is not None:
+            module.eval()
+            score = -_validation_loss(
+                module, validation_loss_fn, X, val_idx, config.batch_size, device
+            )
+            history.validation_scores.append(score)
+        else:
+            score = -loss
+        if stopper.update(score):
+            history.best_loss = loss
+            if val_idx is not None:
+                best_state = copy.deepcopy(module.state_dict())
+        if config.verbose:
+            extra = f", validation score {score:.6g}" if val_idx is not None else ""
+            log(f"Epoch {epoch}: loss {loss:.6g}{extra}")
+        if interrupt.requested:
+            history.interrupted = True
+            break
+        if stopper.done:
+            history.converged = True
+            break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+
+
+def _train_lbfgs(
+    module: nn.Module,
+    loss_fn: LossFn,
+    X: torch.Tensor,
+    config: TrainingConfig,
+    device: torch.device,
+    interrupt: _Interrupt,
+    history: History,
+    log: Callable[[str], None],
+) -> None:
+    """Full-batch L-BFGS with a strong-Wolfe line search; one iteration per step.
+
+    Converges when the largest gradient entry is at most ``tol`` (as scipy's
+    ``gtol``), when the loss has not improved by ``tol / 100`` (relative) for
+    ``n_iter_no_change`` iterations, or when no step lowers the loss even after
+    the curvature memory is reset to steepest descent.
+    """
+    X = X.to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=1,
+        max_eval=26,  # the default, max_iter * 5 // 4, would leave no line search
+        history_size=20,
+        tolerance_grad=config.tol,
+        tolerance_change=0.0,
+        line_search_fn="strong_wolfe",
+    )
+    wd = config.weight_decay
+
+    def objective() -> torch.Tensor:
+        loss = loss_fn(module, X)
+        if wd:
+            loss = loss + 0.5 * wd * sum((p * p).sum() for p in params)
+        return loss
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = objective()
+        loss.backward()
+        return loss
+
+    def steps_taken() -> int:
+        return optimizer.state[params[0]].get("n_iter", 0)
+
+    module.train()
+    with torch.no_grad():
+        reference = previous = float(objective())
+    restarted = False
+    # full-batch steps are exact, so a finer relative tolerance than Adam's
+    stopper = _Stopper(config.tol * 1e-2, config.n_iter_no_change)
+    for it in range(1, config.max_iter + 1):
+        before = steps_taken()
+        optimizer.step(closure)
+        if steps_taken() == before:  # L-BFGS found max |gradient| <= tol
+            history.converged = True
+            break
+        with torch.no_grad():
+            loss = float(objective())
+        _check_finite(loss, reference, it, config.learning_rate)
+        history.loss_curve.append(loss)
+        history.n_iter = it
+        history.best_loss = min(history.best_loss, loss)
+        if config.verbose:
+            log(f"Iteration {it}: loss {loss:.10g}")
+        if interrupt.requested:
+            history.interrupted = True
+            break
+        stopper.update(-loss)
+        if stopper.done:
+            history.converged = True
+            break
+        if loss < previous:
+            restarted = False
+        elif restarted:  # no descent even from a fresh steepest-descent start
+            history.converged = True
+            break
+        else:  # the curvature memory gave no descent direction: forget it
+            optimizer.state.clear()
+            restarted = True
+        previous = min(previous, loss)
+    module.eval()
+
+
+# --------------------------------------------------------------------------- #
+# The linear autoencoder's alternating least squares
+# --------------------------------------------------------------------------- #
+def fit_principal_subspace(
+    X: torch.Tensor,
+    n_components: int,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    log: Callable[[str], None] = print,
+) -> tuple[torch.Tensor, torch.Tensor, History]:
+    """Train a linear autoencoder on squared error by alternating least squares.
+
+    With the decoder D fixed, the best linear encoder is the least-squares
+    projection, codes Z = Xc D (D'D)^-1; with the codes fixed, the best decoder is
+    D = Xc' Z (Z'Z)^-1. One such pair of exact steps maps span(D) to span(C D),
+    C = Xc'Xc / n, and on the codes' side span(Z) to span(G Z), G = Xc Xc' / n,
+    so the iteration runs in whichever of the two spaces is smaller. Each step
+    lowers the loss, and from a random start it converges to PCA's subspace
+    (Baldi & Hornik 1989) at the rate lambda_{k+1} / lambda_k. Iterates are kept
+    orthonormal, which changes no span. Returns the data mean, an orthonormal
+    basis of the learned span (n_features x k) and the history. Training stops when the largest principal
+    angle between successive iterates is below ``tol ** 2`` radians (about
+    ``tol ** 2 / (1 - rate)`` from the optimum), or after ``max_iter`` steps.
+    """
+    X = X.to(device)
+    n, d = X.shape
+    mean = X.mean(dim=0)
+    Xc = X - mean
+    wide = n < d
+    M = (Xc @ Xc.T if wide else Xc.T @ Xc) / n  # the smaller Gram/covariance
+    total = torch.diagonal(M).sum()
+    start = torch.randn(M.shape[0], n_components, generator=generator, dtype=X.dtype)
+    Q = torch.linalg.qr(M @ start.to(device)).Q
+    history = History()
+    threshold = config.tol**2
+    scale = total.clamp_min(torch.finfo(X.dtype).tiny)
+    with _Interrupt().armed() as interrupt:
+        for it in range(1, config.max_iter + 1):
+            Q_new = torch.linalg.qr(M @ Q).Q
+            captured = (
+                _captured_variance_wide(M, Q_new) if wide else torch.trace(Q_new.T @ M @ Q_new)
+            )
+            loss = float((total - captured) / scale)
+            # cos of the largest principal angle between successive spans
+            cos = torch.linalg.svdvals(Q.T @ Q_new).min().clamp(max=1.0)
+            Q = Q_new
+            history.loss_curve.append(loss)
+            history.n_iter = it
+            if config.verbose:
+                log(f"Iteration {it}: relative loss {loss:.8g}")
+            if float(torch.sqrt(1 - cos * cos)) < threshold:
+                history.converged = True
+                break
+            if interrupt.requested:
+                history.interrupted = True
+                break
+    history.best_loss = history.loss_curve[-1]
+    if wide:  # from the codes' basis to the decoder's: the rows' span Xc' Q
+        Q = torch.linalg.qr(Xc.T @ Q).Q
+    return mean.cpu(), Q.cpu(), history
+
+
+def _captured_variance_wide(G: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Variance of Xc captured by span(Xc' B), from G = Xc Xc'/n and orthonormal B."""
+    GB = G @ B
+    BGB = B.T @ GB
+    return torch.trace(torch.linalg.lstsq(BGB, GB.T @ GB).solution)

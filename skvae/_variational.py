@@ -1,0 +1,327 @@
+"""VariationalAutoencoder: a Gaussian encoder q(z|x), a decoder p(x|z), ELBO training."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import BaseAutoencoder
+from ._modules import ACTIVATIONS, GaussianEncoderModule
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class VariationalAutoencoder(BaseAutoencoder):
+    """Variational autoencoder (Kingma & Welling, 2014) as a transformer.
+
+    The encoder maps each row x to a Gaussian q(z|x) = N(g(x), diag h(x)^2);
+    the decoder maps z to the parameters of p(x|z). Training maximises the
+    evidence lower bound
+
+        ELBO(x) = E_q[log p(x|z)] - beta * KL(q(z|x) || N(0, I)),
+
+    with the expectation taken through the reparameterisation
+    z = g(x) + h(x) * eps, eps ~ N(0, I), and the KL in closed form. Because
+    the codes are pulled towards the prior, decoding prior draws
+    (:meth:`sample`) generates new data.
+
+    With ``likelihood="gaussian"``, p(x|z) = N(f(z), c I): the reconstruction
+    term is -||x - f(z)||^2 / (2c) - d/2 log(2 pi c), a squared error weighted
+    by C = 1 / (2c). ``decoder_variance="learned"`` fits c (``noise_variance_``);
+    a float fixes it. With ``hidden_layer_sizes=()`` the model is a linear VAE,
+    whose optimum is probabilistic PCA (Lucas et al., 2019); its expected
+    reconstruction term is exact, so it is trained deterministically with full
+    batch L-BFGS (``solver="auto"``) and its ``score`` matches ``PCA.score``.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Width of the latent space.
+    hidden_layer_sizes : tuple of int, default=(256, 128)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+        ``()`` makes both linear.
+    activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, default="relu"
+        Nonlinearity between hidden layers.
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        The decoder's distribution. ``"bernoulli"`` needs data in [0, 1] and
+        decodes to probabilities.
+    decoder_variance : "learned" or float > 0, default="learned"
+        The Gaussian decoder's variance c (one scalar for all features).
+    beta : float, default=1.0
+        Weight of the KL term (beta-VAE when not 1).
+    solver : {"auto", "adam", "lbfgs"}, default="auto"
+        ``"auto"``: L-BFGS on the exact ELBO for a linear Gaussian VAE, else
+        mini-batch Adam.
+    batch_size : int, default=128
+        Rows per mini-batch (Adam).
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    max_iter : int, default=200
+        Maximum number of epochs (L-BFGS: iterations).
+    tol : float, default=1e-4
+        Relative improvement of the loss (or validation score) below which an
+        epoch counts as no improvement.
+    n_iter_no_change : int, default=10
+        Epochs without improvement after which training stops.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop on their ELBO and
+        restore the best epoch's weights.
+    validation_fraction : float, default=0.1
+        Share of rows held out when ``early_stopping``.
+    weight_decay : float, default=0.0
+        L2 penalty on the weights.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, batch order and reparameterisation noise. A fixed seed
+        gives bit-identical fits on the CPU.
+    device : str or torch.device, default="auto"
+        Where to compute: ``"auto"`` uses CUDA when torch sees it.
+    verbose : int, default=0
+        Print the loss after each epoch when positive.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained encoder and decoder (on the CPU).
+    noise_variance_ : float
+        The Gaussian decoder's variance c (learned or as given).
+    n_iter_ : int
+        Number of epochs (or L-BFGS iterations) run.
+    loss_curve_ : list of float
+        Mean training loss (minus the ELBO, nats per row) of each epoch.
+    best_loss_ : float
+        Lowest epoch loss.
+    validation_scores_ : list of float or None
+        Mean validation ELBO of each epoch with ``early_stopping``.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when they were all strings.
+
+    See Also
+    --------
+    Autoencoder : Deterministic codes, no prior.
+    sklearn.decomposition.PCA : Its ``score`` is the probabilistic PCA
+        log-likelihood, which the linear VAE's ELBO reaches.
+
+    References
+    ----------
+    D. P. Kingma and M. Welling, "Auto-encoding variational Bayes", ICLR 2014.
+    J. Lucas, G. Tucker, R. Grosse and M. Norouzi, "Don't blame the ELBO! A
+    linear VAE perspective on posterior collapse", NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skvae import VariationalAutoencoder
+    >>> X = load_digits().data / 16
+    >>> vae = VariationalAutoencoder(n_components=2, max_iter=5, random_state=0).fit(X)
+    >>> vae.transform(X[:3]).shape
+    (3, 2)
+    >>> vae.sample(4, random_state=0).shape
+    (4, 64)
+    """
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "likelihood": [StrOptions({"gaussian", "bernoulli"})],
+        "decoder_variance": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "solver": [StrOptions({"auto", "adam", "lbfgs"})],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(256, 128),
+        activation="relu",
+        likelihood="gaussian",
+        decoder_variance="learned",
+        beta=1.0,
+        solver="auto",
+        batch_size=128,
+        learning_rate=1e-3,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        weight_decay=0.0,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.decoder_variance = decoder_variance
+        self.beta = beta
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ---------------------------------------------------------------- set-up
+    def _exact_expectation(self) -> bool:
+        """A linear decoder with a Gaussian likelihood has a closed-form E_q."""
+        return self.likelihood == "gaussian" and len(tuple(self.hidden_layer_sizes)) == 0
+
+    def _solver(self):
+        if self.solver == "auto":
+            return "lbfgs" if self._exact_expectation() else "adam"
+        return self.solver
+
+    def _check_training_data(self, X):
+        super()._check_training_data(X)
+        if self.likelihood == "bernoulli" and X.size and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                "likelihood='bernoulli' needs data in [0, 1]; X ranges over "
+                f"[{X.min():.3g}, {X.max():.3g}]. Scale it (e.g. MinMaxScaler) or use "
+                "likelihood='gaussian'."
+            )
+
+    def _build_module(self, n_features, dtype):
+        return GaussianEncoderModule(
+            n_features,
+            self.n_components,
+            tuple(self.hidden_layer_sizes),
+            self.activation,
+            dtype,
+            learn_noise_variance=(
+                self.likelihood == "gaussian" and self.decoder_variance == "learned"
+            ),
+        )
+
+    def _fit_module(self, X, module, generator, device):
+        # Draws fixed before training: the ELBO estimate used for validation and
+        # score_samples sees the same eps for every row, whatever its batch.
+        eps = torch.randn(module.score_eps.shape, generator=generator, device=generator.device)
+        module.score_eps.copy_(eps)
+        return super()._fit_module(X, module, generator, device)
+
+    def _after_fit(self, X, module, generator):
+        if self.likelihood == "gaussian":
+            return {"noise_variance_": float(self._log_noise_variance(module).detach().exp())}
+        return {}
+
+    # -------------------------------------------------- the four verbs (+KL)
+    def _encode(self, module, x):
+        """The posterior mean g(x): a deterministic code."""
+        return module.encode(x)[0]
+
+    @staticmethod
+    def _reparameterize(mean, logvar, eps):
+        """z = g(x) + h(x) * eps, differentiable in g and h (Kingma & Welling, eq. 10)."""
+        return mean + torch.exp(0.5 * logvar) * eps
+
+    def _decode(self, module, z):
+        """The decoder's mean: f(z), or sigmoid(f(z)) for a Bernoulli decoder."""
+        out = module.decode(z)
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    @staticmethod
+    def _kl(mean, logvar):
+        """KL(N(m, diag s^2) || N(0, I)) = 1/2 sum(m^2 + s^2 - 1 - log s^2), per row."""
+        return 0.5 * torch.sum(mean**2 + logvar.exp() - 1.0 - logvar, dim=-1)
+
+    def _log_noise_variance(self, module):
+        if module.log_noise_variance is not None:
+            return module.log_noise_variance
+        p = next(module.parameters())
+        return torch.tensor(math.log(self.decoder_variance), dtype=p.dtype, device=p.device)
+
+    def _log_likelihood(self, module, x, out, extra_sq=None):
+        """log p(x|z) per row, given the decoder output ``out`` = f(z)."""
+        if self.likelihood == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(
+                out, x.expand_as(out), reduction="none"
+            ).sum(-1)
+        log_c = self._log_noise_variance(module)
+        sq = torch.sum((x - out) ** 2, dim=-1)
+        if extra_sq is not None:
+            sq = sq + extra_sq
+        d = x.shape[-1]
+        # log N(x; f(z), c I) = -||x - f(z)||^2 / (2c) - d/2 log(2 pi c)
+        return -0.5 * sq * torch.exp(-log_c) - 0.5 * d * (_LOG_2PI + log_c)
+
+    def _elbo(self, module, x, eps):
+        """Per-row ELBO with ``beta``; eps has shape (n_draws, rows or 1, k)."""
+        mean, logvar = module.encode(x)
+        kl = self._kl(mean, logvar)
+        if self._exact_expectation():
+            # E_q ||x - W z - b||^2 = ||x - W m - b||^2 + sum_j s_j^2 ||W_j||^2
+            W = module.decoder[0].weight
+            spread = logvar.exp() @ torch.sum(W * W, dim=0)
+            rec = self._log_likelihood(module, x, module.decode(mean), extra_sq=spread)
+        else:
+            z = self._reparameterize(mean, logvar, eps)
+            rec = self._log_likelihood(module, x, module.decode(z)).mean(0)
+        return rec - self.beta * kl
+
+    def _loss(self, module, x, generator):
+        """Minus the ELBO, averaged over the rows of the batch."""
+        eps = None
+        if not self._exact_expectation():
+            eps = torch.randn(
+                (1, len(x), self.n_components),
+                generator=generator,
+                device=x.device,
+                dtype=x.dtype,
+            )
+        return -self._elbo(module, x, eps).mean()
+
+    def _score_rows(self, module, x):
+        return self._elbo(module, x, module.score_eps[:, None, :])
+
+    # --------------------------------------------------------------- public
+    def score_samples(self, X):
+        """Evidence lower bound of each row, in nats.
+
+        For a linear Gaussian VAE the expectation over q(z|x) is exact;
+        otherwise it averages over draws of eps fixed at fit time and shared by
+        every row, so a row's score does not depend on the rows beside it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,)
+        """
+        return self._row_scores(X)
+
+    def score(self, X, y=None):
+        """Mean ELBO of ``X`` in nats per row, comparable with ``PCA.score``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+        """
+        return super().score(X)
+
+    def _draw_latent(self, n_samples, rng):
+        return rng.standard_normal((n_samples, self.n_components))

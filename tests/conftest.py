@@ -1,0 +1,35 @@
+import os
+
+# Lets scikit-learn's check_array_api_input run (it is skipped without it): it
+# checks that enabling array API dispatch leaves results on NumPy input unchanged.
+# It must be set before scipy is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder  # noqa: E402
+
+ESTIMATORS = [LinearAutoencoder, Autoencoder, VariationalAutoencoder]
+
+
+def small(cls, **params):
+    """A quick-to-train instance: few epochs, small hidden layers, fixed seed."""
+    defaults = {"random_state": 0}
+    if cls is not LinearAutoencoder:
+        defaults.update(hidden_layer_sizes=(16,), max_iter=20)
+    defaults.update(params)
+    return cls(**defaults)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    data = load_digits()
+    return data.data / 16.0, data.target
+
+
+@pytest.fixture(scope="session")
+def blobs():
+    rng = np.random.RandomState(0)
+    return rng.normal(size=(60, 5)) @ rng.normal(size=(5, 5))
