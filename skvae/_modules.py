@@ -34,7 +34,7 @@ def mlp(sizes: Sequence[int], activation: str, dtype: torch.dtype) -> nn.Sequent
     The last layer has no activation, so ``mlp([a, b], ...)`` is one affine map.
     """
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         if i > 0:
             layers.append(ACTIVATIONS[activation]())
         layers.append(_linear(n_in, n_out, dtype))
@@ -58,7 +58,7 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
                             -bound, bound, generator=generator
                         )
                     )
-        for name, p in module.named_parameters(recurse=False):
+        for _, p in module.named_parameters(recurse=False):
             p.zero_()
 
 

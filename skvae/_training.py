@@ -432,9 +432,10 @@ def fit_principal_subspace(
     lowers the loss, and from a random start it converges to PCA's subspace
     (Baldi & Hornik 1989) at the rate lambda_{k+1} / lambda_k. Iterates are kept
     orthonormal, which changes no span. Returns the data mean, an orthonormal
-    basis of the learned span (n_features x k) and the history. Training stops when the largest principal
-    angle between successive iterates is below ``tol ** 2`` radians (about
-    ``tol ** 2 / (1 - rate)`` from the optimum), or after ``max_iter`` steps.
+    basis of the learned span (n_features x k) and the history. Training stops
+    when the largest principal angle between successive iterates is below
+    ``tol ** 2`` radians (about ``tol ** 2 / (1 - rate)`` from the optimum), or
+    after ``max_iter`` steps.
     """
     X = X.to(device)
     n, d = X.shape
