@@ -215,9 +215,11 @@ class VariationalAutoencoder(BaseAutoencoder):
         return super()._fit_module(X, module, generator, device)
 
     def _after_fit(self, X, module, generator):
-        if self.likelihood == "gaussian":
-            return {"noise_variance_": float(self._log_noise_variance(module).detach().exp())}
-        return {}
+        if self.likelihood != "gaussian":
+            return {}
+        if self.decoder_variance != "learned":
+            return {"noise_variance_": float(self.decoder_variance)}
+        return {"noise_variance_": float(module.log_noise_variance.detach().exp())}
 
     # -------------------------------------------------- the four verbs (+KL)
     def _encode(self, module, x):

@@ -1,0 +1,92 @@
+"""Command line: ``python -m benchmarks [--quick] [--out DIR] [--datasets ...] [--k ...]``.
+
+Prints the comparison table to stdout, progress to stderr, and writes
+``results.csv`` and the PNG figures into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .compare import format_table, run
+from .datasets import DATASETS
+from .plots import plot_all
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Compare PCA with skvae's LinearAutoencoder, Autoencoder and "
+        "VariationalAutoencoder: prints a table, writes results.csv and PNG figures.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: fewer rows, one k per data set, few epochs for the deep models",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output directory (default: benchmarks/results/)",
+    )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=list(DATASETS),
+        default=None,
+        metavar="NAME",
+        help=f"data sets to run, among {', '.join(DATASETS)} (default: all)",
+    )
+    parser.add_argument(
+        "--k",
+        nargs="+",
+        type=int,
+        default=None,
+        help="latent sizes to compare on every data set (default: a grid per data set)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help='device of the skvae estimators: "auto", "cpu", "cuda" (default: auto)',
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark from the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    start = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        results, fitted = run(
+            datasets=args.datasets,
+            ks=args.k,
+            quick=args.quick,
+            device=args.device,
+            log=log,
+            return_models=True,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv = args.out / "results.csv"
+    results.to_csv(csv, index=False)
+    paths = [csv, *plot_all(results, fitted, args.out, log=log)]
+    print(format_table(results), flush=True)
+    log(f"wrote {', '.join(str(p) for p in paths)}")
+    log(f"total {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

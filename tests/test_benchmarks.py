@@ -1,0 +1,138 @@
+"""The PCA comparison in benchmarks/: a tiny quick run, its table, CSV and figures."""
+
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+import torch
+from sklearn.decomposition import PCA
+
+import skvae
+from benchmarks import datasets
+from benchmarks.__main__ import main
+from benchmarks.compare import MODELS, QUICK, run
+
+MODEL_NAMES = [spec.name for spec in MODELS]
+FIGURES = ["error_vs_k.png", "latent_2d.png", "samples.png", "interpolation.png"]
+
+
+@pytest.fixture(scope="module")
+def quick_digits(tmp_path_factory):
+    """One quick run of the command line on digits with k=2, output in a tmp dir."""
+    out = tmp_path_factory.mktemp("benchmarks")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv = ["--quick", "--datasets", "digits", "--k", "2", "--device", "cpu", "--out", str(out)]
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = main(argv)
+    assert status == 0
+    return {
+        "out": out,
+        "csv": pd.read_csv(out / "results.csv"),
+        "stdout": stdout.getvalue(),
+        "stderr": stderr.getvalue(),
+    }
+
+
+def test_csv_has_one_row_per_model_with_the_documented_columns(quick_digits):
+    results = quick_digits["csv"]
+    assert list(results["model"]) == MODEL_NAMES
+    assert set(results["dataset"]) == {"digits"} and set(results["k"]) == {2}
+    expected = {
+        "dataset",
+        "k",
+        "model",
+        "test_mse",
+        "mse_ratio_to_pca",
+        "max_angle_to_pca_deg",
+        "test_log_likelihood",
+        "fit_time_s",
+        "transform_time_s",
+        "device",
+        "skvae_version",
+        "torch_version",
+        "sklearn_version",
+        "numpy_version",
+    }
+    assert expected <= set(results.columns)
+    assert (results["n_train"] == QUICK.n_samples * 3 // 4).all()
+    assert (results["fit_time_s"] >= 0).all() and (results["transform_time_s"] >= 0).all()
+
+
+def test_versions_and_device_are_recorded(quick_digits):
+    row = quick_digits["csv"].iloc[0]
+    assert row["skvae_version"] == skvae.__version__
+    assert row["torch_version"] == torch.__version__
+    assert row["sklearn_version"] == sklearn.__version__
+    assert row["numpy_version"] == np.__version__
+    assert row["device"] == "cpu"
+
+
+def test_pca_is_the_reference_and_the_linear_autoencoder_matches_it(quick_digits):
+    results = quick_digits["csv"].set_index("model")
+    assert results.loc["PCA", "mse_ratio_to_pca"] == 1.0
+    assert results.loc["PCA", "max_angle_to_pca_deg"] == pytest.approx(0.0, abs=1e-3)
+    # Baldi & Hornik: a linear autoencoder spans PCA's subspace
+    assert results.loc["LinearAutoencoder", "max_angle_to_pca_deg"] < 1.0
+    assert results.loc["LinearAutoencoder", "mse_ratio_to_pca"] == pytest.approx(1.0, rel=1e-3)
+    # a nonlinear decoder spans no subspace: no angle
+    deep = ["Autoencoder", "VariationalAutoencoder"]
+    assert results.loc[deep, "max_angle_to_pca_deg"].isna().all()
+
+
+def test_log_likelihood_only_where_defined_and_pca_is_exact(quick_digits):
+    results = quick_digits["csv"].set_index("model")
+    loglik = results["test_log_likelihood"]
+    assert loglik[["LinearAutoencoder", "Autoencoder"]].isna().all()
+    assert np.isfinite(loglik[["PCA", "VariationalAutoencoder"]]).all()
+    data = datasets.load("digits", QUICK.n_samples)
+    pca = PCA(n_components=2).fit(data.X_train)
+    assert loglik["PCA"] == pytest.approx(pca.score(data.X_test), rel=1e-9)
+    mse = np.mean((pca.inverse_transform(pca.transform(data.X_test)) - data.X_test) ** 2)
+    assert results.loc["PCA", "test_mse"] == pytest.approx(mse, rel=1e-9)
+
+
+def test_stdout_holds_only_the_table_and_progress_goes_to_stderr(quick_digits):
+    lines = quick_digits["stdout"].strip().splitlines()
+    assert len(lines) == 1 + len(MODEL_NAMES)
+    assert "test MSE" in lines[0] and "angle to PCA" in lines[0]
+    for line, name in zip(lines[1:], MODEL_NAMES, strict=True):
+        assert line.split()[:3] == ["digits", "2", name]
+    assert "fitting VariationalAutoencoder" in quick_digits["stderr"]
+
+
+def test_figures_are_written_as_png(quick_digits):
+    for name in FIGURES:
+        path = quick_digits["out"] / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert path.stat().st_size > 10_000, name
+
+
+def test_unknown_data_set_and_too_large_k():
+    with pytest.raises(ValueError, match="nope"):
+        run(datasets=["nope"])
+    with pytest.raises(ValueError, match="positive integers"):
+        run(datasets=["s_curve"], ks=[0])
+    # s_curve has 12 features: k=13 is skipped, not an error
+    results = run(datasets=["s_curve"], ks=[13], quick=True, device="cpu")
+    assert results.empty and "test_mse" in results.columns
+
+
+def test_data_sets_have_the_structure_they_claim():
+    spiked = datasets.load("spiked")
+    assert spiked.X_train.shape == (750, 50) and spiked.X_test.shape == (250, 50)
+    eigenvalues = np.linalg.eigvalsh(np.cov(spiked.X_train, rowvar=False))[::-1]
+    # five spikes (variances 25 down to 2.25) above a flat noise floor of 0.25
+    assert eigenvalues[4] > 4 * eigenvalues[5]
+    assert eigenvalues[5] / eigenvalues[-1] < 3
+    curve = datasets.load("s_curve")
+    eigenvalues = np.linalg.eigvalsh(np.cov(curve.X_train, rowvar=False))[::-1]
+    # the S curve spans three directions; the other nine hold only the noise
+    assert eigenvalues[2] > 50 * eigenvalues[3]
+    digits = datasets.load("digits", 200)
+    assert digits.X_train.shape == (150, 64) and digits.image_shape == (8, 8)
+    assert 0 <= digits.X_train.min() and digits.X_train.max() <= 1
+    # the same call gives the same data
+    np.testing.assert_array_equal(datasets.load("spiked").X_test, spiked.X_test)
