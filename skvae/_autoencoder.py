@@ -10,7 +10,7 @@ from ._base import BaseAutoencoder
 from ._modules import ACTIVATIONS, AutoencoderModule
 
 #: Rows of training data encoded after fit to estimate the codes' Gaussian.
-_MOMENT_ROWS = 4096
+_MOMENT_ROWS = 2048
 
 
 class PointAutoencoder(BaseAutoencoder):

@@ -130,7 +130,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Refuse finite data whose squares would overflow the working dtype."""
         if X.size == 0:
             return
-        max_abs = float(np.max(np.abs(X)))
+        max_abs = max(float(X.max()), -float(X.min()))  # no |X| temporary
         limit = np.sqrt(np.finfo(X.dtype).max / max(X.shape[1], 1)) / 1e3
         if max_abs > limit:
             raise ValueError(

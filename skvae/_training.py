@@ -172,6 +172,12 @@ def _validation_loss(
 
 
 def _check_finite(loss: float, reference: float, epoch: int, lr: float) -> None:
+    """Raise :class:`TrainingDiverged` if the loss is not finite or has exploded."""
+    if not math.isfinite(reference):
+        raise TrainingDiverged(
+            f"The loss is {reference} before any update: the data's scale overflows "
+            "the network's arithmetic. Rescale X first (e.g. StandardScaler)."
+        )
     if not math.isfinite(loss) or (
         loss - reference > DIVERGENCE_FACTOR * max(abs(reference), 1e-12)
     ):

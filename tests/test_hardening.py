@@ -1,0 +1,153 @@
+"""Divergence, overflow, Ctrl-C, reproducibility, row independence, bounded chunks."""
+
+import os
+import pickle
+import signal
+import threading
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+
+import skvae._base
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+from skvae.metrics import max_principal_angle
+
+from .conftest import ESTIMATORS, small
+
+X_DIGITS = load_digits().data[:400] / 16
+
+
+@pytest.mark.parametrize(
+    "est",
+    [
+        LinearAutoencoder(solver="adam", learning_rate=1e4, max_iter=20, random_state=0),
+        Autoencoder(learning_rate=1e4, max_iter=20, random_state=0),
+        VariationalAutoencoder(learning_rate=1e4, max_iter=20, random_state=0),
+        VariationalAutoencoder(
+            hidden_layer_sizes=(), solver="adam", learning_rate=1e4, max_iter=20, random_state=0
+        ),
+    ],
+    ids=["linear-adam", "ae", "vae", "linear-vae-adam"],
+)
+def test_absurd_learning_rate_raises_and_keeps_previous_model(est):
+    est.set_params(learning_rate=1e-3).fit(X_DIGITS)
+    Z = est.transform(X_DIGITS)
+    with pytest.raises(ValueError, match=r"diverged.*smaller learning_rate \(got 10000.0\)"):
+        est.set_params(learning_rate=1e4).fit(X_DIGITS)
+    np.testing.assert_array_equal(est.transform(X_DIGITS), Z)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_huge_finite_float64_data_gives_a_clear_error_or_correct_results(cls):
+    X = X_DIGITS * 1e30  # finite in float64, would overflow float32
+    try:
+        est = small(cls, n_components=3).fit(X)
+    except ValueError as exc:
+        assert "escale" in str(exc)  # "Rescale X ..." / "rescale the data ..."
+        return
+    for out in (est.transform(X), est.inverse_transform(est.transform(X)), est.sample(2)):
+        assert np.all(np.isfinite(out))
+    if cls is LinearAutoencoder:  # scale-free: still PCA's subspace
+        assert max_principal_angle(est, PCA(3, svd_solver="full").fit(X)) < 1.0
+
+
+def _interrupt_after(seconds):
+    pid = os.getpid()
+    timer = threading.Timer(seconds, lambda: os.kill(pid, signal.SIGINT))
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
+def test_ctrl_c_stops_training_cleanly(cls):
+    X = np.random.RandomState(0).normal(size=(4000, 30))
+    est = cls(n_components=2, max_iter=10_000, tol=0, n_iter_no_change=10_000, random_state=0)
+    timer = _interrupt_after(1.0)
+    try:
+        with pytest.warns(UserWarning, match="interrupted"):
+            est.fit(X)
+    finally:
+        timer.cancel()
+    assert 0 <= est.n_iter_ < 10_000
+    assert est.n_iter_ == len(est.loss_curve_)
+    Z = est.transform(X)
+    assert np.all(np.isfinite(Z)) and np.all(np.isfinite(est.inverse_transform(Z)))
+    # the handler is restored: Ctrl-C outside fit is a KeyboardInterrupt again
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_same_seed_same_model_other_seed_other_model_global_rng_untouched(cls):
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    a = small(cls, n_components=2, random_state=0).fit(X_DIGITS)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = small(cls, n_components=2, random_state=0).fit(X_DIGITS)
+    c = small(cls, n_components=2, random_state=1).fit(X_DIGITS)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    np.testing.assert_array_equal(a.transform(X_DIGITS), b.transform(X_DIGITS))
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+    if cls is LinearAutoencoder:  # one optimum: the seed only changes the path
+        assert a.loss_curve_ != c.loss_curve_
+    else:
+        assert not np.allclose(a.transform(X_DIGITS), c.transform(X_DIGITS))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("dtype, atol", [(np.float32, 1e-6), (np.float64, 1e-12)])
+def test_rows_do_not_depend_on_their_batch(cls, dtype, atol):
+    X = X_DIGITS.astype(dtype)
+    est = small(cls, n_components=3).fit(X)
+    Z = est.transform(X)
+    R = est.inverse_transform(Z)
+    rows = [0, 7, 123, 399]
+    for i in rows:
+        np.testing.assert_allclose(est.transform(X[i : i + 1]), Z[i : i + 1], atol=atol)
+        np.testing.assert_allclose(est.inverse_transform(Z[i : i + 1]), R[i : i + 1], atol=atol)
+    if cls is VariationalAutoencoder:
+        s = est.score_samples(X)
+        for i in rows:
+            np.testing.assert_allclose(est.score_samples(X[i : i + 1]), s[i : i + 1], rtol=atol)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
+    X = np.random.RandomState(0).normal(size=(5000, 8))
+    est = small(cls, n_components=2).fit(X)
+    Z_whole = est.transform(X)
+    S_whole = est.score(X)
+    monkeypatch.setattr(skvae._base, "_CHUNK_ELEMENTS", 8 * 64)  # 64 rows of 8 features
+    seen = []
+    encode = est._encode
+
+    def spy(module, x):
+        seen.append(len(x))
+        return encode(module, x)
+
+    monkeypatch.setattr(est, "_encode", spy)
+    np.testing.assert_allclose(est.transform(X), Z_whole, rtol=1e-12, atol=1e-12)
+    assert max(seen) == 64 and sum(seen) == len(X)
+    assert est.score(X) == pytest.approx(S_whole, rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_pickled_weights_are_on_the_cpu(cls):
+    est = small(cls, n_components=2).fit(X_DIGITS)
+    restored = pickle.loads(pickle.dumps(est))
+    assert all(p.device.type == "cpu" for p in restored.module_.parameters())
+    assert all(b.device.type == "cpu" for b in restored.module_.buffers())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_gpu_fit_matches_cpu_fit_and_pickles_to_cpu(cls):
+    X = X_DIGITS.astype(np.float32)
+    gpu = small(cls, n_components=2, device="cuda").fit(X)
+    assert all(p.device.type == "cpu" for p in gpu.module_.parameters())
+    restored = pickle.loads(pickle.dumps(gpu))
+    np.testing.assert_allclose(restored.transform(X), gpu.transform(X), atol=1e-5)
+    restored.set_params(device="cpu")
+    np.testing.assert_allclose(restored.transform(X), gpu.transform(X), atol=1e-4)
