@@ -204,7 +204,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 UserWarning,
                 stacklevel=2,
             )
-        elif not history.converged and self._solver() != "als":
+        elif not history.converged:
             warnings.warn(
                 f"{type(self).__name__} stopped at max_iter={self.max_iter} before "
                 f"the loss stopped improving by tol={self.tol}; consider raising "

@@ -112,7 +112,7 @@ def split_indices(
     n_val = int(round(validation_fraction * n_samples))
     if n_val < 1 or n_samples - n_val < 1:
         return torch.arange(n_samples), None
-    perm = torch.randperm(n_samples, generator=generator)
+    perm = torch.randperm(n_samples, generator=generator, device=generator.device).cpu()
     return perm[n_val:], perm[:n_val]
 
 
@@ -132,7 +132,8 @@ def _run_epoch(
     first_loss: list[float],
 ) -> tuple[torch.Tensor, int]:
     """One pass over shuffled mini-batches; returns (sum of batch losses x rows, rows)."""
-    perm = train_idx[torch.randperm(len(train_idx), generator=generator)]
+    # train_idx lives on the generator's device (see _train_adam)
+    perm = train_idx[torch.randperm(len(train_idx), generator=generator, device=generator.device)]
     if perm.device != X.device:
         perm = perm.to(X.device)
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -154,7 +155,7 @@ def _run_epoch(
     return total, seen
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _validation_loss(
     module: nn.Module,
     loss_fn: LossFn,
@@ -457,7 +458,7 @@ def fit_principal_subspace(
     total = torch.diagonal(M).sum()
     scale = total.clamp_min(torch.finfo(X.dtype).tiny)
     k = n_components
-    start = torch.randn(M.shape[0], k, generator=generator, dtype=X.dtype)
+    start = torch.randn(M.shape[0], k, generator=generator, dtype=X.dtype, device=generator.device)
     Q = torch.linalg.qr(M @ start.to(device)).Q
     previous = None
     history = History()

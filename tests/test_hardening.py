@@ -115,7 +115,7 @@ def test_rows_do_not_depend_on_their_batch(cls, dtype, atol):
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
-    X = np.random.RandomState(0).normal(size=(5000, 8))
+    X = np.random.RandomState(0).normal(size=(2000, 8))
     est = small(cls, n_components=2).fit(X)
     Z_whole = est.transform(X)
     S_whole = est.score(X)
