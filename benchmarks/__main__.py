@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from .compare import format_table, run
 from .datasets import DATASETS
 from .plots import plot_all
@@ -55,12 +57,33 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help='device of the skvae estimators: "auto", "cpu", "cuda" (default: auto)',
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads of torch (default: 1; 0 keeps torch's own choice, which "
+        "follows OMP_NUM_THREADS). The networks are small: a second thread gains little, "
+        "and on a busy machine a team of threads stalls whenever one is descheduled",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark from the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error(f"--threads must be 0 (torch's choice) or positive, got {args.threads}")
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:  # leave a caller's process (e.g. a test calling main) as it was
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
 
     def log(message: str) -> None:

@@ -1,0 +1,211 @@
+"""Training-engine speed: skvae against a hand-written PyTorch loop, and
+LinearAutoencoder against PCA.
+
+Run ``python -m benchmarks.speed`` (``--quick`` for a smoke run). Every figure
+is the median of ``--repeats`` runs, and each ratio compares runs interleaved in
+the same process, so a busy machine slows both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from torch import nn
+
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+from skvae._base import resolve_device
+from skvae.metrics import max_principal_angle
+
+HIDDEN = (512, 256)
+K = 10
+
+
+def _mlp(sizes):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(a, b))
+    return nn.Sequential(*layers)
+
+
+def plain_ae_loop(X, epochs, batch_size, lr, device, seed=0):
+    """What a user would write: randperm, tensor slicing, Adam, MSE."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    d = X.shape[1]
+    model = nn.Sequential(_mlp([d, *HIDDEN, K]), _mlp([K, *HIDDEN[::-1], d])).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    X = X.to(device)
+    for _ in range(epochs):
+        perm = torch.randperm(len(X), generator=g, device=device)
+        for i in range(0, len(X), batch_size):
+            xb = X[perm[i : i + batch_size]]
+            loss = F.mse_loss(model(xb), xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return model
+
+
+def plain_vae_loop(X, epochs, batch_size, lr, device, seed=0):
+    """The pytorch/examples VAE with a learned Gaussian decoder variance."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    d = X.shape[1]
+    body = nn.Sequential(_mlp([d, *HIDDEN]), nn.ReLU())
+    mu, logvar = nn.Linear(HIDDEN[-1], K), nn.Linear(HIDDEN[-1], K)
+    dec = _mlp([K, *HIDDEN[::-1], d])
+    log_c = nn.Parameter(torch.zeros(()))
+    modules = nn.ModuleList([body, mu, logvar, dec]).to(device)
+    opt = torch.optim.Adam([*modules.parameters(), log_c], lr=lr)
+    X = X.to(device)
+    for _ in range(epochs):
+        perm = torch.randperm(len(X), generator=g, device=device)
+        for i in range(0, len(X), batch_size):
+            xb = X[perm[i : i + batch_size]]
+            h = body(xb)
+            m, lv = mu(h), logvar(h)
+            z = m + torch.exp(0.5 * lv) * torch.randn(m.shape, generator=g, device=device)
+            sq = ((dec(z) - xb) ** 2).sum(1)
+            nll = 0.5 * sq * torch.exp(-log_c) + 0.5 * d * (math.log(2 * math.pi) + log_c)
+            kl = 0.5 * (m**2 + lv.exp() - 1 - lv).sum(1)
+            loss = (nll + kl).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def engine_vs_plain_loop(n_rows, epochs, batch_size, repeats, device, log):
+    rng = np.random.RandomState(0)
+    X = rng.rand(n_rows, 784).astype(np.float32)
+    Xt = torch.from_numpy(X)
+    dev = resolve_device(device)
+    params = dict(
+        n_components=K,
+        hidden_layer_sizes=HIDDEN,
+        batch_size=batch_size,
+        learning_rate=1e-3,
+        max_iter=epochs,
+        tol=0,
+        n_iter_no_change=epochs + 1,
+        random_state=0,
+        device=device,
+    )
+    rows = []
+    for name, cls, plain in (
+        ("Autoencoder", Autoencoder, plain_ae_loop),
+        ("VariationalAutoencoder", VariationalAutoencoder, plain_vae_loop),
+    ):
+        ours, theirs = [], []
+        for r in range(repeats):
+            log(f"[speed] {name}: repeat {r + 1}/{repeats}")
+            theirs.append(_time(lambda p=plain: p(Xt, epochs, batch_size, 1e-3, dev)))
+            est = cls(**params)
+            ours.append(_time(lambda e=est: e.fit(X)))
+        t_ours, t_plain = statistics.median(ours), statistics.median(theirs)
+        rows.append(
+            {
+                "model": name,
+                "rows": n_rows,
+                "epochs": epochs,
+                "skvae_s": t_ours,
+                "plain_loop_s": t_plain,
+                "ratio": t_ours / t_plain,
+                "skvae_samples_per_s": n_rows * epochs / t_ours,
+                "plain_samples_per_s": n_rows * epochs / t_plain,
+            }
+        )
+    return rows
+
+
+def linear_vs_pca(repeats, device, log):
+    digits = load_digits().data
+    rng = np.random.RandomState(0)
+    wide = {
+        "digits (1797 x 64)": digits,
+        "digits transposed (64 x 1797, wide)": np.ascontiguousarray(digits.T),
+        "low rank + noise (252 x 752, wide)": rng.randn(252, 20) @ rng.randn(20, 752)
+        + 0.5 * rng.randn(252, 752),
+    }
+    rows = []
+    for name, X in wide.items():
+        for k in (2, 10):
+            ours, theirs = [], []
+            for _ in range(repeats):
+                theirs.append(_time(lambda X=X, k=k: PCA(k, svd_solver="full").fit(X)))
+                lae = LinearAutoencoder(k, random_state=0, device=device)
+                ours.append(_time(lambda lae=lae, X=X: lae.fit(X)))
+            pca = PCA(k, svd_solver="full").fit(X)
+            log(f"[speed] LinearAutoencoder on {name}, k={k}")
+            rows.append(
+                {
+                    "data": name,
+                    "k": k,
+                    "lae_s": statistics.median(ours),
+                    "pca_s": statistics.median(theirs),
+                    "ratio": statistics.median(ours) / statistics.median(theirs),
+                    "angle_deg": max_principal_angle(lae, pca),
+                    "iterations": lae.n_iter_,
+                }
+            )
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.epochs, args.repeats = 2000, 1, 1
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    import pandas as pd
+
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    dev = resolve_device(args.device)
+    print(f"device: {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    engine = pd.DataFrame(
+        engine_vs_plain_loop(
+            args.rows, args.epochs, args.batch_size, args.repeats, args.device, log
+        )
+    )
+    print(
+        "\nTraining engine vs a hand-written loop (784-512-256-10, float32, "
+        f"batch {args.batch_size}, median of {args.repeats}):"
+    )
+    print(engine.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    linear = pd.DataFrame(linear_vs_pca(args.repeats, args.device, log))
+    print(f"\nLinearAutoencoder vs PCA(svd_solver='full') fit time (median of {args.repeats}):")
+    print(linear.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return engine, linear
+
+
+if __name__ == "__main__":
+    main()
