@@ -46,7 +46,7 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
 
     Weights and biases are uniform on +-1/sqrt(fan_in) (what ``reset_parameters``
     gives), but the draws come from a local generator, so fits are reproducible
-    and torch's global RNG is left alone. Other parameters start at zero.
+    and torch's global RNG is left alone.
     """
     with torch.no_grad():
         for sub in module.modules():
@@ -58,8 +58,6 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
                             -bound, bound, generator=generator
                         )
                     )
-        for _, p in module.named_parameters(recurse=False):
-            p.zero_()
 
 
 class AutoencoderModule(nn.Module):
@@ -91,8 +89,9 @@ class AutoencoderModule(nn.Module):
 class GaussianEncoderModule(nn.Module):
     """The VAE's networks: x -> (mean g(x), log variance log h(x)^2) and z -> f(z).
 
-    ``log_noise_variance`` is the log of the Gaussian decoder's variance c, a single
-    scalar shared by all features; it is a parameter only when it is learned.
+    The buffer ``log_noise_variance`` is the log of the Gaussian decoder's
+    variance c, a single scalar shared by all features; when it is learned, the
+    estimator sets it to its optimum during training.
     The buffer ``score_eps`` holds draws of eps ~ N(0, I), fixed once per fit,
     with which the ELBO is estimated when it has no closed form.
     """
@@ -104,7 +103,7 @@ class GaussianEncoderModule(nn.Module):
         hidden_layer_sizes: Sequence[int],
         activation: str,
         dtype: torch.dtype,
-        learn_noise_variance: bool,
+        noise_variance: float = 1.0,
         n_score_draws: int = 32,
     ) -> None:
         super().__init__()
@@ -116,10 +115,9 @@ class GaussianEncoderModule(nn.Module):
         self.mean_head = _linear(width, n_components, dtype)
         self.logvar_head = _linear(width, n_components, dtype)
         self.decoder = mlp([n_components, *hidden[::-1], n_features], activation, dtype)
-        if learn_noise_variance:
-            self.log_noise_variance = nn.Parameter(torch.zeros((), dtype=dtype))
-        else:
-            self.log_noise_variance = None
+        self.register_buffer(
+            "log_noise_variance", torch.tensor(math.log(noise_variance), dtype=dtype)
+        )
         self.register_buffer("score_eps", torch.zeros(n_score_draws, n_components, dtype=dtype))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,8 @@ from ._base import BaseAutoencoder
 from ._modules import ACTIVATIONS, GaussianEncoderModule
 
 _LOG_2PI = math.log(2 * math.pi)
+#: Rows used to set the learned decoder variance of the final networks.
+_VARIANCE_ROWS = 2048
 
 
 class VariationalAutoencoder(BaseAutoencoder):
@@ -195,16 +197,18 @@ class VariationalAutoencoder(BaseAutoencoder):
                 "likelihood='gaussian'."
             )
 
+    def _learns_variance(self) -> bool:
+        return self.likelihood == "gaussian" and self.decoder_variance == "learned"
+
     def _build_module(self, n_features, dtype):
+        fixed = self.likelihood == "gaussian" and not self._learns_variance()
         return GaussianEncoderModule(
             n_features,
             self.n_components,
             tuple(self.hidden_layer_sizes),
             self.activation,
             dtype,
-            learn_noise_variance=(
-                self.likelihood == "gaussian" and self.decoder_variance == "learned"
-            ),
+            noise_variance=float(self.decoder_variance) if fixed else 1.0,
         )
 
     def _fit_module(self, X, module, generator, device):
@@ -217,9 +221,17 @@ class VariationalAutoencoder(BaseAutoencoder):
     def _after_fit(self, X, module, generator):
         if self.likelihood != "gaussian":
             return {}
-        if self.decoder_variance != "learned":
-            return {"noise_variance_": float(self.decoder_variance)}
-        return {"noise_variance_": float(module.log_noise_variance.detach().exp())}
+        if self._learns_variance():
+            # the variance that maximises the ELBO of the final networks, from
+            # up to _VARIANCE_ROWS random training rows (all of them when fewer)
+            rows = torch.randperm(len(X), generator=generator, device=generator.device)
+            x = X[rows[:_VARIANCE_ROWS].cpu()]
+            with torch.inference_mode():
+                mean, logvar = module.encode(x)
+                sq = self._expected_sq_error(module, x, mean, logvar, module.score_eps[:, None])
+                module.log_noise_variance.copy_(self._optimal_log_variance(x, sq))
+            return {"noise_variance_": float(module.log_noise_variance.exp())}
+        return {"noise_variance_": float(self.decoder_variance)}
 
     # -------------------------------------------------- the four verbs (+KL)
     def _encode(self, module, x):
@@ -241,42 +253,55 @@ class VariationalAutoencoder(BaseAutoencoder):
         """KL(N(m, diag s^2) || N(0, I)) = 1/2 sum(m^2 + s^2 - 1 - log s^2), per row."""
         return 0.5 * torch.sum(mean**2 + logvar.exp() - 1.0 - logvar, dim=-1)
 
-    def _log_noise_variance(self, module):
-        if module.log_noise_variance is not None:
-            return module.log_noise_variance
-        p = next(module.parameters())
-        return torch.tensor(math.log(self.decoder_variance), dtype=p.dtype, device=p.device)
-
-    def _log_likelihood(self, module, x, out, extra_sq=None):
-        """log p(x|z) per row, given the decoder output ``out`` = f(z)."""
-        if self.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(
-                out, x.expand_as(out), reduction="none"
-            ).sum(-1)
-        log_c = self._log_noise_variance(module)
-        sq = torch.sum((x - out) ** 2, dim=-1)
-        if extra_sq is not None:
-            sq = sq + extra_sq
-        d = x.shape[-1]
-        # log N(x; f(z), c I) = -||x - f(z)||^2 / (2c) - d/2 log(2 pi c)
-        return -0.5 * sq * torch.exp(-log_c) - 0.5 * d * (_LOG_2PI + log_c)
-
-    def _elbo(self, module, x, eps):
-        """Per-row ELBO with ``beta``; eps has shape (n_draws, rows or 1, k)."""
-        mean, logvar = module.encode(x)
-        kl = self._kl(mean, logvar)
+    def _expected_sq_error(self, module, x, mean, logvar, eps):
+        """E_q ||x - f(z)||^2 per row: exact for a linear decoder, else over ``eps``."""
         if self._exact_expectation():
             # E_q ||x - W z - b||^2 = ||x - W m - b||^2 + sum_j s_j^2 ||W_j||^2
             W = module.decoder[0].weight
             spread = logvar.exp() @ torch.sum(W * W, dim=0)
-            rec = self._log_likelihood(module, x, module.decode(mean), extra_sq=spread)
-        else:
-            z = self._reparameterize(mean, logvar, eps)
-            rec = self._log_likelihood(module, x, module.decode(z)).mean(0)
-        return rec - self.beta * kl
+            return torch.sum((x - module.decode(mean)) ** 2, dim=-1) + spread
+        z = self._reparameterize(mean, logvar, eps)
+        return torch.sum((x - module.decode(z)) ** 2, dim=-1).mean(0)
+
+    @staticmethod
+    def _optimal_log_variance(x, sq):
+        """log c maximising the Gaussian ELBO: c = mean E_q||x - f(z)||^2 / d.
+
+        Floored at 1e-6 of the data's mean square, so that a perfect fit (one
+        row, constant features) keeps a finite likelihood.
+        """
+        floor = 1e-6 * torch.mean(x * x) + torch.finfo(x.dtype).tiny
+        return torch.log(torch.clamp(sq.mean() / x.shape[-1], min=floor))
+
+    def _log_likelihood_rows(self, module, x, mean, logvar, eps, log_c):
+        """E_q log p(x|z) per row."""
+        if self.likelihood == "bernoulli":
+            logits = module.decode(self._reparameterize(mean, logvar, eps))
+            bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+            return -bce.sum(-1).mean(0)
+        sq = self._expected_sq_error(module, x, mean, logvar, eps)
+        if log_c is None:  # learned: the exact maximiser for this batch (see _loss)
+            log_c = self._optimal_log_variance(x, sq.detach())
+            module.log_noise_variance.copy_(log_c)
+        # E_q log N(x; f(z), c I) = -E_q||x - f(z)||^2 / (2c) - d/2 log(2 pi c)
+        return -0.5 * sq * torch.exp(-log_c) - 0.5 * x.shape[-1] * (_LOG_2PI + log_c)
+
+    def _elbo(self, module, x, eps, log_c):
+        """Per-row ELBO with ``beta``; eps has shape (n_draws, rows or 1, k)."""
+        mean, logvar = module.encode(x)
+        rec = self._log_likelihood_rows(module, x, mean, logvar, eps, log_c)
+        return rec - self.beta * self._kl(mean, logvar)
 
     def _loss(self, module, x, generator):
-        """Minus the ELBO, averaged over the rows of the batch."""
+        """Minus the ELBO, averaged over the rows of the batch.
+
+        A learned decoder variance is set to its exact maximiser for the batch,
+        c = mean E_q||x - f(z)||^2 / d, rather than followed by gradient steps
+        (which move log c by about the learning rate per step and lag far
+        behind). Since dELBO/dc = 0 there, the gradient for the networks is
+        the same as if c were a parameter at its optimum; the reconstruction
+        weight C = 1/(2c) tracks the fit as it improves.
+        """
         eps = None
         if not self._exact_expectation():
             eps = torch.randn(
@@ -285,10 +310,11 @@ class VariationalAutoencoder(BaseAutoencoder):
                 device=x.device,
                 dtype=x.dtype,
             )
-        return -self._elbo(module, x, eps).mean()
+        log_c = None if self._learns_variance() else module.log_noise_variance
+        return -self._elbo(module, x, eps, log_c).mean()
 
     def _score_rows(self, module, x):
-        return self._elbo(module, x, module.score_eps[:, None, :])
+        return self._elbo(module, x, module.score_eps[:, None, :], module.log_noise_variance)
 
     # --------------------------------------------------------------- public
     def score_samples(self, X):
