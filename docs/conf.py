@@ -16,13 +16,16 @@ ROOT = Path(os.environ.get("SKVAE_REPO_ROOT", Path(__file__).resolve().parent.pa
 sys.path.insert(0, str(ROOT.resolve()))
 
 import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 import skvae  # noqa: E402
 
-# The gallery runs small models in this process. On a shared CPU, torch's
-# multi-threaded kernels can be many times slower than one thread on such tiny
-# problems, so the build uses one.
+# The gallery runs small models in this process. On a busy CPU, several
+# threads per kernel (torch's, and BLAS's in numpy, scipy and scikit-learn)
+# can be ten times slower than one on problems this small, so the build uses
+# one of each.
 torch.set_num_threads(1)
+threadpool_limits(1)
 
 # -- Project -----------------------------------------------------------------
 project = "skvae"
@@ -40,7 +43,7 @@ extensions = [
     "sphinx_gallery.gen_gallery",
 ]
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "README.md", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "README.md", "examples", "**.ipynb_checkpoints"]
 default_role = "literal"
 pygments_style = "sphinx"
 

@@ -141,7 +141,7 @@ class Autoencoder(PointAutoencoder):
         Covariance of the training codes; :meth:`sample` draws from this Gaussian.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when they were all strings.
 
     See Also

@@ -97,13 +97,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _solver(self) -> str:
         return getattr(self, "solver", "adam")
 
+    def _max_iter(self) -> int:
+        return self.max_iter
+
     def _fit_module(self, X, module, generator, device):
         """Train ``module`` on the tensor ``X``; returns the training history."""
         config = TrainingConfig(
             solver=self._solver(),
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
-            max_iter=self.max_iter,
+            max_iter=self._max_iter(),
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             early_stopping=self.early_stopping,
@@ -206,7 +209,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         elif not history.converged:
             warnings.warn(
-                f"{type(self).__name__} stopped at max_iter={self.max_iter} before "
+                f"{type(self).__name__} stopped at max_iter={self._max_iter()} before "
                 f"the loss stopped improving by tol={self.tol}; consider raising "
                 "max_iter.",
                 ConvergenceWarning,
@@ -262,7 +265,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, `n_features_in_`)
             The decoder's mean for each latent point.
         """
         check_is_fitted(self)
@@ -307,7 +310,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
             Decoded samples, in the training data's dtype.
         """
         check_is_fitted(self)

@@ -84,7 +84,7 @@ class LinearAutoencoder(PointAutoencoder):
         The Gaussian of the training codes that :meth:`sample` draws from.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when they were all strings.
 
     See Also

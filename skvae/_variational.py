@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
@@ -62,8 +62,10 @@ class VariationalAutoencoder(BaseAutoencoder):
         Rows per mini-batch (Adam).
     learning_rate : float, default=1e-3
         Adam's step size.
-    max_iter : int, default=200
-        Maximum number of epochs (L-BFGS: iterations).
+    max_iter : int or None, default=None
+        Maximum number of epochs with Adam, or of iterations with L-BFGS.
+        ``None``: 200 epochs, or 1000 L-BFGS iterations (each costs a few
+        full-batch passes, and the linear VAE's flat directions need many).
     tol : float, default=1e-4
         Relative improvement of the loss (or validation score) below which an
         epoch counts as no improvement.
@@ -100,7 +102,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         Mean validation ELBO of each epoch with ``early_stopping``.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when they were all strings.
 
     See Also
@@ -135,6 +137,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         "decoder_variance": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
         "beta": [Interval(Real, 0, None, closed="left")],
         "solver": [StrOptions({"auto", "adam", "lbfgs"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -149,7 +152,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         solver="auto",
         batch_size=128,
         learning_rate=1e-3,
-        max_iter=200,
+        max_iter=None,
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,
@@ -187,6 +190,11 @@ class VariationalAutoencoder(BaseAutoencoder):
         if self.solver == "auto":
             return "lbfgs" if self._exact_expectation() else "adam"
         return self.solver
+
+    def _max_iter(self):
+        if self.max_iter is None:
+            return 1000 if self._solver() == "lbfgs" else 200
+        return self.max_iter
 
     def _check_training_data(self, X):
         super()._check_training_data(X)

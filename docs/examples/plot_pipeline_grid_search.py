@@ -23,6 +23,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
@@ -53,7 +54,7 @@ pipe = Pipeline(
 param_grid = {"reduce__n_components": [2, 4, 8, 16]}
 vae_search = GridSearchCV(pipe, param_grid, cv=3).fit(X, y)
 
-pca_pipe = pipe.set_params(reduce=PCA())  # set_params returns the same pipeline
+pca_pipe = clone(pipe).set_params(reduce=PCA())
 pca_search = GridSearchCV(pca_pipe, param_grid, cv=3).fit(X, y)
 
 print("VAE: best", vae_search.best_params_, f"accuracy {vae_search.best_score_:.3f}")

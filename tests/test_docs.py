@@ -1,0 +1,143 @@
+"""The documentation: every snippet of its pages runs, and it builds without warnings.
+
+The build test needs the ``docs`` extra (``pip install -e ".[docs]"``) and is
+skipped without it. It builds a fresh copy of ``docs/`` in a temporary
+directory, so every gallery example runs (sphinx-gallery would skip the ones
+an earlier build in ``docs/`` already ran) and nothing is written into the
+source tree.
+"""
+
+import doctest
+import os
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+RST_PAGES = sorted(DOCS.glob("*.rst")) + sorted((DOCS / "user_guide").glob("*.rst"))
+EXAMPLES = sorted(p.stem for p in (DOCS / "examples").glob("plot_*.py"))
+ESTIMATORS = ["LinearAutoencoder", "Autoencoder", "VariationalAutoencoder"]
+METRICS = ["reconstruction_error", "principal_angles", "max_principal_angle", "linear_basis"]
+USER_GUIDE = [
+    "index",
+    "dimensionality_reduction",
+    "linear_autoencoder",
+    "autoencoder",
+    "variational_autoencoder",
+    "probabilistic_pca",
+    "model_selection",
+]
+GENERATED = ("_build", "auto_examples", "gen_modules", "sg_execution_times.rst")
+
+
+def _python_code_blocks(text: str) -> list[str]:
+    """The bodies of the ``.. code-block:: python`` directives of an rst page."""
+    blocks = []
+    for match in re.finditer(r"^( *)\.\. code-block:: python\n((?:\1 +:.*\n)*)\n", text, re.M):
+        indent = len(match.group(1))
+        lines = []
+        for line in text[match.end() :].splitlines():
+            if line.strip() and len(line) - len(line.lstrip()) <= indent:
+                break
+            lines.append(line)
+        body = "\n".join(lines)
+        width = min(len(x) - len(x.lstrip()) for x in lines if x.strip())
+        blocks.append("\n".join(x[width:] for x in body.splitlines()))
+    return blocks
+
+
+@pytest.fixture
+def one_thread():
+    """The snippets fit tiny models: one thread is faster, and immune to a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("page", RST_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+def test_snippets_of_the_page_run(page, one_thread):
+    text = page.read_text()
+    with warnings.catch_warnings():
+        # the snippets train for a few epochs on purpose
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for block in _python_code_blocks(text):
+            exec(compile(block, f"{page} (code-block)", "exec"), {"__name__": "__docs__"})
+        parser = doctest.DocTestParser()
+        test = parser.get_doctest(text, {}, page.name, str(page), 0)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        report: list[str] = []
+        result = runner.run(test, out=report.append)
+    if ">>> " in text:
+        assert test.examples, f"no doctest examples found in {page}"
+    assert result.failed == 0, "".join(report)
+
+
+def test_every_page_with_code_has_some():
+    # guards the snippet test against a parser that silently finds nothing
+    pages = {p.stem for p in RST_PAGES if ">>> " in p.read_text()}
+    assert set(USER_GUIDE) - {"index"} <= pages
+    assert _python_code_blocks((DOCS / "index.rst").read_text())
+
+
+@pytest.fixture(scope="module")
+def built_docs(tmp_path_factory):
+    for module in ("sphinx", "numpydoc", "sphinx_gallery", "pydata_sphinx_theme", "matplotlib"):
+        pytest.importorskip(module)
+    tmp = tmp_path_factory.mktemp("docs")
+    source, html = tmp / "docs", tmp / "html"
+    shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns(*GENERATED))
+    env = {**os.environ, "SKVAE_REPO_ROOT": str(ROOT), "MPLBACKEND": "Agg"}
+    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
+    proc = subprocess.run(
+        [*command, str(source), str(html)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=900,
+    )
+    return proc, html
+
+
+def test_docs_build_without_warnings(built_docs):
+    proc, _ = built_docs
+    assert proc.returncode == 0, f"sphinx failed:\n{proc.stderr[-5000:]}"
+    assert "WARNING" not in proc.stderr and "ERROR" not in proc.stderr, proc.stderr
+
+
+def test_docs_have_the_expected_pages(built_docs):
+    _, html = built_docs
+    pages = ["index", "api", "benchmarks", "auto_examples/index"]
+    pages += [f"user_guide/{name}" for name in USER_GUIDE]
+    pages += [f"gen_modules/skvae.{name}" for name in ESTIMATORS]
+    pages += [f"gen_modules/skvae.metrics.{name}" for name in METRICS]
+    pages += [f"auto_examples/{name}" for name in EXAMPLES]
+    missing = [page for page in pages if not (html / f"{page}.html").is_file()]
+    assert not missing, f"pages not built: {missing}"
+    assert len(EXAMPLES) >= 5
+    api = (html / "gen_modules/skvae.VariationalAutoencoder.html").read_text()
+    for method in ("fit", "transform", "inverse_transform", "score", "sample"):
+        assert f"VariationalAutoencoder.{method}" in api
+
+
+def test_gallery_renders_its_figures(built_docs):
+    _, html = built_docs
+    figures = [p for p in (html / "_images").glob("sphx_glr_plot_*.png") if "_thumb" not in p.name]
+    assert len(figures) >= 4, sorted(p.name for p in figures)
+    assert all(p.stat().st_size > 1000 for p in figures)
+    # every example produced at least one figure
+    for name in EXAMPLES:
+        assert any(p.name.startswith(f"sphx_glr_{name}_") for p in figures), name
