@@ -8,6 +8,7 @@ is delegated to :mod:`skvae._training`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from numbers import Integral, Real
@@ -48,6 +49,19 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "use device='auto' or 'cpu'."
         )
     return resolved
+
+
+@contextlib.contextmanager
+def _kept_on_failure(estimator, *names: str):
+    """Put back the attributes ``names`` (set by validate_data) if the block fails."""
+    saved = {name: estimator.__dict__[name] for name in names if name in estimator.__dict__}
+    try:
+        yield
+    except BaseException:
+        for name in names:
+            estimator.__dict__.pop(name, None)
+        estimator.__dict__.update(saved)
+        raise
 
 
 def _to_tensor(X: np.ndarray) -> torch.Tensor:
@@ -176,23 +190,25 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The fitted estimator.
         """
         self._check_hidden_layer_sizes()
-        X = validate_data(self, X, dtype=_FLOATS, order="C")
-        self._check_training_data(X)
-        device = resolve_device(self.device)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        generator = torch.Generator(device=device).manual_seed(seed)
-        init_generator = generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
-        dtype = _TORCH_DTYPES[X.dtype]
-        module = self._build_module(X.shape[1], dtype)
-        init_parameters(module, init_generator)
-        Xt = _to_tensor(X)
-        try:
-            history = self._fit_module(Xt, module, generator, device)
-        except TrainingDiverged as exc:
-            raise ValueError(str(exc)) from None
+        with _kept_on_failure(self, "n_features_in_", "feature_names_in_"):
+            X = validate_data(self, X, dtype=_FLOATS, order="C")
+            self._check_training_data(X)
+            device = resolve_device(self.device)
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            generator = torch.Generator(device=device).manual_seed(seed)
+            init_generator = (
+                generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
+            )
+            module = self._build_module(X.shape[1], _TORCH_DTYPES[X.dtype])
+            init_parameters(module, init_generator)
+            Xt = _to_tensor(X)
+            try:
+                history = self._fit_module(Xt, module, generator, device)
+            except TrainingDiverged as exc:
+                raise ValueError(str(exc)) from None
+            extra = self._after_fit(Xt, module, generator)
         # Everything is computed before anything is set: a failed fit leaves a
         # previously fitted model as it was.
-        extra = self._after_fit(Xt, module, generator)
         self.module_ = module
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve

@@ -60,6 +60,20 @@ def test_bad_data_to_transform_and_score(cls, X_bad, error, match):
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
+def test_failed_fit_on_other_columns_keeps_input_attributes(cls):
+    import pandas as pd
+
+    df = pd.DataFrame(X_GOOD, columns=list("abcd"))
+    est = small(cls, n_components=2).fit(df)
+    huge = pd.DataFrame(np.ones((10, 3)) * 1e200, columns=list("xyz"))
+    with pytest.raises(ValueError, match="overflow"):
+        est.fit(huge)
+    assert est.n_features_in_ == 4
+    assert list(est.feature_names_in_) == list("abcd")
+    assert est.transform(df).shape == (40, 2)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
 def test_wrong_widths(cls):
     est = small(cls, n_components=2).fit(X_GOOD)
     with pytest.raises(ValueError, match="X has 3 features, but .* expecting 4 features"):
