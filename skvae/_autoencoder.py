@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseAutoencoder
@@ -29,7 +30,7 @@ class PointAutoencoder(BaseAutoencoder):
         return self.activation
 
     def _loss(self, module, x, generator):
-        return torch.mean((module(x) - x) ** 2)
+        return F.mse_loss(module(x), x)
 
     def _encode(self, module, x):
         return module.encode(x)

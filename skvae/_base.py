@@ -246,7 +246,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         try:
             with torch.inference_mode():
                 for start in range(0, X.shape[0], step):
-                    chunk = torch.from_numpy(np.ascontiguousarray(X[start : start + step]))
+                    rows = np.ascontiguousarray(X[start : start + step])
+                    if not rows.flags.writeable:  # torch warns on read-only memory
+                        rows = rows.copy()
+                    chunk = torch.from_numpy(rows)
                     chunk = chunk.to(device=device, dtype=model_dtype)
                     res = fn(module, chunk)
                     out[start : start + step] = res.reshape(len(chunk), -1).cpu().numpy()

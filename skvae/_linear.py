@@ -44,7 +44,8 @@ class LinearAutoencoder(PointAutoencoder):
         the gradient solvers stop when the loss improves by less than ``tol``
         (relative) for ``n_iter_no_change`` epochs.
     n_iter_no_change : int, default=10
-        Epochs without improvement after which the gradient solvers stop.
+        Epochs without improvement after which the gradient solvers stop;
+        ALS also stops after this many steps whose loss is flat to rounding.
     early_stopping : bool, default=False
         Adam only: stop on a held-out validation score.
     validation_fraction : float, default=0.1
@@ -169,7 +170,12 @@ class LinearAutoencoder(PointAutoencoder):
     def _fit_module(self, X, module, generator, device):
         if self.solver != "als":
             return super()._fit_module(X, module, generator, device)
-        config = TrainingConfig(max_iter=self.max_iter, tol=self.tol, verbose=self.verbose)
+        config = TrainingConfig(
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            verbose=self.verbose,
+        )
         mean, basis, history = fit_principal_subspace(
             X, self.n_components, config, generator, device
         )

@@ -447,7 +447,8 @@ def fit_principal_subspace(
     Returns the data mean, an orthonormal basis of the learned span
     (n_features x k) and the history. Training stops when the largest principal
     angle between successive iterates is below ``tol ** 2`` radians (or a few
-    ulps of the dtype), or after ``max_iter`` steps.
+    ulps of the dtype), when the loss has been flat to that precision for
+    ``n_iter_no_change`` steps, or after ``max_iter`` steps.
     """
     X = X.to(device)
     n, d = X.shape
@@ -461,9 +462,11 @@ def fit_principal_subspace(
     start = torch.randn(M.shape[0], k, generator=generator, dtype=X.dtype, device=generator.device)
     Q = torch.linalg.qr(M @ start.to(device)).Q
     previous = None
+    flat = 0
     history = History()
     # below a few ulps the angle between successive iterates is rounding noise
-    threshold = max(config.tol**2, 10 * torch.finfo(X.dtype).eps)
+    rounding = 10 * torch.finfo(X.dtype).eps
+    threshold = max(config.tol**2, rounding)
     with _Interrupt().armed() as interrupt:
         for it in range(1, config.max_iter + 1):
             blocks = [Q, M @ Q] if previous is None else [Q, M @ Q, previous]
@@ -483,7 +486,12 @@ def fit_principal_subspace(
             history.n_iter = it
             if config.verbose:
                 log(f"Iteration {it}: share of variance lost {loss:.10g}")
-            if sine < threshold:
+            # Also converged when the loss is flat to rounding for n_iter_no_change
+            # steps: then the angle to the optimum is ~sqrt(eps), and directions
+            # of zero variance (k above the rank) may turn freely without cost.
+            change = abs(history.loss_curve[-2] - loss) if it > 1 else math.inf
+            flat = flat + 1 if change <= rounding else 0
+            if sine < threshold or flat >= config.n_iter_no_change:
                 history.converged = True
                 break
             if interrupt.requested:

@@ -205,3 +205,21 @@ def test_autoencoder_beats_pca_on_curved_held_out_data(X, k):
     ae = Autoencoder(n_components=k, random_state=0).fit(X_train)
     pca = PCA(n_components=k).fit(X_train)
     assert reconstruction_error(ae, X_test) < reconstruction_error(pca, X_test)
+
+
+def test_linear_autoencoder_converges_above_the_rank_and_on_constant_data():
+    """Directions of zero variance turn freely; that must not stall ALS to max_iter."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(100, 3) @ rng.randn(3, 20)  # rank 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        lae = LinearAutoencoder(n_components=5, random_state=0).fit(X)
+        flat = LinearAutoencoder(n_components=2, random_state=0).fit(np.ones((10, 3)))
+    assert max_principal_angle(lae.components_[:3], _pca(X, 3)) < 1e-6
+    np.testing.assert_allclose(lae.explained_variance_[3:], 0, atol=1e-10)
+    assert lae.n_iter_ < 100 and flat.n_iter_ < 100
+    np.testing.assert_allclose(flat.inverse_transform(flat.transform(np.ones((2, 3)))), 1)
