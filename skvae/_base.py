@@ -234,14 +234,26 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self
 
     # -------------------------------------------------------------- inference
-    def _map_rows(self, fn, X: np.ndarray, out_width: int) -> np.ndarray:
-        """Apply ``fn`` to chunks of rows on the device; output in X's dtype."""
+    def _map_rows(self, fn, X: np.ndarray, out_width: int, copies: int = 1) -> np.ndarray:
+        """Apply ``fn`` to chunks of rows on the device; output in X's dtype.
+
+        A chunk holds at most about ``_CHUNK_ELEMENTS`` activations of the widest
+        layer, times ``copies`` when ``fn`` runs each row several times (Monte
+        Carlo draws), so memory does not grow with the number of rows.
+        """
         module = self.module_
         model_dtype = next(module.parameters()).dtype
         device = resolve_device(self.device)
         out = np.empty((X.shape[0], out_width), dtype=X.dtype)
-        width = max(X.shape[1], out_width, 1)
-        step = max(1, _CHUNK_ELEMENTS // width)
+        widest = max(
+            (
+                max(m.in_features, m.out_features)
+                for m in module.modules()
+                if isinstance(m, torch.nn.Linear)
+            ),
+            default=1,
+        )
+        step = max(1, _CHUNK_ELEMENTS // (max(widest, X.shape[1], out_width) * copies))
         module.to(device)
         try:
             with torch.inference_mode():
@@ -299,7 +311,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _row_scores(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        return self._map_rows(self._score_rows, X, 1)[:, 0]
+        return self._map_rows(self._score_rows, X, 1, copies=self._score_copies())[:, 0]
+
+    def _score_copies(self) -> int:
+        """How many times _score_rows runs the networks on each row."""
+        return 1
 
     def score(self, X, y=None):
         """Mean per-row score of ``X`` (higher is better); see the class notes.

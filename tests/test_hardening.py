@@ -119,7 +119,8 @@ def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
     est = small(cls, n_components=2).fit(X)
     Z_whole = est.transform(X)
     S_whole = est.score(X)
-    monkeypatch.setattr(skvae._base, "_CHUNK_ELEMENTS", 8 * 64)  # 64 rows of 8 features
+    # room for 128 rows of the 8 features (64 rows of the deep models' 16-wide layer)
+    monkeypatch.setattr(skvae._base, "_CHUNK_ELEMENTS", 16 * 64)
     seen = []
     encode = est._encode
 
@@ -129,8 +130,25 @@ def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
 
     monkeypatch.setattr(est, "_encode", spy)
     np.testing.assert_allclose(est.transform(X), Z_whole, rtol=1e-12, atol=1e-12)
-    assert max(seen) == 64 and sum(seen) == len(X)
+    assert max(seen) <= 128 and len(seen) >= len(X) // 128 and sum(seen) == len(X)
     assert est.score(X) == pytest.approx(S_whole, rel=1e-12)
+
+
+def test_monte_carlo_scoring_shrinks_its_chunks(monkeypatch):
+    """score_samples runs every row once per fixed draw: chunks are that much smaller."""
+    X = np.random.RandomState(0).normal(size=(600, 8))
+    vae = small(VariationalAutoencoder, n_components=2).fit(X)
+    monkeypatch.setattr(skvae._base, "_CHUNK_ELEMENTS", 16 * 64 * len(vae.module_.score_eps))
+    seen = []
+    score_rows = vae._score_rows
+
+    def spy(module, x):
+        seen.append(len(x))
+        return score_rows(module, x)
+
+    monkeypatch.setattr(vae, "_score_rows", spy)
+    vae.score_samples(X)
+    assert max(seen) == 64 and sum(seen) == len(X)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
