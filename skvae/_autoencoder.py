@@ -104,13 +104,16 @@ class Autoencoder(PointAutoencoder):
     max_iter : int, default=200
         Maximum number of epochs (L-BFGS: iterations).
     tol : float, default=1e-4
-        Relative improvement of the loss (with ``early_stopping``, of the
+        Adam: relative improvement of the loss (with ``early_stopping``, of the
         validation score) below which an epoch counts as no improvement.
+        L-BFGS: converged when the largest gradient entry is below ``tol`` or
+        the loss improves by less than ``tol / 100`` (relative) for
+        ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
         Epochs without improvement after which training stops.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows, stop on their score and
-        restore the weights of the best epoch.
+        Adam only: hold out ``validation_fraction`` of the rows, stop on their
+        score and restore the weights of the best epoch.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping``.
     weight_decay : float, default=0.0
@@ -128,18 +131,21 @@ class Autoencoder(PointAutoencoder):
     ----------
     module_ : torch.nn.Module
         The trained encoder and decoder (on the CPU).
+    n_components_ : int
+        The latent width of the fitted model.
     n_iter_ : int
         Number of epochs run.
     loss_curve_ : list of float
         Mean training loss of each epoch.
     best_loss_ : float
-        Lowest epoch loss.
+        Lowest epoch loss (with ``early_stopping``: the training loss of the
+        epoch with the best validation score).
     validation_scores_ : list of float or None
         Validation score (minus the MSE) of each epoch with ``early_stopping``.
     latent_mean_ : ndarray of shape (n_components,)
-        Mean of the training codes.
+        Mean of the training codes (of up to 2048 random training rows).
     latent_covariance_ : ndarray of shape (n_components, n_components)
-        Covariance of the training codes; :meth:`sample` draws from this Gaussian.
+        Covariance of those codes; :meth:`sample` draws from this Gaussian.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

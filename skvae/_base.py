@@ -48,6 +48,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
             f"device={device!r} was asked for, but torch sees no CUDA GPU; "
             "use device='auto' or 'cpu'."
         )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was asked for, but torch sees only "
+            f"{torch.cuda.device_count()} CUDA GPU(s)."
+        )
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: skvae runs on 'cpu' or 'cuda' devices.")
     return resolved
 
 
@@ -109,13 +116,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         raise NotImplementedError
 
     def _solver(self) -> str:
-        return getattr(self, "solver", "adam")
+        return self.solver
 
     def _max_iter(self) -> int:
         return self.max_iter
 
     def _fit_module(self, X, module, generator, device):
         """Train ``module`` on the tensor ``X``; returns the training history."""
+        module.set_scaling(X)
         config = TrainingConfig(
             solver=self._solver(),
             batch_size=self.batch_size,
@@ -210,6 +218,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # Everything is computed before anything is set: a failed fit leaves a
         # previously fitted model as it was.
         self.module_ = module
+        self.n_components_ = self.n_components
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve
         self.best_loss_ = history.best_loss
@@ -284,7 +293,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        return self._map_rows(self._encode, X, self.n_components)
+        return self._map_rows(self._encode, X, self.n_components_)
 
     def inverse_transform(self, X):
         """Decode latent points back to the data space.
@@ -301,10 +310,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=_FLOATS, input_name="X")
-        if Z.shape[1] != self.n_components:
+        if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} latent dimensions, but {type(self).__name__}."
-                f"inverse_transform expects n_components={self.n_components}."
+                f"inverse_transform expects n_components={self.n_components_}."
             )
         return self._map_rows(self._decode, Z, self.n_features_in_)
 
@@ -360,7 +369,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     # ------------------------------------------------------------ the rest
     @property
     def _n_features_out(self):
-        return self.n_components
+        return self.n_components_
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -73,6 +73,8 @@ class LinearAutoencoder(PointAutoencoder):
         Per-feature mean of the training data.
     module_ : torch.nn.Module
         The encoder and decoder, set to the rotated maps (on the CPU).
+    n_components_ : int
+        The latent width of the fitted model.
     n_iter_ : int
         Number of ALS steps, epochs or iterations run.
     loss_curve_ : list of float
@@ -224,6 +226,8 @@ def _set_projection(module, mean: torch.Tensor, basis: torch.Tensor) -> None:
     """
     basis = basis.to(module.decoder[0].weight.dtype)
     mean = mean.to(basis.dtype)
+    module.offset.zero_()  # the maps below work in the data's own units
+    module.scale.fill_(1.0)
     module.encoder[0].weight.copy_(basis.T)
     module.encoder[0].bias.copy_(-(basis.T @ mean))
     module.decoder[0].weight.copy_(basis)

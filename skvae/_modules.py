@@ -60,7 +60,36 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
                     )
 
 
-class AutoencoderModule(nn.Module):
+class ScaledIO(nn.Module):
+    """Networks that see standardised data and answer in the data's units.
+
+    The buffers ``offset`` (per-feature mean) and ``scale`` (one scalar, the
+    root mean variance) are set from the training data by :meth:`set_scaling`;
+    inputs enter as (x - offset) / scale and outputs leave as y * scale + offset.
+    Optimisation then runs in the same units whatever the data's location and
+    scale: an offset of 100 no longer overflows a log-variance head, and
+    Adam's steps mean the same on any data. The loss stays in the data's units.
+    """
+
+    def _init_scaling(self, n_features: int, dtype: torch.dtype) -> None:
+        self.register_buffer("offset", torch.zeros(n_features, dtype=dtype))
+        self.register_buffer("scale", torch.ones((), dtype=dtype))
+
+    @torch.no_grad()
+    def set_scaling(self, X: torch.Tensor) -> None:
+        """Per-feature mean and root mean variance of ``X`` (1 for constant data)."""
+        self.offset.copy_(X.mean(dim=0))
+        spread = torch.sqrt(X.var(dim=0, correction=0).mean())
+        self.scale.copy_(spread if spread > 0 and torch.isfinite(spread) else 1.0)
+
+    def scale_in(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.offset) / self.scale
+
+    def scale_out(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.scale + self.offset
+
+
+class AutoencoderModule(ScaledIO):
     """A deterministic encoder z = g(x) and decoder x_hat = f(z)."""
 
     def __init__(
@@ -75,25 +104,27 @@ class AutoencoderModule(nn.Module):
         hidden = list(hidden_layer_sizes)
         self.encoder = mlp([n_features, *hidden, n_components], activation, dtype)
         self.decoder = mlp([n_components, *hidden[::-1], n_features], activation, dtype)
+        self._init_scaling(n_features, dtype)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        return self.encoder(self.scale_in(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        return self.scale_out(self.decoder(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
 
-class GaussianEncoderModule(nn.Module):
+class GaussianEncoderModule(ScaledIO):
     """The VAE's networks: x -> (mean g(x), log variance log h(x)^2) and z -> f(z).
 
     The buffer ``log_noise_variance`` is the log of the Gaussian decoder's
     variance c, a single scalar shared by all features; when it is learned, the
     estimator sets it to its optimum during training.
     The buffer ``score_eps`` holds draws of eps ~ N(0, I), fixed once per fit,
-    with which the ELBO is estimated when it has no closed form.
+    with which the ELBO is estimated when it has no closed form. With
+    ``bernoulli=True`` the decoder returns logits, in no data units.
     """
 
     def __init__(
@@ -105,9 +136,12 @@ class GaussianEncoderModule(nn.Module):
         dtype: torch.dtype,
         noise_variance: float = 1.0,
         n_score_draws: int = 32,
+        bernoulli: bool = False,
     ) -> None:
         super().__init__()
         hidden = list(hidden_layer_sizes)
+        self.bernoulli = bernoulli
+        self.linear = not hidden  # a linear decoder: E_q of a Gaussian term is exact
         self.body = mlp([n_features, *hidden], activation, dtype)
         if hidden:
             self.body.append(ACTIVATIONS[activation]())
@@ -119,10 +153,12 @@ class GaussianEncoderModule(nn.Module):
             "log_noise_variance", torch.tensor(math.log(noise_variance), dtype=dtype)
         )
         self.register_buffer("score_eps", torch.zeros(n_score_draws, n_components, dtype=dtype))
+        self._init_scaling(n_features, dtype)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(x)
+        h = self.body(self.scale_in(x))
         return self.mean_head(h), self.logvar_head(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        out = self.decoder(z)
+        return out if self.bernoulli else self.scale_out(out)

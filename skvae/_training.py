@@ -73,15 +73,23 @@ class _Interrupt:
 
     def _handler(self, signum, frame) -> None:  # pragma: no cover - signal path
         self.requested = True
+        # a second Ctrl-C, during a long batch, interrupts as usual
+        signal.signal(signal.SIGINT, self._previous)
 
     @contextlib.contextmanager
     def armed(self) -> Iterator[_Interrupt]:
-        if threading.current_thread() is not threading.main_thread():
-            # Signal handlers can only be set from the main thread; elsewhere a
-            # KeyboardInterrupt is caught where it lands (see train()).
+        previous = (
+            signal.getsignal(signal.SIGINT)
+            if threading.current_thread() is threading.main_thread()
+            else None
+        )
+        if previous is None:
+            # Off the main thread, or a handler installed from C, we cannot
+            # (re)set handlers: a KeyboardInterrupt is caught where it lands.
             yield self
             return
-        previous = signal.signal(signal.SIGINT, self._handler)
+        self._previous = previous
+        signal.signal(signal.SIGINT, self._handler)
         try:
             yield self
         finally:
@@ -101,7 +109,7 @@ def to_device(X: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if X.element_size() * X.nelement() > 0.5 * free:
-            return X.pin_memory()
+            return X
     return X.to(device)
 
 
@@ -141,7 +149,7 @@ def _run_epoch(
     for start in range(0, len(perm), batch_size):
         xb = X[perm[start : start + batch_size]]
         if xb.device != device:
-            xb = xb.to(device, non_blocking=True)
+            xb = xb.to(device)
         loss = loss_fn(module, xb)
         if not first_loss:
             first_loss.append(float(loss.detach()))  # one sync per fit: divergence reference
@@ -172,7 +180,7 @@ def _validation_loss(
     return float(total) / len(idx)
 
 
-def _check_finite(loss: float, reference: float, epoch: int, lr: float) -> None:
+def _check_finite(loss: float, reference: float, epoch: int, lr: float | None) -> None:
     """Raise :class:`TrainingDiverged` if the loss is not finite or has exploded."""
     if not math.isfinite(reference):
         raise TrainingDiverged(
@@ -182,10 +190,14 @@ def _check_finite(loss: float, reference: float, epoch: int, lr: float) -> None:
     if not math.isfinite(loss) or (
         loss - reference > DIVERGENCE_FACTOR * max(abs(reference), 1e-12)
     ):
+        advice = (
+            f"Try a smaller learning_rate (got {lr!r}) or rescale the data"
+            if lr is not None
+            else "Try solver='adam' or rescale the data"
+        )
         raise TrainingDiverged(
             f"Training diverged at iteration {epoch}: the loss reached {loss:.4g} "
-            f"after starting at {reference:.4g}. Try a smaller learning_rate "
-            f"(got {lr!r}) or rescale the data (e.g. StandardScaler)."
+            f"after starting at {reference:.4g}. {advice} (e.g. StandardScaler)."
         )
 
 
@@ -346,9 +358,9 @@ def _train_lbfgs(
     """Full-batch L-BFGS with a strong-Wolfe line search; one iteration per step.
 
     Converges when the largest gradient entry is at most ``tol`` (as scipy's
-    ``gtol``), when the loss has not improved by ``tol / 100`` (relative) for
-    ``n_iter_no_change`` iterations, or when no step lowers the loss even after
-    the curvature memory is reset to steepest descent.
+    ``gtol``) or when the loss has not improved by ``tol / 100`` (relative) for
+    ``n_iter_no_change`` iterations. It stops, unconverged, when no step lowers
+    the loss even after the curvature memory is reset to steepest descent.
     """
     X = X.to(device)
     params = [p for p in module.parameters() if p.requires_grad]
@@ -393,7 +405,7 @@ def _train_lbfgs(
             break
         with torch.no_grad():
             loss = float(objective())
-        _check_finite(loss, reference, it, config.learning_rate)
+        _check_finite(loss, reference, it, None)  # L-BFGS has no learning rate
         history.loss_curve.append(loss)
         history.n_iter = it
         history.best_loss = min(history.best_loss, loss)
@@ -408,9 +420,8 @@ def _train_lbfgs(
             break
         if loss < previous:
             restarted = False
-        elif restarted:  # no descent even from a fresh steepest-descent start
-            history.converged = True
-            break
+        elif restarted:  # no descent even from a fresh steepest-descent start:
+            break  # stalled, not converged (the estimator warns)
         else:  # the curvature memory gave no descent direction: forget it
             optimizer.state.clear()
             restarted = True

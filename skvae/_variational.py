@@ -67,13 +67,15 @@ class VariationalAutoencoder(BaseAutoencoder):
         ``None``: 200 epochs, or 1000 L-BFGS iterations (each costs a few
         full-batch passes, and the linear VAE's flat directions need many).
     tol : float, default=1e-4
-        Relative improvement of the loss (or validation score) below which an
-        epoch counts as no improvement.
+        Adam: relative improvement of the loss (or validation score) below
+        which an epoch counts as no improvement. L-BFGS: converged when the
+        largest gradient entry is below ``tol`` or the loss improves by less
+        than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
         Epochs without improvement after which training stops.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows, stop on their ELBO and
-        restore the best epoch's weights.
+        Adam only: hold out ``validation_fraction`` of the rows, stop on their
+        ELBO and restore the best epoch's weights.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping``.
     weight_decay : float, default=0.0
@@ -90,14 +92,18 @@ class VariationalAutoencoder(BaseAutoencoder):
     ----------
     module_ : torch.nn.Module
         The trained encoder and decoder (on the CPU).
-    noise_variance_ : float
-        The Gaussian decoder's variance c (learned or as given).
+    noise_variance_ : float or None
+        The Gaussian decoder's variance c (learned or as given); None with
+        ``likelihood="bernoulli"``.
+    n_components_ : int
+        The latent width of the fitted model.
     n_iter_ : int
         Number of epochs (or L-BFGS iterations) run.
     loss_curve_ : list of float
         Mean training loss (minus the ELBO, nats per row) of each epoch.
     best_loss_ : float
-        Lowest epoch loss.
+        Lowest epoch loss (with ``early_stopping``: the training loss of the
+        epoch with the best validation score).
     validation_scores_ : list of float or None
         Mean validation ELBO of each epoch with ``early_stopping``.
     n_features_in_ : int
@@ -182,8 +188,14 @@ class VariationalAutoencoder(BaseAutoencoder):
         self.verbose = verbose
 
     # ---------------------------------------------------------------- set-up
-    def _exact_expectation(self) -> bool:
-        """A linear decoder with a Gaussian likelihood has a closed-form E_q."""
+    def _exact_expectation(self, module=None) -> bool:
+        """A linear decoder with a Gaussian likelihood has a closed-form E_q.
+
+        Fitted models answer from ``module`` (what was trained), not from
+        parameters that may have been changed since.
+        """
+        if module is not None:
+            return module.linear and not module.bernoulli
         return self.likelihood == "gaussian" and len(tuple(self.hidden_layer_sizes)) == 0
 
     def _solver(self):
@@ -217,32 +229,37 @@ class VariationalAutoencoder(BaseAutoencoder):
             self.activation,
             dtype,
             noise_variance=float(self.decoder_variance) if fixed else 1.0,
+            bernoulli=self.likelihood == "bernoulli",
         )
 
     def _fit_module(self, X, module, generator, device):
         # Draws fixed before training: the ELBO estimate used for validation and
         # score_samples sees the same eps for every row, whatever its batch.
-        eps = torch.randn(module.score_eps.shape, generator=generator, device=generator.device)
+        eps = torch.randn(
+            module.score_eps.shape,
+            generator=generator,
+            device=generator.device,
+            dtype=module.score_eps.dtype,
+        )
         module.score_eps.copy_(eps)
         return super()._fit_module(X, module, generator, device)
 
     def _after_fit(self, X, module, generator):
         if self.likelihood != "gaussian":
-            return {}
-        if self._learns_variance():
-            # the variance that maximises the ELBO of the final networks, from
-            # up to _VARIANCE_ROWS random training rows (all of them when fewer)
+            return {"noise_variance_": None}
+        if self._learns_variance() and self._solver() != "lbfgs":
+            # Mini-batches each set c for themselves; the final networks get the
+            # c that maximises their ELBO on up to _VARIANCE_ROWS random training
+            # rows. (Full-batch L-BFGS already set it from all rows.)
             rows = torch.randperm(len(X), generator=generator, device=generator.device)
             x = X[rows[:_VARIANCE_ROWS].cpu()]
-            # one fixed draw per row (cycling through score_eps): the mean over
-            # rows is the estimate, and it costs one decoder pass over x
-            eps = module.score_eps[torch.arange(len(x)) % len(module.score_eps)][None]
             with torch.inference_mode():
                 mean, logvar = module.encode(x)
-                sq = self._expected_sq_error(module, x, mean, logvar, eps)
-                module.log_noise_variance.copy_(self._optimal_log_variance(x, sq))
-            return {"noise_variance_": float(module.log_noise_variance.exp())}
-        return {"noise_variance_": float(self.decoder_variance)}
+                sq = self._expected_sq_error(module, x, mean, logvar, _cycled_draws(module, x))
+                module.log_noise_variance.copy_(self._optimal_log_variance(module, x, sq))
+        if not self._learns_variance():
+            return {"noise_variance_": float(self.decoder_variance)}  # as given, exactly
+        return {"noise_variance_": float(module.log_noise_variance.exp())}
 
     # -------------------------------------------------- the four verbs (+KL)
     def _encode(self, module, x):
@@ -257,7 +274,7 @@ class VariationalAutoencoder(BaseAutoencoder):
     def _decode(self, module, z):
         """The decoder's mean: f(z), or sigmoid(f(z)) for a Bernoulli decoder."""
         out = module.decode(z)
-        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+        return torch.sigmoid(out) if module.bernoulli else out
 
     @staticmethod
     def _kl(mean, logvar):
@@ -266,68 +283,75 @@ class VariationalAutoencoder(BaseAutoencoder):
 
     def _expected_sq_error(self, module, x, mean, logvar, eps):
         """E_q ||x - f(z)||^2 per row: exact for a linear decoder, else over ``eps``."""
-        if self._exact_expectation():
-            # E_q ||x - W z - b||^2 = ||x - W m - b||^2 + sum_j s_j^2 ||W_j||^2
+        if self._exact_expectation(module):
+            # f(z) = a (W z + b) + o (see ScaledIO), so
+            # E_q ||x - f(z)||^2 = ||x - f(m)||^2 + a^2 sum_j s_j^2 ||W_j||^2
             W = module.decoder[0].weight
-            spread = logvar.exp() @ torch.sum(W * W, dim=0)
+            spread = module.scale**2 * (logvar.exp() @ torch.sum(W * W, dim=0))
             return torch.sum((x - module.decode(mean)) ** 2, dim=-1) + spread
         z = self._reparameterize(mean, logvar, eps)
         return torch.sum((x - module.decode(z)) ** 2, dim=-1).mean(0)
 
     @staticmethod
-    def _optimal_log_variance(x, sq):
+    def _optimal_log_variance(module, x, sq):
         """log c maximising the Gaussian ELBO: c = mean E_q||x - f(z)||^2 / d.
 
-        Floored at 1e-6 of the data's mean square, so that a perfect fit (one
-        row, constant features) keeps a finite likelihood.
+        Floored at 1e-6 of the data's variance, so that a perfect fit (one row,
+        constant features) keeps a finite likelihood.
         """
-        floor = 1e-6 * torch.mean(x * x) + torch.finfo(x.dtype).tiny
+        floor = 1e-6 * module.scale**2 + torch.finfo(x.dtype).tiny
         return torch.log(torch.clamp(sq.mean() / x.shape[-1], min=floor))
 
     def _log_likelihood_rows(self, module, x, mean, logvar, eps, log_c):
         """E_q log p(x|z) per row."""
-        if self.likelihood == "bernoulli":
+        if module.bernoulli:
             logits = module.decode(self._reparameterize(mean, logvar, eps))
             bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
             return -bce.sum(-1).mean(0)
         sq = self._expected_sq_error(module, x, mean, logvar, eps)
         if log_c is None:  # learned: the exact maximiser for this batch (see _loss)
-            log_c = self._optimal_log_variance(x, sq.detach())
+            log_c = self._optimal_log_variance(module, x, sq.detach())
             module.log_noise_variance.copy_(log_c)
         # E_q log N(x; f(z), c I) = -E_q||x - f(z)||^2 / (2c) - d/2 log(2 pi c)
         return -0.5 * sq * torch.exp(-log_c) - 0.5 * x.shape[-1] * (_LOG_2PI + log_c)
 
-    def _elbo(self, module, x, eps, log_c):
-        """Per-row ELBO with ``beta``; eps has shape (n_draws, rows or 1, k)."""
+    def _elbo(self, module, x, eps, log_c, beta=1.0):
+        """Per-row E_q log p(x|z) - beta KL; eps has shape (n_draws, rows or 1, k)."""
         mean, logvar = module.encode(x)
         rec = self._log_likelihood_rows(module, x, mean, logvar, eps, log_c)
-        return rec - self.beta * self._kl(mean, logvar)
+        return rec - beta * self._kl(mean, logvar)
 
     def _loss(self, module, x, generator):
-        """Minus the ELBO, averaged over the rows of the batch.
+        """Minus the beta-weighted ELBO, averaged over the rows of the batch.
 
         A learned decoder variance is set to its exact maximiser for the batch,
         c = mean E_q||x - f(z)||^2 / d, rather than followed by gradient steps
         (which move log c by about the learning rate per step and lag far
         behind). Since dELBO/dc = 0 there, the gradient for the networks is
         the same as if c were a parameter at its optimum; the reconstruction
-        weight C = 1/(2c) tracks the fit as it improves.
+        weight C = 1/(2c) tracks the fit as it improves. Full-batch L-BFGS needs
+        a deterministic objective, so it uses one fixed draw per row.
         """
         eps = None
-        if not self._exact_expectation():
+        if self._exact_expectation(module):
+            pass
+        elif self._solver() == "lbfgs":
+            eps = _cycled_draws(module, x)
+        else:
             eps = torch.randn(
-                (1, len(x), self.n_components),
+                (1, len(x), module.score_eps.shape[1]),
                 generator=generator,
                 device=x.device,
                 dtype=x.dtype,
             )
         log_c = None if self._learns_variance() else module.log_noise_variance
-        return -self._elbo(module, x, eps, log_c).mean()
+        return -self._elbo(module, x, eps, log_c, self.beta).mean()
 
     def _score_copies(self):
-        return 1 if self._exact_expectation() else len(self.module_.score_eps)
+        return 1 if self._exact_expectation(self.module_) else len(self.module_.score_eps)
 
     def _score_rows(self, module, x):
+        """The ELBO itself (beta = 1), so that it bounds the log-likelihood."""
         return self._elbo(module, x, module.score_eps[:, None, :], module.log_noise_variance)
 
     # --------------------------------------------------------------- public
@@ -366,4 +390,10 @@ class VariationalAutoencoder(BaseAutoencoder):
         return super().score(X)
 
     def _draw_latent(self, n_samples, rng):
-        return rng.standard_normal((n_samples, self.n_components))
+        return rng.standard_normal((n_samples, self.n_components_))
+
+
+def _cycled_draws(module, x):
+    """One fixed draw per row, row i taking score_eps[i % n_draws]: shape (1, rows, k)."""
+    draws = module.score_eps
+    return draws[torch.arange(len(x), device=draws.device) % len(draws)][None]

@@ -192,3 +192,39 @@ def test_device_cpu_and_unknown_device(blobs):
     assert est.transform(blobs).shape == (len(blobs), 2)
     with pytest.raises(ValueError, match="device"):
         small(Autoencoder, device="nonsense").fit(blobs)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_results_do_not_depend_on_where_the_data_sits(cls, blobs):
+    """Like PCA, a constant offset shifts reconstructions and nothing else."""
+    est = small(cls, n_components=2).fit(blobs)
+    moved = small(cls, n_components=2).fit(blobs + 300.0)
+    np.testing.assert_allclose(moved.transform(blobs + 300.0), est.transform(blobs), atol=1e-6)
+    np.testing.assert_allclose(
+        moved.inverse_transform(moved.transform(blobs + 300.0)) - 300.0,
+        est.inverse_transform(est.transform(blobs)),
+        atol=1e-6,
+    )
+    assert moved.score(blobs + 300.0) == pytest.approx(est.score(blobs), rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_changing_parameters_after_fit_does_not_change_the_fitted_model(cls, blobs):
+    est = small(cls, n_components=2).fit(blobs)
+    Z, score = est.transform(blobs), est.score(blobs)
+    est.set_params(n_components=3)
+    if cls is VariationalAutoencoder:
+        est.set_params(likelihood="bernoulli", beta=0.1)
+    np.testing.assert_array_equal(est.transform(blobs), Z)
+    assert est.score(blobs) == score
+    assert len(est.get_feature_names_out()) == 2
+
+
+def test_bernoulli_vae_has_no_noise_variance_even_after_a_gaussian_fit(digits):
+    X, _ = digits
+    vae = small(VariationalAutoencoder).fit(X)
+    assert vae.noise_variance_ > 0
+    vae.set_params(likelihood="bernoulli").fit(X)
+    assert vae.noise_variance_ is None
+    recon = vae.inverse_transform(vae.transform(X[:5]))
+    assert np.all((recon >= 0) & (recon <= 1))

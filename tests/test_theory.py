@@ -223,3 +223,20 @@ def test_linear_autoencoder_converges_above_the_rank_and_on_constant_data():
     np.testing.assert_allclose(lae.explained_variance_[3:], 0, atol=1e-10)
     assert lae.n_iter_ < 100 and flat.n_iter_ < 100
     np.testing.assert_allclose(flat.inverse_transform(flat.transform(np.ones((2, 3)))), 1)
+
+
+def test_beta_weights_training_but_score_stays_a_lower_bound():
+    """score is the ELBO (beta = 1) whatever beta trained the model: it stays
+    below the probabilistic-PCA maximum likelihood, which bounds every linear
+    Gaussian model's log-likelihood."""
+    X = StandardScaler().fit_transform(_spiked(n=300))
+    best = _pca(X, 3).score(X)
+    scores = {}
+    for beta in (0.25, 1.0, 4.0):
+        vae = VariationalAutoencoder(
+            n_components=3, hidden_layer_sizes=(), beta=beta, random_state=0
+        ).fit(X)
+        scores[beta] = vae.score(X)
+        assert scores[beta] <= best + 1e-6
+    assert scores[1.0] == pytest.approx(best, rel=1e-3)
+    assert scores[0.25] < scores[1.0] and scores[4.0] < scores[1.0]
