@@ -76,17 +76,23 @@ class ScaledIO(nn.Module):
         self.register_buffer("scale", torch.ones((), dtype=dtype))
 
     @torch.no_grad()
-    def set_scaling(self, X: torch.Tensor) -> None:
-        """Per-feature mean and root mean variance of ``X`` (1 for constant data)."""
+    def set_scaling(self, X: torch.Tensor, max_rows: int = 4096) -> None:
+        """Per-feature mean of ``X``; root mean variance (1 for constant data).
+
+        The scale only conditions the optimisation, so it comes from at most
+        ``max_rows`` evenly spaced rows: a column-wise variance of all of X
+        would cost a few percent of a short fit.
+        """
         self.offset.copy_(X.mean(dim=0))
-        spread = torch.sqrt(X.var(dim=0, correction=0).mean())
+        rows = X[:: max(1, len(X) // max_rows)]
+        spread = torch.sqrt(rows.var(dim=0, correction=0).mean())
         self.scale.copy_(spread if spread > 0 and torch.isfinite(spread) else 1.0)
 
     def scale_in(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.offset) / self.scale
 
     def scale_out(self, y: torch.Tensor) -> torch.Tensor:
-        return y * self.scale + self.offset
+        return torch.addcmul(self.offset, y, self.scale)  # y * scale + offset, one kernel
 
 
 class AutoencoderModule(ScaledIO):
