@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import BaseAutoencoder
+from ._base import BaseAutoencoder, random_rows
 from ._modules import ACTIVATIONS, AutoencoderModule
 
 #: Rows of training data encoded after fit to estimate the codes' Gaussian.
@@ -44,10 +44,8 @@ class PointAutoencoder(BaseAutoencoder):
     def _after_fit(self, X, module, generator):
         # A random subset of rows is enough for a Gaussian in n_components
         # dimensions and keeps fit from paying for another pass over the data.
-        n = len(X)
-        rows = torch.randperm(n, generator=generator, device=generator.device)[:_MOMENT_ROWS]
         with torch.inference_mode():
-            Z = module.encode(X[rows.cpu()]).double().numpy()
+            Z = module.encode(random_rows(X, _MOMENT_ROWS, generator)).double().numpy()
         mean = Z.mean(axis=0)
         cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
         return {"latent_mean_": mean, "latent_covariance_": cov}

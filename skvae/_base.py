@@ -71,8 +71,15 @@ def _kept_on_failure(estimator, *names: str):
         raise
 
 
+def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Up to ``n`` rows of ``X`` drawn without replacement (all of them if fewer)."""
+    order = torch.randperm(len(X), generator=generator, device=generator.device)
+    return X[order[:n].to(X.device)]
+
+
 def _to_tensor(X: np.ndarray) -> torch.Tensor:
-    """Share memory with ``X`` when torch can; copy only a read-only array."""
+    """Share memory with ``X`` when torch can; copy only a read-only array
+    (torch warns on read-only memory)."""
     if not X.flags.writeable:
         X = X.copy()
     return torch.from_numpy(X)
@@ -267,10 +274,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         try:
             with torch.inference_mode():
                 for start in range(0, X.shape[0], step):
-                    rows = np.ascontiguousarray(X[start : start + step])
-                    if not rows.flags.writeable:  # torch warns on read-only memory
-                        rows = rows.copy()
-                    chunk = torch.from_numpy(rows)
+                    chunk = _to_tensor(np.ascontiguousarray(X[start : start + step]))
                     chunk = chunk.to(device=device, dtype=model_dtype)
                     res = fn(module, chunk)
                     out[start : start + step] = res.reshape(len(chunk), -1).cpu().numpy()

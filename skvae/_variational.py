@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseAutoencoder
+from ._base import BaseAutoencoder, random_rows
 from ._modules import ACTIVATIONS, GaussianEncoderModule
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -251,8 +251,7 @@ class VariationalAutoencoder(BaseAutoencoder):
             # Mini-batches each set c for themselves; the final networks get the
             # c that maximises their ELBO on up to _VARIANCE_ROWS random training
             # rows. (Full-batch L-BFGS already set it from all rows.)
-            rows = torch.randperm(len(X), generator=generator, device=generator.device)
-            x = X[rows[:_VARIANCE_ROWS].cpu()]
+            x = random_rows(X, _VARIANCE_ROWS, generator)
             with torch.inference_mode():
                 mean, logvar = module.encode(x)
                 sq = self._expected_sq_error(module, x, mean, logvar, _cycled_draws(module, x))
