@@ -27,12 +27,10 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._modules import init_parameters
-from ._training import TrainingConfig, TrainingDiverged, train
+from ._training import TrainingConfig, TrainingDiverged, as_tensor, map_rows, train
 
 _FLOATS = [np.float64, np.float32]
 _TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
-#: Elements per chunk of rows at inference: bounds the memory of transform & co.
-_CHUNK_ELEMENTS = 1 << 22
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -75,14 +73,6 @@ def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Te
     """Up to ``n`` rows of ``X`` drawn without replacement (all of them if fewer)."""
     order = torch.randperm(len(X), generator=generator, device=generator.device)
     return X[order[:n].to(X.device)]
-
-
-def _to_tensor(X: np.ndarray) -> torch.Tensor:
-    """Share memory with ``X`` when torch can; copy only a read-only array
-    (torch warns on read-only memory)."""
-    if not X.flags.writeable:
-        X = X.copy()
-    return torch.from_numpy(X)
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -216,7 +206,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
             module = self._build_module(X.shape[1], _TORCH_DTYPES[X.dtype])
             init_parameters(module, init_generator)
-            Xt = _to_tensor(X)
+            Xt = as_tensor(X)
             try:
                 history = self._fit_module(Xt, module, generator, device)
             except TrainingDiverged as exc:
@@ -251,36 +241,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     # -------------------------------------------------------------- inference
     def _map_rows(self, fn, X: np.ndarray, out_width: int, copies: int = 1) -> np.ndarray:
-        """Apply ``fn`` to chunks of rows on the device; output in X's dtype.
-
-        A chunk holds at most about ``_CHUNK_ELEMENTS`` activations of the widest
-        layer, times ``copies`` when ``fn`` runs each row several times (Monte
-        Carlo draws), so memory does not grow with the number of rows.
-        """
-        module = self.module_
-        model_dtype = next(module.parameters()).dtype
-        device = resolve_device(self.device)
-        out = np.empty((X.shape[0], out_width), dtype=X.dtype)
-        widest = max(
-            (
-                max(m.in_features, m.out_features)
-                for m in module.modules()
-                if isinstance(m, torch.nn.Linear)
-            ),
-            default=1,
-        )
-        step = max(1, _CHUNK_ELEMENTS // (max(widest, X.shape[1], out_width) * copies))
-        module.to(device)
-        try:
-            with torch.inference_mode():
-                for start in range(0, X.shape[0], step):
-                    chunk = _to_tensor(np.ascontiguousarray(X[start : start + step]))
-                    chunk = chunk.to(device=device, dtype=model_dtype)
-                    res = fn(module, chunk)
-                    out[start : start + step] = res.reshape(len(chunk), -1).cpu().numpy()
-        finally:
-            module.to("cpu")
-        return out
+        """``fn(module, rows)`` over chunks of X on the device; output in X's dtype."""
+        return map_rows(self.module_, fn, X, out_width, resolve_device(self.device), copies)
 
     def transform(self, X):
         """Encode ``X`` into the latent space.

@@ -11,7 +11,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-import skvae._base
+import skvae._training
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae.metrics import max_principal_angle
 
@@ -120,7 +120,7 @@ def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
     Z_whole = est.transform(X)
     S_whole = est.score(X)
     # room for 128 rows of the 8 features (64 rows of the deep models' 16-wide layer)
-    monkeypatch.setattr(skvae._base, "_CHUNK_ELEMENTS", 16 * 64)
+    monkeypatch.setattr(skvae._training, "CHUNK_ELEMENTS", 16 * 64)
     seen = []
     encode = est._encode
 
@@ -138,7 +138,7 @@ def test_monte_carlo_scoring_shrinks_its_chunks(monkeypatch):
     """score_samples runs every row once per fixed draw: chunks are that much smaller."""
     X = np.random.RandomState(0).normal(size=(600, 8))
     vae = small(VariationalAutoencoder, n_components=2).fit(X)
-    monkeypatch.setattr(skvae._base, "_CHUNK_ELEMENTS", 16 * 64 * len(vae.module_.score_eps))
+    monkeypatch.setattr(skvae._training, "CHUNK_ELEMENTS", 16 * 64 * len(vae.module_.score_eps))
     seen = []
     score_rows = vae._score_rows
 
