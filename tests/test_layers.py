@@ -1,0 +1,31 @@
+"""DESIGN.md's layers: who may import whom, and where training loops live."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "skvae"
+
+
+def _imported_modules(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield ("." * node.level) + (node.module or "")
+
+
+@pytest.mark.parametrize("name", ["_modules.py", "_training.py"])
+def test_torch_layers_do_not_import_sklearn_or_estimators(name):
+    imported = list(_imported_modules(PACKAGE / name))
+    assert not [m for m in imported if m.split(".")[0] == "sklearn"]
+    assert not [m for m in imported if m.startswith(".") and m not in {"._modules"}]
+
+
+@pytest.mark.parametrize("name", ["_base.py", "_linear.py", "_autoencoder.py", "_variational.py"])
+def test_estimators_write_no_training_loop(name):
+    source = (PACKAGE / name).read_text()
+    for marker in (".backward(", ".step(", "torch.optim"):
+        assert marker not in source, f"{name} contains {marker!r}"
