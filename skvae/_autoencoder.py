@@ -154,6 +154,13 @@ class Autoencoder(PointAutoencoder):
     LinearAutoencoder : The linear case, aligned with PCA.
     VariationalAutoencoder : A regular, generative latent space.
 
+    Notes
+    -----
+    The networks see standardised inputs, (x - mean) / scale with the
+    training mean and one overall scale, and answer in the data's units: the
+    loss and every output are in the data's units, and results do not depend
+    on where the data sits.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits

@@ -117,6 +117,13 @@ class VariationalAutoencoder(BaseAutoencoder):
     sklearn.decomposition.PCA : Its ``score`` is the probabilistic PCA
         log-likelihood, which the linear VAE's ELBO reaches.
 
+    Notes
+    -----
+    The networks see standardised inputs, (x - mean) / scale with the
+    training mean and one overall scale, and answer in the data's units: the
+    loss and every output are in the data's units, and results do not depend
+    on where the data sits.
+
     References
     ----------
     D. P. Kingma and M. Welling, "Auto-encoding variational Bayes", ICLR 2014.
