@@ -507,7 +507,11 @@ def fit_principal_subspace(
     ulps of the dtype), when the loss has been flat to that precision for
     ``n_iter_no_change`` steps, or after ``max_iter`` steps.
     """
-    X = X.to(device)
+    dtype = X.dtype
+    # float64 throughout: the Gram matrix squares the data's condition number,
+    # and float32 rounding alone can turn a subspace with close eigenvalues by
+    # about a degree. Only the result goes back to the data's dtype.
+    X = X.to(device=device, dtype=torch.float64)
     n, d = X.shape
     mean = X.mean(dim=0)
     Xc = X - mean
@@ -557,4 +561,4 @@ def fit_principal_subspace(
     history.best_loss = min(history.loss_curve)
     if wide:  # from the codes' basis to the decoder's: the rows' span Xc' Q
         Q = torch.linalg.qr(Xc.T @ Q).Q
-    return mean.cpu(), Q.cpu(), history
+    return mean.to("cpu", dtype), Q.to("cpu", dtype), history
