@@ -338,9 +338,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         weight C = 1/(2c) tracks the fit as it improves. Full-batch L-BFGS needs
         a deterministic objective, so it uses one fixed draw per row.
         """
-        eps = None
         if self._exact_expectation(module):
-            pass
+            eps = None  # not needed: E_q is exact
         elif self._solver() == "lbfgs":
             eps = _cycled_draws(module, x)
         else:
