@@ -191,12 +191,13 @@ class LinearAutoencoder(PointAutoencoder):
         n = len(X)
         with torch.no_grad():
             mean = X.mean(dim=0)
+            Xc = X - mean
             basis = torch.linalg.svd(module.decoder[0].weight, full_matrices=False).U
-            Z = (X - mean) @ basis
+            Z = Xc @ basis
             variances, rot = torch.linalg.eigh(Z.T @ Z / n)
             order = torch.argsort(variances, descending=True)
             basis, variances = basis @ rot[:, order], variances[order].clamp_min(0)
-            total = float(torch.sum((X - mean) ** 2)) / n
+            total = float(torch.linalg.vector_norm(Xc) ** 2) / n
         components = basis.T.numpy().copy()
         # sign convention of PCA: the largest |entry| of each component is positive
         _, components = svd_flip(None, components, u_based_decision=False)

@@ -48,16 +48,11 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
     gives), but the draws come from a local generator, so fits are reproducible
     and torch's global RNG is left alone.
     """
-    with torch.no_grad():
-        for sub in module.modules():
-            if isinstance(sub, nn.Linear):
-                bound = 1.0 / math.sqrt(max(sub.in_features, 1))
-                for p in (sub.weight, sub.bias):
-                    p.copy_(
-                        torch.empty(p.shape, dtype=p.dtype).uniform_(
-                            -bound, bound, generator=generator
-                        )
-                    )
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            bound = 1.0 / math.sqrt(max(sub.in_features, 1))
+            nn.init.uniform_(sub.weight, -bound, bound, generator=generator)
+            nn.init.uniform_(sub.bias, -bound, bound, generator=generator)
 
 
 class ScaledIO(nn.Module):

@@ -161,13 +161,14 @@ def map_rows(
 
 def split_indices(
     n_samples: int, validation_fraction: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Shuffle row indices into a training part and a validation part."""
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Shuffle row indices into training rows (on the generator's device) and
+    validation rows (on the CPU); (None, None) when too few rows to hold any out."""
     n_val = int(round(validation_fraction * n_samples))
     if n_val < 1 or n_samples - n_val < 1:
-        return torch.arange(n_samples), None
-    perm = torch.randperm(n_samples, generator=generator, device=generator.device).cpu()
-    return perm[n_val:], perm[:n_val]
+        return None, None
+    perm = torch.randperm(n_samples, generator=generator, device=generator.device)
+    return perm[n_val:], perm[:n_val].cpu()
 
 
 # --------------------------------------------------------------------------- #
@@ -178,16 +179,22 @@ def _run_epoch(
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
     X: torch.Tensor,
-    train_idx: torch.Tensor,
+    train_idx: torch.Tensor | None,
     batch_size: int,
     generator: torch.Generator,
     device: torch.device,
     interrupt: _Interrupt,
     first_loss: list[float],
 ) -> tuple[torch.Tensor, int]:
-    """One pass over shuffled mini-batches; returns (sum of batch losses x rows, rows)."""
-    # train_idx lives on the generator's device (see _train_adam)
-    perm = train_idx[torch.randperm(len(train_idx), generator=generator, device=generator.device)]
+    """One pass over shuffled mini-batches; returns (sum of batch losses x rows, rows).
+
+    ``train_idx`` (on the generator's device) selects the training rows when
+    some are held out for validation; None means every row of X trains.
+    """
+    n_train = len(X) if train_idx is None else len(train_idx)
+    perm = torch.randperm(n_train, generator=generator, device=generator.device)
+    if train_idx is not None:
+        perm = train_idx[perm]
     if perm.device != X.device:
         perm = perm.to(X.device)
     total = torch.zeros((), dtype=torch.float64, device=device)
@@ -333,11 +340,10 @@ def _train_adam(
     train_idx, val_idx = (
         split_indices(len(X), config.validation_fraction, generator)
         if config.early_stopping
-        else (torch.arange(len(X)), None)
+        else (None, None)
     )
+    n_train = len(X) if train_idx is None else len(train_idx)
     X = to_device(X, device)
-    if generator.device != torch.device("cpu"):
-        train_idx = train_idx.to(generator.device)
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -358,7 +364,7 @@ def _train_adam(
             interrupt,
             first_loss,
         )
-        if interrupt.requested and seen < len(train_idx):
+        if interrupt.requested and seen < n_train:
             history.interrupted = True
             break
         loss = float(total) / seen

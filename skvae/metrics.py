@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import subspace_angles
+from sklearn.metrics import mean_squared_error
 from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = [
@@ -43,7 +44,7 @@ def reconstruction_error(estimator, X) -> float:
     """
     X = check_array(X, dtype=[np.float64, np.float32])
     X_hat = np.asarray(estimator.inverse_transform(estimator.transform(X)))
-    return float(np.mean((X_hat - X) ** 2, dtype=np.float64))
+    return float(mean_squared_error(X, X_hat))
 
 
 def linear_basis(obj) -> np.ndarray:
