@@ -113,6 +113,19 @@ def test_rows_do_not_depend_on_their_batch(cls, dtype, atol):
             np.testing.assert_allclose(est.score_samples(X[i : i + 1]), s[i : i + 1], rtol=atol)
 
 
+def _record_chunk_sizes(monkeypatch, est, hook):
+    """Replace est.<hook> by a wrapper that records how many rows each call gets."""
+    seen = []
+    original = getattr(est, hook)
+
+    def spy(module, x):
+        seen.append(len(x))
+        return original(module, x)
+
+    monkeypatch.setattr(est, hook, spy)
+    return seen
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
     X = np.random.RandomState(0).normal(size=(2000, 8))
@@ -121,14 +134,7 @@ def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
     S_whole = est.score(X)
     # room for 128 rows of the 8 features (64 rows of the deep models' 16-wide layer)
     monkeypatch.setattr(skvae._training, "CHUNK_ELEMENTS", 16 * 64)
-    seen = []
-    encode = est._encode
-
-    def spy(module, x):
-        seen.append(len(x))
-        return encode(module, x)
-
-    monkeypatch.setattr(est, "_encode", spy)
+    seen = _record_chunk_sizes(monkeypatch, est, "_encode")
     np.testing.assert_allclose(est.transform(X), Z_whole, rtol=1e-12, atol=1e-12)
     assert max(seen) <= 128 and len(seen) >= len(X) // 128 and sum(seen) == len(X)
     assert est.score(X) == pytest.approx(S_whole, rel=1e-12)
@@ -139,14 +145,7 @@ def test_monte_carlo_scoring_shrinks_its_chunks(monkeypatch):
     X = np.random.RandomState(0).normal(size=(600, 8))
     vae = small(VariationalAutoencoder, n_components=2).fit(X)
     monkeypatch.setattr(skvae._training, "CHUNK_ELEMENTS", 16 * 64 * len(vae.module_.score_eps))
-    seen = []
-    score_rows = vae._score_rows
-
-    def spy(module, x):
-        seen.append(len(x))
-        return score_rows(module, x)
-
-    monkeypatch.setattr(vae, "_score_rows", spy)
+    seen = _record_chunk_sizes(monkeypatch, vae, "_score_rows")
     vae.score_samples(X)
     assert max(seen) == 64 and sum(seen) == len(X)
 
