@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseAutoencoder, random_rows
 from ._modules import ACTIVATIONS, AutoencoderModule
+from ._training import Objective
 
 #: Rows of training data encoded after fit to estimate the codes' Gaussian.
 _MOMENT_ROWS = 2048
@@ -29,8 +30,18 @@ class PointAutoencoder(BaseAutoencoder):
     def _activation(self):
         return self.activation
 
-    def _loss(self, module, x, generator):
-        return F.mse_loss(module(x), x)
+    def _objective(self, module, generator):
+        def loss(module, x):  # mean squared error, in standardised units
+            xs = module.scale_in(x)
+            return F.mse_loss(module.decoder(module.encoder(xs)), xs)
+
+        return Objective(loss)
+
+    def _in_data_units(self, module, loss):
+        return loss * float(module.scale) ** 2
+
+    def _start_at_pca(self, module, components, variances, noise_variance):
+        module.start_at_pca(components)
 
     def _encode(self, module, x):
         return module.encode(x)
@@ -84,6 +95,13 @@ class Autoencoder(PointAutoencoder):
     a Gaussian fitted to the training codes, which may land where no training
     point was encoded.
 
+    Each network is a linear map plus an MLP correction. With ``init="pca"``
+    (the default) the linear maps start at PCA's solution and the corrections
+    at zero, so training starts exactly at PCA's reconstruction; held-out rows
+    (``early_stopping``) decide when to stop, and the best weights, the start
+    included, are kept. On held-out data the model is therefore at least as
+    good as PCA, and better wherever the data is curved.
+
     Parameters
     ----------
     n_components : int, default=2
@@ -93,6 +111,11 @@ class Autoencoder(PointAutoencoder):
         ``()`` makes both maps linear.
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, default="relu"
         Nonlinearity between hidden layers.
+    init : {"pca", "random"}, default="pca"
+        ``"pca"``: the linear maps start at PCA's solution (computed from all
+        training rows, in closed form) and the MLP corrections at zero.
+        ``"random"``: every layer starts from PyTorch's default random
+        initialisation.
     solver : {"adam", "lbfgs"}, default="adam"
         Mini-batch Adam, or full-batch L-BFGS (small data sets).
     batch_size : int, default=128
@@ -100,18 +123,22 @@ class Autoencoder(PointAutoencoder):
     learning_rate : float, default=1e-3
         Adam's step size.
     max_iter : int, default=200
-        Maximum number of epochs (L-BFGS: iterations).
+        Maximum number of epochs (L-BFGS: iterations): a safety limit; fits
+        normally end by the ``n_iter_no_change`` rule.
     tol : float, default=1e-4
-        Adam: relative improvement of the loss (with ``early_stopping``, of the
-        validation score) below which an epoch counts as no improvement.
-        L-BFGS: converged when the largest gradient entry is below ``tol`` or
-        the loss improves by less than ``tol / 100`` (relative) for
-        ``n_iter_no_change`` iterations.
+        Adam: relative improvement of the validation score (without held-out
+        rows, of the training loss) below which an epoch counts as no
+        improvement. L-BFGS: converged when the largest gradient entry is
+        below ``tol`` times the starting loss or the loss improves by less
+        than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
         Epochs without improvement after which training stops.
-    early_stopping : bool, default=False
+    early_stopping : bool, default=True
         Adam only: hold out ``validation_fraction`` of the rows, stop on their
-        score and restore the weights of the best epoch.
+        score and restore the weights of the best candidate; the starting point
+        is the first candidate. With too few rows to hold any out (fewer than
+        ``0.5 / validation_fraction``), or with ``False``, training stops on
+        the training loss instead and keeps the last weights.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping``.
     weight_decay : float, default=0.0
@@ -135,11 +162,14 @@ class Autoencoder(PointAutoencoder):
         Number of epochs run.
     loss_curve_ : list of float
         Mean training loss of each epoch.
-    best_loss_ : float
-        Lowest epoch loss (with ``early_stopping``: the training loss of the
-        epoch with the best validation score).
+    best_loss_ : float or None
+        Lowest epoch loss; None when held-out rows decide (see
+        ``best_validation_score_``), as in scikit-learn's MLPs.
     validation_scores_ : list of float or None
-        Validation score (minus the MSE) of each epoch with ``early_stopping``.
+        Validation score (minus the MSE) of the starting point, then of each
+        epoch, with held-out rows; None without.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``: the kept weights' score.
     latent_mean_ : ndarray of shape (n_components,)
         Mean of the training codes (of up to 2048 random training rows).
     latent_covariance_ : ndarray of shape (n_components, n_components)
@@ -157,9 +187,10 @@ class Autoencoder(PointAutoencoder):
     Notes
     -----
     The networks see standardised inputs, (x - mean) / scale with the
-    training mean and one overall scale, and answer in the data's units: the
-    loss and every output are in the data's units, and results do not depend
-    on where the data sits.
+    training mean and one overall scale, and answer in the data's units.
+    Training minimises the loss in those standardised units, so the data's
+    location and units do not change the result; the reported losses and
+    every output are in the data's units.
 
     Examples
     --------
@@ -177,6 +208,7 @@ class Autoencoder(PointAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "init": [StrOptions({"pca", "random"})],
         "solver": [StrOptions({"adam", "lbfgs"})],
     }
 
@@ -186,13 +218,14 @@ class Autoencoder(PointAutoencoder):
         *,
         hidden_layer_sizes=(256, 128),
         activation="relu",
+        init="pca",
         solver="adam",
         batch_size=128,
         learning_rate=1e-3,
         max_iter=200,
         tol=1e-4,
         n_iter_no_change=10,
-        early_stopping=False,
+        early_stopping=True,
         validation_fraction=0.1,
         weight_decay=0.0,
         random_state=None,
@@ -202,6 +235,7 @@ class Autoencoder(PointAutoencoder):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.init = init
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate = learning_rate

@@ -1,15 +1,16 @@
 """The scikit-learn contract shared by the three estimators.
 
 A subclass says only what differs: how its networks are built
-(:meth:`_build_module`), its loss (:meth:`_loss`), how it encodes, decodes and
-scores rows, and how it draws latent points for :meth:`sample`. Training itself
-is delegated to :mod:`skvae._training`.
+(:meth:`_build_module`) and started at PCA's solution, its objective, how it
+encodes, decodes and scores rows, and how it draws latent points for
+:meth:`sample`. Training itself is delegated to :mod:`skvae._training`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import warnings
 from numbers import Integral, Real
 
@@ -27,7 +28,16 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._modules import init_parameters
-from ._training import TrainingConfig, TrainingDiverged, as_tensor, map_rows, train
+from ._subspace import moments, principal_components
+from ._training import (
+    History,
+    Objective,
+    TrainingConfig,
+    TrainingDiverged,
+    as_tensor,
+    map_rows,
+    train,
+)
 
 _FLOATS = [np.float64, np.float32]
 _TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
@@ -76,7 +86,13 @@ def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Te
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Shared fit/transform/inverse_transform/score/sample for torch autoencoders."""
+    """Shared fit/transform/inverse_transform/score/sample for torch autoencoders.
+
+    A subclass says what differs: how its networks are built
+    (:meth:`_build_module`) and started at PCA (:meth:`_start_at_pca`), what
+    they minimise (:meth:`_objective`), and how they encode, decode, score rows
+    and draw latent points.
+    """
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -97,9 +113,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _build_module(self, n_features: int, dtype: torch.dtype) -> torch.nn.Module:
         raise NotImplementedError
 
-    def _loss(self, module, x, generator):  # training loss, a mean over rows
-        raise NotImplementedError
-
     def _encode(self, module, x):  # deterministic code of each row
         raise NotImplementedError
 
@@ -112,16 +125,26 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _draw_latent(self, n_samples: int, rng: np.random.RandomState) -> np.ndarray:
         raise NotImplementedError
 
+    def _objective(self, module, generator) -> Objective:
+        """The training objective, in the networks' standardised units."""
+        raise NotImplementedError
+
+    def _in_data_units(self, module, loss: float) -> float:
+        """A training or validation loss, from standardised to the data's units."""
+        return loss
+
+    def _start_at_pca(self, module, components, variances, noise_variance) -> None:
+        """Set ``module`` to PCA's solution (standardised units, ddof=1)."""
+        raise NotImplementedError
+
     def _solver(self) -> str:
         return self.solver
 
     def _max_iter(self) -> int:
         return self.max_iter
 
-    def _fit_module(self, X, module, generator, device):
-        """Train ``module`` on the tensor ``X``; returns the training history."""
-        module.set_scaling(X)
-        config = TrainingConfig(
+    def _training_config(self) -> TrainingConfig:
+        return TrainingConfig(
             solver=self._solver(),
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
@@ -133,15 +156,46 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             weight_decay=self.weight_decay,
             verbose=self.verbose,
         )
-        return train(
+
+    def _fit_module(self, X, module, generator, device) -> History:
+        """Train ``module`` on the tensor ``X``; returns the history in data units."""
+        module.set_scaling(X)
+        if getattr(self, "init", "random") == "pca":
+            self._pca_start(X, module, generator, device)
+        history = train(
             module,
-            lambda m, xb: self._loss(m, xb, generator),
+            self._objective(module, generator),
             X,
-            config,
+            self._training_config(),
             generator,
             device,
-            validation_loss_fn=lambda m, xb: -self._score_rows(m, xb).mean(),
         )
+        to_data = functools.partial(self._in_data_units, module)
+        history.loss_curve = [to_data(loss) for loss in history.loss_curve]
+        if history.best_loss is not None:
+            history.best_loss = to_data(history.best_loss)
+        history.validation_scores = [-to_data(-s) for s in history.validation_scores]
+        if history.best_validation_score is not None:
+            history.best_validation_score = -to_data(-history.best_validation_score)
+        return history
+
+    def _pca_start(self, X, module, generator, device) -> None:
+        """PCA's solution on all of X, in the networks' standardised units.
+
+        Variances use ddof=1 and the noise variance is the mean variance of the
+        discarded directions, both as :class:`sklearn.decomposition.PCA`
+        computes them, so the start reproduces PCA (and its ``score``) exactly.
+        """
+        n, d = X.shape
+        mom = moments(X, device)
+        k = min(self.n_components, n - 1, d)
+        components, variances = principal_components(mom, k, generator)
+        ddof = n / max(n - 1, 1) / float(module.scale) ** 2
+        rest = max(min(n, d) - k, 0)
+        noise = (mom.total_variance - float(variances.sum())) * ddof / rest if rest else 0.0
+        with torch.no_grad():
+            module.offset.copy_(mom.mean)
+        self._start_at_pca(module, components, variances * ddof, max(noise, 0.0))
 
     def _after_fit(self, X: torch.Tensor, module, generator) -> dict:
         """Extra fitted attributes computed from the trained module."""
@@ -219,7 +273,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve
         self.best_loss_ = history.best_loss
-        self.validation_scores_ = history.validation_scores if history.validation_scores else None
+        self.validation_scores_ = history.validation_scores or None
+        self.best_validation_score_ = history.best_validation_score
         for name, value in extra.items():
             setattr(self, name, value)
         if history.interrupted:
@@ -227,7 +282,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"Training was interrupted after {history.n_iter} complete "
                 "iterations; the model keeps the weights it had reached.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,  # fit, sklearn's _fit_context wrapper, the caller
             )
         elif not history.converged:
             warnings.warn(
@@ -235,7 +290,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"the loss stopped improving by tol={self.tol}; consider raising "
                 "max_iter.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         return self
 

@@ -9,7 +9,8 @@ from sklearn.utils.extmath import svd_flip
 
 from ._autoencoder import PointAutoencoder
 from ._base import BaseAutoencoder
-from ._training import TrainingConfig, fit_principal_subspace
+from ._subspace import leading_subspace, moments, principal_axes
+from ._training import TrainingConfig
 
 
 class LinearAutoencoder(PointAutoencoder):
@@ -170,6 +171,7 @@ class LinearAutoencoder(PointAutoencoder):
             )
 
     def _fit_module(self, X, module, generator, device):
+        self._moments = moments(X, device)  # shared with _after_fit, then dropped
         if self.solver != "als":
             return super()._fit_module(X, module, generator, device)
         config = TrainingConfig(
@@ -178,43 +180,41 @@ class LinearAutoencoder(PointAutoencoder):
             n_iter_no_change=self.n_iter_no_change,
             verbose=self.verbose,
         )
-        mean, basis, history = fit_principal_subspace(
-            X, self.n_components, config, generator, device
-        )
-        _set_projection(module, mean, basis)
-        return history
+        self._axes = leading_subspace(self._moments, self.n_components, config, generator)
+        return self._axes[2]
 
     def _after_fit(self, X, module, generator):
-        # Plaut (2018): an SVD of the learned decoder gives an orthonormal basis
-        # of its span; the eigenvectors of the codes' covariance in that basis
-        # rotate it to principal directions ordered by variance.
-        n = len(X)
-        with torch.no_grad():
-            mean = X.mean(dim=0)
-            Xc = X - mean
-            basis = torch.linalg.svd(module.decoder[0].weight, full_matrices=False).U
-            Z = Xc @ basis
-            variances, rot = torch.linalg.eigh(Z.T @ Z / n)
-            order = torch.argsort(variances, descending=True)
-            basis, variances = basis @ rot[:, order], variances[order].clamp_min(0)
-            total = float(torch.linalg.vector_norm(Xc) ** 2) / n
-        components = basis.T.numpy().copy()
+        mom = self.__dict__.pop("_moments")
+        if "_axes" in self.__dict__:  # ALS: already the principal axes
+            basis, variances, _ = self.__dict__.pop("_axes")
+        else:
+            # Plaut (2018): an SVD of the learned decoder gives an orthonormal
+            # basis of its span; the principal axes of the data within that span
+            # order it by variance.
+            weight = module.decoder.linear.weight.detach().to(mom.mean)
+            learned = torch.linalg.svd(weight, full_matrices=False).U
+            basis, variances = principal_axes(mom, learned)
+        n = mom.n_samples
+        components = basis.T.cpu().numpy()
         # sign convention of PCA: the largest |entry| of each component is positive
         _, components = svd_flip(None, components, u_based_decision=False)
         ddof_scale = n / max(n - 1, 1)
-        explained_variance = variances.numpy() * ddof_scale
-        total *= ddof_scale
+        explained_variance = variances.cpu().numpy() * ddof_scale
+        total = mom.total_variance * ddof_scale
+        dtype = module.decoder.linear.weight.dtype
+        mean = mom.mean.to("cpu", dtype)
         _set_projection(module, mean, torch.from_numpy(components.T))
         k = self.n_components
+        np_dtype = mean.numpy().dtype
         return {
-            "components_": components,
-            "explained_variance_": explained_variance,
-            "explained_variance_ratio_": explained_variance / total
+            "components_": components.astype(np_dtype),
+            "explained_variance_": explained_variance.astype(np_dtype),
+            "explained_variance_ratio_": (explained_variance / total).astype(np_dtype)
             if total > 0
-            else np.zeros(k, dtype=explained_variance.dtype),
+            else np.zeros(k, dtype=np_dtype),
             "mean_": mean.numpy().copy(),
             "latent_mean_": np.zeros(k),
-            "latent_covariance_": np.diag(explained_variance.astype(np.float64)),
+            "latent_covariance_": np.diag(explained_variance),
         }
 
 
@@ -225,11 +225,9 @@ def _set_projection(module, mean: torch.Tensor, basis: torch.Tensor) -> None:
     Encoder z = basis' (x - mean), decoder x_hat = basis z + mean: for an
     orthonormal decoder this encoder is the exact least-squares one.
     """
-    basis = basis.to(module.decoder[0].weight.dtype)
+    basis = basis.to(module.decoder.linear.weight.dtype)
     mean = mean.to(basis.dtype)
     module.offset.zero_()  # the maps below work in the data's own units
     module.scale.fill_(1.0)
-    module.encoder[0].weight.copy_(basis.T)
-    module.encoder[0].bias.copy_(-(basis.T @ mean))
-    module.decoder[0].weight.copy_(basis)
-    module.decoder[0].bias.copy_(mean)
+    module.encoder.start_linear(basis.T, -(basis.T @ mean))
+    module.decoder.start_linear(basis, mean)

@@ -11,7 +11,10 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+_LOG_2PI = math.log(2 * math.pi)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -61,9 +64,12 @@ class ScaledIO(nn.Module):
     The buffers ``offset`` (per-feature mean) and ``scale`` (one scalar, the
     root mean variance) are set from the training data by :meth:`set_scaling`;
     inputs enter as (x - offset) / scale and outputs leave as y * scale + offset.
-    Optimisation then runs in the same units whatever the data's location and
-    scale: an offset of 100 no longer overflows a log-variance head, and
-    Adam's steps mean the same on any data. The loss stays in the data's units.
+    The estimators compute their training losses in these standardised units
+    too, so optimisation is the same whatever the data's location and units:
+    X, 1e-3 X and 1e3 X train identically up to rounding, Adam's epsilon and
+    any absolute tolerance mean the same on any data, and an offset of 100
+    cannot overflow a log-variance head. Losses and scores are reported in the
+    data's units.
     """
 
     def _init_scaling(self, n_features: int, dtype: torch.dtype) -> None:
@@ -90,8 +96,58 @@ class ScaledIO(nn.Module):
         return torch.addcmul(self.offset, y, self.scale)  # y * scale + offset, one kernel
 
 
+class LinearPlusMLP(nn.Module):
+    """y = A x + b + g(x): an affine map plus an MLP correction g.
+
+    Without hidden layers there is no correction and the map is affine. After
+    :meth:`start_linear` the correction's last layer is zero, so the map starts
+    as exactly the affine map it contains and training learns a nonlinear
+    correction on top of it.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        dtype: torch.dtype,
+    ) -> None:
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        self.linear = _linear(n_in, n_out, dtype)
+        self.correction = mlp([n_in, *hidden, n_out], activation, dtype) if hidden else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(x)
+        return y if self.correction is None else y + self.correction(x)
+
+    @torch.no_grad()
+    def start_linear(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        """Set the affine map to (weight, bias) and the correction to zero."""
+        self.linear.weight.copy_(weight)
+        if bias is None:
+            self.linear.bias.zero_()
+        else:
+            self.linear.bias.copy_(bias)
+        if self.correction is not None:
+            self.correction[-1].weight.zero_()
+            self.correction[-1].bias.zero_()
+
+
+def _padded(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """``rows`` with zero rows appended up to ``n_rows``."""
+    out = rows.new_zeros((n_rows, *rows.shape[1:]))
+    out[: len(rows)] = rows
+    return out
+
+
 class AutoencoderModule(ScaledIO):
-    """A deterministic encoder z = g(x) and decoder x_hat = f(z)."""
+    """A deterministic encoder z = g(x) and decoder x_hat = f(z).
+
+    Each is an affine map plus an MLP correction (:class:`LinearPlusMLP`), and
+    both work in standardised units (see :class:`ScaledIO`).
+    """
 
     def __init__(
         self,
@@ -103,8 +159,8 @@ class AutoencoderModule(ScaledIO):
     ) -> None:
         super().__init__()
         hidden = list(hidden_layer_sizes)
-        self.encoder = mlp([n_features, *hidden, n_components], activation, dtype)
-        self.decoder = mlp([n_components, *hidden[::-1], n_features], activation, dtype)
+        self.encoder = LinearPlusMLP(n_features, n_components, hidden, activation, dtype)
+        self.decoder = LinearPlusMLP(n_components, n_features, hidden[::-1], activation, dtype)
         self._init_scaling(n_features, dtype)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,13 +172,30 @@ class AutoencoderModule(ScaledIO):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
+    @torch.no_grad()
+    def start_at_pca(self, components: torch.Tensor) -> None:
+        """Start as PCA: encoder V'x, decoder V z, corrections zero.
+
+        ``components`` (n_features x k', k' <= n_components) are orthonormal
+        principal axes of the standardised data; latent dimensions beyond k'
+        start unused.
+        """
+        V = _padded(components.T, self.encoder.linear.out_features)
+        self.encoder.start_linear(V)
+        self.decoder.start_linear(V.T)
+
 
 class GaussianEncoderModule(ScaledIO):
     """The VAE's networks: x -> (mean g(x), log variance log h(x)^2) and z -> f(z).
 
+    With hidden layers, the mean is an affine map of x plus an MLP head on a
+    shared body, the log variance an MLP head on that body, and the decoder an
+    affine map plus an MLP correction; without them all three are affine.
+    Everything works in standardised units (see :class:`ScaledIO`).
+
     The buffer ``log_noise_variance`` is the log of the Gaussian decoder's
-    variance c, a single scalar shared by all features; when it is learned, the
-    estimator sets it to its optimum during training.
+    variance c (standardised units), a single scalar shared by all features;
+    when it is learned, the estimator sets it from each epoch's training rows.
     The buffer ``score_eps`` holds draws of eps ~ N(0, I), fixed once per fit,
     with which the ELBO is estimated when it has no closed form. With
     ``bernoulli=True`` the decoder returns logits, in no data units.
@@ -135,7 +208,6 @@ class GaussianEncoderModule(ScaledIO):
         hidden_layer_sizes: Sequence[int],
         activation: str,
         dtype: torch.dtype,
-        noise_variance: float = 1.0,
         n_score_draws: int = 32,
         bernoulli: bool = False,
     ) -> None:
@@ -147,19 +219,102 @@ class GaussianEncoderModule(ScaledIO):
         if hidden:
             self.body.append(ACTIVATIONS[activation]())
         width = hidden[-1] if hidden else n_features
+        self.skip = _linear(n_features, n_components, dtype) if hidden else None
         self.mean_head = _linear(width, n_components, dtype)
         self.logvar_head = _linear(width, n_components, dtype)
-        self.decoder = mlp([n_components, *hidden[::-1], n_features], activation, dtype)
-        self.register_buffer(
-            "log_noise_variance", torch.tensor(math.log(noise_variance), dtype=dtype)
-        )
+        self.decoder = LinearPlusMLP(n_components, n_features, hidden[::-1], activation, dtype)
+        self.register_buffer("log_noise_variance", torch.zeros((), dtype=dtype))
         self.register_buffer("score_eps", torch.zeros(n_score_draws, n_components, dtype=dtype))
         self._init_scaling(n_features, dtype)
 
+    def encode_standardised(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(xs)
+        mean = self.mean_head(h)
+        if self.skip is not None:
+            mean = mean + self.skip(xs)
+        return mean, self.logvar_head(h)
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(self.scale_in(x))
-        return self.mean_head(h), self.logvar_head(h)
+        return self.encode_standardised(self.scale_in(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         out = self.decoder(z)
         return out if self.bernoulli else self.scale_out(out)
+
+    def expected_sq_error(
+        self, xs: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None
+    ) -> torch.Tensor:
+        """E_q ||xs - f(z)||^2 per row, in standardised units.
+
+        Exact for a linear decoder f(z) = W z + b:
+        ||xs - f(m)||^2 + sum_j s_j^2 ||W_j||^2. Otherwise an average over
+        z = m + s * eps for the draws ``eps`` (n_draws x rows-or-1 x k).
+        """
+        if self.linear:
+            W = self.decoder.linear.weight
+            spread = logvar.exp() @ torch.sum(W * W, dim=0)
+            return torch.sum((xs - self.decoder(mean)) ** 2, dim=-1) + spread
+        z = reparameterize(mean, logvar, eps)
+        return torch.sum((xs - self.decoder(z)) ** 2, dim=-1).mean(0)
+
+    @torch.no_grad()
+    def start_at_ppca(
+        self, components: torch.Tensor, variances: torch.Tensor, noise_variance: float
+    ) -> None:
+        """Start at the probabilistic-PCA optimum (Tipping & Bishop, 1999).
+
+        With principal axes U (``components``, standardised units), their
+        variances L and the noise variance s2, pPCA's decoder is
+        W = U (L - s2 I)^(1/2) with variance c = s2, and its exact posterior is
+        N(M^-1 W' x, s2 M^-1) with M = W'W + s2 I = L: a linear mean and a
+        constant log-variance log(s2 / L). Corrections start at zero, so the
+        ELBO starts equal to pPCA's log-likelihood. Latent dimensions beyond
+        the given axes start at the prior and are ignored by the decoder. A
+        Bernoulli decoder starts at the features' mean probabilities.
+        """
+        k = self.mean_head.out_features
+        s2 = torch.as_tensor(noise_variance, dtype=variances.dtype)
+        L = variances.clamp_min(s2)
+        root = torch.sqrt(L - s2)
+        posterior_mean = _padded((root / L)[:, None] * components.T, k)
+        mean_map = self.skip if self.skip is not None else self.mean_head
+        mean_map.weight.copy_(posterior_mean)
+        mean_map.bias.zero_()
+        if self.skip is not None:
+            self.mean_head.weight.zero_()
+            self.mean_head.bias.zero_()
+        self.logvar_head.weight.zero_()
+        self.logvar_head.bias.copy_(_padded(torch.log(s2 / L), k))
+        W = _padded((components * root).T, k).T
+        if self.bernoulli:
+            p = self.offset.clamp(1e-3, 1 - 1e-3)
+            self.decoder.start_linear(torch.zeros_like(W), torch.log(p / (1 - p)))
+        else:
+            self.decoder.start_linear(W)
+            self.log_noise_variance.copy_(torch.log(s2))
+
+
+# --------------------------------------------------------------------------- #
+# The VAE's distributions, as pure functions
+# --------------------------------------------------------------------------- #
+def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = g(x) + h(x) * eps, differentiable in g and h (Kingma & Welling, eq. 10)."""
+    return mean + torch.exp(0.5 * logvar) * eps
+
+
+def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(m, diag s^2) || N(0, I)) = 1/2 sum(m^2 + s^2 - 1 - log s^2), per row."""
+    return 0.5 * torch.sum(mean**2 + logvar.exp() - 1.0 - logvar, dim=-1)
+
+
+def gaussian_expected_log_prob(
+    expected_sq_error: torch.Tensor, n_features: int, log_c: torch.Tensor
+) -> torch.Tensor:
+    """E_q log N(x; f(z), c I) = -E_q||x - f(z)||^2 / (2c) - d/2 log(2 pi c), per row."""
+    return -0.5 * expected_sq_error * torch.exp(-log_c) - 0.5 * n_features * (_LOG_2PI + log_c)
+
+
+def bernoulli_expected_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """E_q log Bernoulli(x; sigmoid(f(z))), averaged over the draws in dimension 0."""
+    bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+    return -bce.sum(-1).mean(0)

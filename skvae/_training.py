@@ -1,15 +1,21 @@
 """The training engine shared by every estimator.
 
-It fits whatever ``torch.nn.Module`` and loss it is handed, and imports no
-estimator and nothing from scikit-learn. Training is a few named steps, after
-skorch: :func:`train` runs epochs, :func:`_run_epoch` one pass over shuffled
-mini-batches, :func:`_validation_loss` one pass over held-out rows. Full-batch
-L-BFGS (:func:`_train_lbfgs`) and the alternating least-squares solver of the
-linear autoencoder (:func:`fit_principal_subspace`) share the bookkeeping.
+It fits whatever ``torch.nn.Module`` and :class:`Objective` it is handed, and
+imports no estimator and nothing from scikit-learn. After skorch, training is a
+few named steps of :class:`Trainer`: :meth:`~Trainer.fit_loop` runs epochs,
+:meth:`~Trainer.run_epoch` one pass over shuffled mini-batches,
+:meth:`~Trainer.train_step` one batch and :meth:`~Trainer.validation_score` one
+pass over held-out rows. Full-batch L-BFGS (:meth:`~Trainer.fit_lbfgs`) shares
+the bookkeeping.
 
-Hot-path rules (measured in DESIGN.md): the data is moved to the device once
-when it fits, batches are index slices of one tensor, and the loss is summed on
-the device, so there is one host synchronisation per epoch, not per batch.
+Stopping: with held-out rows, the model that training starts from is scored
+before the first update and is a candidate like every epoch's; the weights of
+the best candidate are restored at the end. A model that starts at PCA's
+solution therefore ends at least as good as PCA on the held-out rows.
+
+Hot-path rules: the data is moved to the device once when it fits, batches are
+index slices of one tensor, and the loss is summed on the device, so there is
+one host synchronisation per epoch, not per batch.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch
 from torch import nn
 
 LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+Hook = Callable[[nn.Module], None]
 
 #: Activations per chunk of rows at inference: bounds the memory of transform & co.
 CHUNK_ELEMENTS = 1 << 22
@@ -54,50 +61,82 @@ class TrainingConfig:
     verbose: int = 0
 
 
+def _nothing(module: nn.Module) -> None:
+    pass
+
+
+@dataclass
+class Objective:
+    """What to minimise, and the hooks an estimator may need around each epoch.
+
+    ``loss(module, rows)`` is the mean training loss of a batch of raw rows;
+    ``validation_loss`` (default: ``loss``) the mean loss that held-out rows are
+    judged by, deterministic for given weights. ``begin_epoch`` runs before an
+    epoch's first batch and ``end_epoch`` after its last, before validation
+    (e.g. to set a statistic from the whole epoch).
+    """
+
+    loss: LossFn
+    validation_loss: LossFn | None = None
+    begin_epoch: Hook = _nothing
+    end_epoch: Hook = _nothing
+
+
 @dataclass
 class History:
-    """What happened during training; the estimators turn it into attributes."""
+    """What happened during training; the estimators turn it into attributes.
+
+    ``validation_scores[0]`` scores the starting point, before any update.
+    """
 
     loss_curve: list[float] = field(default_factory=list)
     validation_scores: list[float] = field(default_factory=list)
-    best_loss: float = math.inf
+    best_loss: float | None = math.inf  # None when held-out rows decide instead
+    best_validation_score: float | None = None
     n_iter: int = 0
     converged: bool = False
     interrupted: bool = False
 
 
 # --------------------------------------------------------------------------- #
-# Ctrl-C: finish the current batch, then stop.
+# Ctrl-C: finish the current batch, then stop; a second Ctrl-C interrupts.
 # --------------------------------------------------------------------------- #
 class _Interrupt:
-    """Turns SIGINT into a flag that the loops read between batches."""
+    """Turns the first SIGINT into a flag that the loops read between batches."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.handled = False  # whether SIGINT comes here rather than as an exception
 
     def _handler(self, signum, frame) -> None:  # pragma: no cover - signal path
         self.requested = True
-        # a second Ctrl-C, during a long batch, interrupts as usual
+        # a second Ctrl-C raises KeyboardInterrupt as usual, out of fit
         signal.signal(signal.SIGINT, self._previous)
 
-    @contextlib.contextmanager
-    def armed(self) -> Iterator[_Interrupt]:
-        previous = (
-            signal.getsignal(signal.SIGINT)
-            if threading.current_thread() is threading.main_thread()
-            else None
-        )
-        if previous is None:
-            # Off the main thread, or a handler installed from C, we cannot
-            # (re)set handlers: a KeyboardInterrupt is caught where it lands.
-            yield self
-            return
-        self._previous = previous
-        signal.signal(signal.SIGINT, self._handler)
-        try:
-            yield self
-        finally:
-            signal.signal(signal.SIGINT, previous)
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[_Interrupt]:
+    """Catch the first Ctrl-C as a request to stop at the end of the batch.
+
+    Off the main thread (or under a handler installed from C) no handler can be
+    set; a ``KeyboardInterrupt`` then ends training where it lands.
+    """
+    interrupt = _Interrupt()
+    previous = (
+        signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
+    if previous is None:
+        yield interrupt
+        return
+    interrupt._previous = previous
+    interrupt.handled = True
+    signal.signal(signal.SIGINT, interrupt._handler)
+    try:
+        yield interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # --------------------------------------------------------------------------- #
@@ -171,68 +210,6 @@ def split_indices(
     return perm[n_val:], perm[:n_val].cpu()
 
 
-# --------------------------------------------------------------------------- #
-# The named steps
-# --------------------------------------------------------------------------- #
-def _run_epoch(
-    module: nn.Module,
-    loss_fn: LossFn,
-    optimizer: torch.optim.Optimizer,
-    X: torch.Tensor,
-    train_idx: torch.Tensor | None,
-    batch_size: int,
-    generator: torch.Generator,
-    device: torch.device,
-    interrupt: _Interrupt,
-    first_loss: list[float],
-) -> tuple[torch.Tensor, int]:
-    """One pass over shuffled mini-batches; returns (sum of batch losses x rows, rows).
-
-    ``train_idx`` (on the generator's device) selects the training rows when
-    some are held out for validation; None means every row of X trains.
-    """
-    n_train = len(X) if train_idx is None else len(train_idx)
-    perm = torch.randperm(n_train, generator=generator, device=generator.device)
-    if train_idx is not None:
-        perm = train_idx[perm]
-    if perm.device != X.device:
-        perm = perm.to(X.device)
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    seen = 0
-    for start in range(0, len(perm), batch_size):
-        xb = X[perm[start : start + batch_size]]
-        if xb.device != device:
-            xb = xb.to(device)
-        loss = loss_fn(module, xb)
-        if not first_loss:
-            first_loss.append(float(loss.detach()))  # one sync per fit: divergence reference
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * len(xb)
-        seen += len(xb)
-        if interrupt.requested:
-            break
-    return total, seen
-
-
-@torch.inference_mode()
-def _validation_loss(
-    module: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor,
-    idx: torch.Tensor,
-    batch_size: int,
-    device: torch.device,
-) -> float:
-    """Mean loss over the validation rows, in chunks."""
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    for start in range(0, len(idx), batch_size):
-        xb = X[idx[start : start + batch_size].to(X.device)].to(device)
-        total += loss_fn(module, xb) * len(xb)
-    return float(total) / len(idx)
-
-
 def _check_finite(loss: float, reference: float, epoch: int, lr: float | None) -> None:
     """Raise :class:`TrainingDiverged` if the loss is not finite or has exploded."""
     if not math.isfinite(reference):
@@ -240,8 +217,10 @@ def _check_finite(loss: float, reference: float, epoch: int, lr: float | None) -
             f"The loss is {reference} before any update: the data's scale overflows "
             "the network's arithmetic. Rescale X first (e.g. StandardScaler)."
         )
+    # Losses are in standardised units (a model that predicts the mean scores
+    # about 1), so the floor of 1 keeps a near-perfect start from looking diverged.
     if not math.isfinite(loss) or (
-        loss - reference > DIVERGENCE_FACTOR * max(abs(reference), 1e-12)
+        loss - reference > DIVERGENCE_FACTOR * max(abs(reference), 1.0)
     ):
         advice = (
             f"Try a smaller learning_rate (got {lr!r}) or rescale the data"
@@ -279,292 +258,249 @@ class _Stopper:
         return self.bad >= self.patience
 
 
-def train(
-    module: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor,
-    config: TrainingConfig,
-    generator: torch.Generator,
-    device: torch.device,
-    validation_loss_fn: LossFn | None = None,
-    log: Callable[[str], None] = print,
-) -> History:
-    """Fit ``module`` in place by minimising ``loss_fn`` (a per-row mean) on ``X``.
+# --------------------------------------------------------------------------- #
+# The trainer
+# --------------------------------------------------------------------------- #
+class Trainer:
+    """Fits ``module`` in place by minimising ``objective`` on the rows of a tensor.
 
     ``module`` is moved to ``device`` for the call and back to the CPU after it.
-    Stops after ``config.max_iter`` epochs, when the loss (or with early stopping
-    the validation loss) has not improved by ``tol`` relative for
-    ``n_iter_no_change`` epochs, or at the end of the batch in which Ctrl-C came.
-    With early stopping the weights of the best validation epoch are restored.
-    Raises :class:`TrainingDiverged` if the loss becomes non-finite or explodes.
+    Adam stops after ``max_iter`` epochs, when the score (minus the validation
+    loss with ``early_stopping``, else minus the training loss) has not improved
+    by ``tol`` relative for ``n_iter_no_change`` epochs, or at the end of the
+    batch in which Ctrl-C came. With held-out rows the best candidate, the
+    starting point included, is restored. Raises :class:`TrainingDiverged` if
+    the loss becomes non-finite or explodes.
     """
-    history = History()
-    module.to(device)
-    try:
-        with _Interrupt().armed() as interrupt:
-            try:
-                if config.solver == "lbfgs":
-                    _train_lbfgs(module, loss_fn, X, config, device, interrupt, history, log)
-                else:
-                    _train_adam(
-                        module,
-                        loss_fn,
-                        X,
-                        config,
-                        generator,
-                        device,
-                        interrupt,
-                        history,
-                        validation_loss_fn or loss_fn,
-                        log,
-                    )
-            except KeyboardInterrupt:  # raised off the main thread, mid-batch
-                history.interrupted = True
-    finally:
-        module.to("cpu")
-    return history
 
+    def __init__(
+        self,
+        module: nn.Module,
+        objective: Objective,
+        config: TrainingConfig,
+        generator: torch.Generator,
+        device: torch.device,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.module = module
+        self.objective = objective
+        self.config = config
+        self.generator = generator
+        self.device = device
+        self.log = log
+        self.history = History()
 
-def _train_adam(
-    module: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor,
-    config: TrainingConfig,
-    generator: torch.Generator,
-    device: torch.device,
-    interrupt: _Interrupt,
-    history: History,
-    validation_loss_fn: LossFn,
-    log: Callable[[str], None],
-) -> None:
-    train_idx, val_idx = (
-        split_indices(len(X), config.validation_fraction, generator)
-        if config.early_stopping
-        else (None, None)
-    )
-    n_train = len(X) if train_idx is None else len(train_idx)
-    X = to_device(X, device)
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    stopper = _Stopper(config.tol, config.n_iter_no_change)
-    best_state = None
-    first_loss: list[float] = []
-    for epoch in range(1, config.max_iter + 1):
-        module.train()
-        total, seen = _run_epoch(
-            module,
-            loss_fn,
-            optimizer,
-            X,
-            train_idx,
-            config.batch_size,
-            generator,
-            device,
-            interrupt,
-            first_loss,
+    def fit(self, X: torch.Tensor) -> History:
+        self.module.to(self.device)
+        try:
+            with interruptible() as self.interrupt:
+                try:
+                    if self.config.solver == "lbfgs":
+                        self.fit_lbfgs(X)
+                    else:
+                        self.fit_loop(X)
+                except KeyboardInterrupt:
+                    if self.interrupt.handled:  # a second Ctrl-C: the user means it
+                        raise
+                    self.history.interrupted = True  # the first, where no handler could be set
+        finally:
+            self.module.to("cpu")
+        return self.history
+
+    # ------------------------------------------------------------------ Adam
+    def fit_loop(self, X: torch.Tensor) -> None:
+        config, history, module = self.config, self.history, self.module
+        self.train_idx, self.val_idx = (
+            split_indices(len(X), config.validation_fraction, self.generator)
+            if config.early_stopping
+            else (None, None)
         )
-        if interrupt.requested and seen < n_train:
-            history.interrupted = True
-            break
-        loss = float(total) / seen
-        _check_finite(loss, first_loss[0], epoch, config.learning_rate)
-        history.loss_curve.append(loss)
-        history.n_iter = epoch
-        if val_idx is not None:
-            module.eval()
-            score = -_validation_loss(
-                module, validation_loss_fn, X, val_idx, config.batch_size, device
-            )
+        self.X = to_device(X, self.device)
+        self.optimizer = torch.optim.Adam(
+            module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        stopper = _Stopper(config.tol, config.n_iter_no_change)
+        best_state = None
+        self.first_loss: float | None = None
+        if self.val_idx is not None:  # the starting point is the first candidate
+            history.best_loss = None
+            score = self.validation_score()
             history.validation_scores.append(score)
-        else:
-            score = -loss
-        if stopper.update(score):
-            history.best_loss = loss
-            if val_idx is not None:
-                best_state = copy.deepcopy(module.state_dict())
-        if config.verbose:
-            extra = f", validation score {score:.6g}" if val_idx is not None else ""
-            log(f"Epoch {epoch}: loss {loss:.6g}{extra}")
-        if interrupt.requested:
-            history.interrupted = True
-            break
-        if stopper.done:
-            history.converged = True
-            break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
+            stopper.update(score)
+            best_state = copy.deepcopy(module.state_dict())
+            history.best_validation_score = score
+        for epoch in range(1, config.max_iter + 1):
+            loss = self.run_epoch()
+            if loss is None:  # Ctrl-C mid-epoch: that epoch does not count
+                history.interrupted = True
+                break
+            _check_finite(loss, self.first_loss, epoch, config.learning_rate)
+            history.loss_curve.append(loss)
+            history.n_iter = epoch
+            if self.val_idx is not None:
+                score = self.validation_score()
+                history.validation_scores.append(score)
+            else:
+                score = -loss
+            if stopper.update(score):
+                if self.val_idx is None:
+                    history.best_loss = loss
+                else:
+                    best_state = copy.deepcopy(module.state_dict())
+                    history.best_validation_score = score
+            if config.verbose:
+                extra = f", validation score {score:.6g}" if self.val_idx is not None else ""
+                self.log(f"Epoch {epoch}: loss {loss:.6g}{extra}")
+            if self.interrupt.requested:
+                history.interrupted = True
+                break
+            if stopper.done:
+                history.converged = True
+                break
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        module.eval()
 
+    def run_epoch(self) -> float | None:
+        """One pass over shuffled mini-batches of the training rows.
 
-def _train_lbfgs(
-    module: nn.Module,
-    loss_fn: LossFn,
-    X: torch.Tensor,
-    config: TrainingConfig,
-    device: torch.device,
-    interrupt: _Interrupt,
-    history: History,
-    log: Callable[[str], None],
-) -> None:
-    """Full-batch L-BFGS with a strong-Wolfe line search; one iteration per step.
+        Returns the mean batch loss, or None if Ctrl-C cut the epoch short.
+        """
+        self.module.train()
+        self.objective.begin_epoch(self.module)
+        n_train = len(self.X) if self.train_idx is None else len(self.train_idx)
+        perm = torch.randperm(n_train, generator=self.generator, device=self.generator.device)
+        if self.train_idx is not None:
+            perm = self.train_idx[perm]
+        if perm.device != self.X.device:
+            perm = perm.to(self.X.device)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        batch_size = self.config.batch_size
+        for start in range(0, n_train, batch_size):
+            xb = self.X[perm[start : start + batch_size]]
+            if xb.device != self.device:
+                xb = xb.to(self.device)
+            total += self.train_step(xb) * len(xb)
+            if self.interrupt.requested and start + batch_size < n_train:
+                return None
+        self.objective.end_epoch(self.module)
+        return float(total) / n_train
 
-    Converges when the largest gradient entry is at most ``tol`` (as scipy's
-    ``gtol``) or when the loss has not improved by ``tol / 100`` (relative) for
-    ``n_iter_no_change`` iterations. It stops, unconverged, when no step lowers
-    the loss even after the curvature memory is reset to steepest descent.
-    """
-    X = X.to(device)
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.LBFGS(
-        params,
-        lr=1.0,
-        max_iter=1,
-        max_eval=26,  # the default, max_iter * 5 // 4, would leave no line search
-        history_size=20,
-        tolerance_grad=config.tol,
-        tolerance_change=0.0,
-        line_search_fn="strong_wolfe",
-    )
-    wd = config.weight_decay
-
-    def objective() -> torch.Tensor:
-        loss = loss_fn(module, X)
-        if wd:
-            loss = loss + 0.5 * wd * sum((p * p).sum() for p in params)
-        return loss
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        loss = objective()
+    def train_step(self, xb: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on one batch; returns its (detached) loss."""
+        loss = self.objective.loss(self.module, xb)
+        if self.first_loss is None:  # one sync per fit: the divergence reference
+            self.first_loss = float(loss.detach())
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        return loss
+        self.optimizer.step()
+        return loss.detach()
 
-    def steps_taken() -> int:
-        return optimizer.state[params[0]].get("n_iter", 0)
+    @torch.inference_mode()
+    def validation_score(self) -> float:
+        """Minus the mean validation loss of the held-out rows, in chunks."""
+        self.module.eval()
+        loss_fn = self.objective.validation_loss or self.objective.loss
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        idx, step = self.val_idx, self.config.batch_size
+        for start in range(0, len(idx), step):
+            xb = self.X[idx[start : start + step].to(self.X.device)].to(self.device)
+            total += loss_fn(self.module, xb) * len(xb)
+        return -float(total) / len(idx)
 
-    module.train()
-    with torch.no_grad():
-        reference = previous = float(objective())
-    restarted = False
-    # full-batch steps are exact, so a finer relative tolerance than Adam's
-    stopper = _Stopper(config.tol * 1e-2, config.n_iter_no_change)
-    for it in range(1, config.max_iter + 1):
-        before = steps_taken()
-        optimizer.step(closure)
-        if steps_taken() == before:  # L-BFGS found max |gradient| <= tol
-            history.converged = True
-            break
-        with torch.no_grad():
-            loss = float(objective())
-        _check_finite(loss, reference, it, None)  # L-BFGS has no learning rate
-        history.loss_curve.append(loss)
-        history.n_iter = it
-        history.best_loss = min(history.best_loss, loss)
-        if config.verbose:
-            log(f"Iteration {it}: loss {loss:.10g}")
-        if interrupt.requested:
-            history.interrupted = True
-            break
-        stopper.update(-loss)
-        if stopper.done:
-            history.converged = True
-            break
-        if loss < previous:
-            restarted = False
-        elif restarted:  # no descent even from a fresh steepest-descent start:
-            break  # stalled, not converged (the estimator warns)
-        else:  # the curvature memory gave no descent direction: forget it
-            optimizer.state.clear()
-            restarted = True
-        previous = min(previous, loss)
-    module.eval()
+    # ---------------------------------------------------------------- L-BFGS
+    def fit_lbfgs(self, X: torch.Tensor) -> None:
+        """Full-batch L-BFGS with a strong-Wolfe line search; one iteration per step.
+
+        Converges when the largest gradient entry is at most ``tol`` times the
+        starting loss's magnitude (at least ``tol``), or when the loss has not
+        improved by ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
+        It stops, unconverged, when no step lowers the loss even after the
+        curvature memory is reset to steepest descent.
+        """
+        config, history, module = self.config, self.history, self.module
+        X = X.to(self.device)
+        params = [p for p in module.parameters() if p.requires_grad]
+        wd = config.weight_decay
+
+        def objective() -> torch.Tensor:
+            loss = self.objective.loss(module, X)
+            if wd:
+                loss = loss + 0.5 * wd * sum((p * p).sum() for p in params)
+            return loss
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            loss = objective()
+            loss.backward()
+            return loss
+
+        def evaluate() -> float:
+            """The loss at the current weights; the epoch hooks see it whole."""
+            self.objective.begin_epoch(module)
+            with torch.no_grad():
+                loss = float(objective())
+            self.objective.end_epoch(module)
+            return loss
+
+        module.train()
+        reference = previous = evaluate()
+        optimizer = torch.optim.LBFGS(
+            params,
+            lr=1.0,
+            max_iter=1,
+            max_eval=26,  # the default, max_iter * 5 // 4, would leave no line search
+            history_size=20,
+            tolerance_grad=config.tol * max(abs(reference), 1.0),
+            tolerance_change=0.0,
+            line_search_fn="strong_wolfe",
+        )
+
+        def steps_taken() -> int:
+            return optimizer.state[params[0]].get("n_iter", 0)
+
+        restarted = False
+        # full-batch steps are exact, so a finer relative tolerance than Adam's
+        stopper = _Stopper(config.tol * 1e-2, config.n_iter_no_change)
+        for it in range(1, config.max_iter + 1):
+            before = steps_taken()
+            optimizer.step(closure)
+            if steps_taken() == before:  # L-BFGS found max |gradient| <= tolerance
+                history.converged = True
+                break
+            loss = evaluate()
+            _check_finite(loss, reference, it, None)  # L-BFGS has no learning rate
+            history.loss_curve.append(loss)
+            history.n_iter = it
+            history.best_loss = min(history.best_loss, loss)
+            if config.verbose:
+                self.log(f"Iteration {it}: loss {loss:.10g}")
+            if self.interrupt.requested:
+                history.interrupted = True
+                break
+            stopper.update(-loss)
+            if stopper.done:
+                history.converged = True
+                break
+            if loss < previous:
+                restarted = False
+            elif restarted:  # no descent even from a fresh steepest-descent start:
+                break  # stalled, not converged (the estimator warns)
+            else:  # the curvature memory gave no descent direction: forget it
+                optimizer.state.clear()
+                restarted = True
+            previous = min(previous, loss)
+        module.eval()
 
 
-# --------------------------------------------------------------------------- #
-# The linear autoencoder's alternating least squares
-# --------------------------------------------------------------------------- #
-def fit_principal_subspace(
+def train(
+    module: nn.Module,
+    objective: Objective,
     X: torch.Tensor,
-    n_components: int,
     config: TrainingConfig,
     generator: torch.Generator,
     device: torch.device,
     log: Callable[[str], None] = print,
-) -> tuple[torch.Tensor, torch.Tensor, History]:
-    """Train a linear autoencoder on squared error by exact least-squares steps.
-
-    With the decoder D fixed, the best linear encoder is the least-squares
-    projection, codes Z = Xc D (D'D)^-1; with the codes fixed, the best decoder is
-    D = Xc' Z (Z'Z)^-1. One such pair of steps maps span(D) to span(C D),
-    C = Xc'Xc / n, and on the codes' side span(Z) to span(G Z), G = Xc Xc' / n,
-    so the iteration runs in whichever of the two spaces is smaller; the loss of a
-    span Q is (tr M - tr Q'MQ) / tr M for that matrix M. Alternating alone
-    converges at the rate lambda_{k+1} / lambda_k (Baldi & Hornik 1989: from a
-    random start, to PCA's subspace). Each step here also takes the exactly
-    optimal span inside the one spanned by the current iterate, its alternating
-    update and the previous iterate (a locally optimal block step, as in
-    conjugate gradients / LOBPCG), which is much faster when eigenvalue gaps are
-    small. Every step lowers the loss.
-
-    Returns the data mean, an orthonormal basis of the learned span
-    (n_features x k) and the history. Training stops when the largest principal
-    angle between successive iterates is below ``tol ** 2`` radians (or a few
-    ulps of the dtype), when the loss has been flat to that precision for
-    ``n_iter_no_change`` steps, or after ``max_iter`` steps.
-    """
-    dtype = X.dtype
-    # float64 throughout: the Gram matrix squares the data's condition number,
-    # and float32 rounding alone can turn a subspace with close eigenvalues by
-    # about a degree. Only the result goes back to the data's dtype.
-    X = X.to(device=device, dtype=torch.float64)
-    n, d = X.shape
-    mean = X.mean(dim=0)
-    Xc = X - mean
-    wide = n < d
-    M = (Xc @ Xc.T if wide else Xc.T @ Xc) / n  # the smaller Gram/covariance
-    total = torch.diagonal(M).sum()
-    scale = total.clamp_min(torch.finfo(X.dtype).tiny)
-    k = n_components
-    start = torch.randn(M.shape[0], k, generator=generator, dtype=X.dtype, device=generator.device)
-    Q = torch.linalg.qr(M @ start.to(device)).Q
-    previous = None
-    flat = 0
-    history = History()
-    # below a few ulps the angle between successive iterates is rounding noise
-    rounding = 10 * torch.finfo(X.dtype).eps
-    threshold = max(config.tol**2, rounding)
-    with _Interrupt().armed() as interrupt:
-        for it in range(1, config.max_iter + 1):
-            blocks = [Q, M @ Q] if previous is None else [Q, M @ Q, previous]
-            search = torch.linalg.qr(torch.cat(blocks, dim=1)).Q
-            if search.shape[1] > k:
-                # the best k-dimensional span inside the search space
-                evals, evecs = torch.linalg.eigh(search.T @ M @ search)
-                Q_new = search @ evecs[:, -k:]
-            else:
-                Q_new = search
-            loss = float((total - torch.trace(Q_new.T @ M @ Q_new)) / scale)
-            # sine of the largest principal angle between successive spans,
-            # accurate for small angles (unlike one from the cosines)
-            sine = float(torch.linalg.matrix_norm(Q_new - Q @ (Q.T @ Q_new), ord=2))
-            previous, Q = Q, Q_new
-            history.loss_curve.append(loss)
-            history.n_iter = it
-            if config.verbose:
-                log(f"Iteration {it}: share of variance lost {loss:.10g}")
-            # Also converged when the loss is flat to rounding for n_iter_no_change
-            # steps: then the angle to the optimum is ~sqrt(eps), and directions
-            # of zero variance (k above the rank) may turn freely without cost.
-            change = abs(history.loss_curve[-2] - loss) if it > 1 else math.inf
-            flat = flat + 1 if change <= rounding else 0
-            if sine < threshold or flat >= config.n_iter_no_change:
-                history.converged = True
-                break
-            if interrupt.requested:
-                history.interrupted = True
-                break
-    history.best_loss = min(history.loss_curve)
-    if wide:  # from the codes' basis to the decoder's: the rows' span Xc' Q
-        Q = torch.linalg.qr(Xc.T @ Q).Q
-    return mean.to("cpu", dtype), Q.to("cpu", dtype), history
+) -> History:
+    """Fit ``module`` on ``X`` with a :class:`Trainer`; returns the history."""
+    return Trainer(module, objective, config, generator, device, log).fit(X)

@@ -6,15 +6,21 @@ import math
 from numbers import Integral, Real
 
 import torch
-import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import BaseAutoencoder, random_rows
-from ._modules import ACTIVATIONS, GaussianEncoderModule
+from ._base import BaseAutoencoder
+from ._modules import (
+    ACTIVATIONS,
+    GaussianEncoderModule,
+    bernoulli_expected_log_prob,
+    gaussian_expected_log_prob,
+    kl_to_standard_normal,
+    reparameterize,
+)
+from ._training import Objective
 
-_LOG_2PI = math.log(2 * math.pi)
-#: Rows used to set the learned decoder variance of the final networks.
-_VARIANCE_ROWS = 2048
+#: Smallest learned decoder variance, as a share of the data's variance.
+_C_FLOOR = 1e-6
 
 
 class VariationalAutoencoder(BaseAutoencoder):
@@ -39,6 +45,18 @@ class VariationalAutoencoder(BaseAutoencoder):
     reconstruction term is exact, so it is trained deterministically with full
     batch L-BFGS (``solver="auto"``) and its ``score`` matches ``PCA.score``.
 
+    The deep model contains the linear one: the encoder's mean is a linear map
+    plus an MLP head, its log-variance an MLP head, and the decoder a linear
+    map plus an MLP correction. With ``init="pca"`` (the default) training
+    starts at probabilistic PCA's optimum, in closed form from PCA's leading
+    eigenpairs and noise variance s2: posterior mean L^-1 (L - s2 I)^(1/2) U'x,
+    constant posterior log-variance log(s2 / L), decoder W = U (L - s2 I)^(1/2)
+    and decoder variance c = s2, with every MLP head at zero. There the ELBO
+    equals ``PCA.score`` exactly. Held-out rows (``early_stopping``) decide
+    when to stop and which weights to keep, the start included, so the held-out
+    ELBO ends at least at PCA's log-likelihood (up to the Monte Carlo noise of
+    the validation estimate).
+
     Parameters
     ----------
     n_components : int, default=2
@@ -48,6 +66,11 @@ class VariationalAutoencoder(BaseAutoencoder):
         ``()`` makes both linear.
     activation : {"relu", "tanh", "logistic", "elu", "gelu", "identity"}, default="relu"
         Nonlinearity between hidden layers.
+    init : {"pca", "random"}, default="pca"
+        ``"pca"``: start at probabilistic PCA's optimum (see above; with a
+        Bernoulli decoder only the encoder starts there, the decoder at the
+        features' mean probabilities). ``"random"``: PyTorch's default random
+        initialisation for every layer.
     likelihood : {"gaussian", "bernoulli"}, default="gaussian"
         The decoder's distribution. ``"bernoulli"`` needs data in [0, 1] and
         decodes to probabilities.
@@ -63,19 +86,24 @@ class VariationalAutoencoder(BaseAutoencoder):
     learning_rate : float, default=1e-3
         Adam's step size.
     max_iter : int or None, default=None
-        Maximum number of epochs with Adam, or of iterations with L-BFGS.
+        Maximum number of epochs with Adam, or of iterations with L-BFGS: a
+        safety limit, fits normally end by the ``n_iter_no_change`` rule.
         ``None``: 200 epochs, or 1000 L-BFGS iterations (each costs a few
         full-batch passes, and the linear VAE's flat directions need many).
     tol : float, default=1e-4
-        Adam: relative improvement of the loss (or validation score) below
-        which an epoch counts as no improvement. L-BFGS: converged when the
-        largest gradient entry is below ``tol`` or the loss improves by less
+        Adam: relative improvement of the validation score (without held-out
+        rows, of the training loss) below which an epoch counts as no
+        improvement. L-BFGS: converged when the largest gradient entry is
+        below ``tol`` times the starting loss or the loss improves by less
         than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
         Epochs without improvement after which training stops.
-    early_stopping : bool, default=False
+    early_stopping : bool, default=True
         Adam only: hold out ``validation_fraction`` of the rows, stop on their
-        ELBO and restore the best epoch's weights.
+        beta-weighted ELBO (one fixed draw of eps per row) and restore the
+        weights of the best candidate, the starting point included. With too
+        few rows to hold any out, or with ``False``, training stops on the
+        training loss and keeps the last weights.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping``.
     weight_decay : float, default=0.0
@@ -101,11 +129,14 @@ class VariationalAutoencoder(BaseAutoencoder):
         Number of epochs (or L-BFGS iterations) run.
     loss_curve_ : list of float
         Mean training loss (minus the ELBO, nats per row) of each epoch.
-    best_loss_ : float
-        Lowest epoch loss (with ``early_stopping``: the training loss of the
-        epoch with the best validation score).
+    best_loss_ : float or None
+        Lowest epoch loss; None when held-out rows decide (see
+        ``best_validation_score_``), as in scikit-learn's MLPs.
     validation_scores_ : list of float or None
-        Mean validation ELBO of each epoch with ``early_stopping``.
+        Mean validation ELBO (beta-weighted) of the starting point, then of
+        each epoch, with held-out rows; None without.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``: the kept weights' score.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -120,9 +151,11 @@ class VariationalAutoencoder(BaseAutoencoder):
     Notes
     -----
     The networks see standardised inputs, (x - mean) / scale with the
-    training mean and one overall scale, and answer in the data's units: the
-    loss and every output are in the data's units, and results do not depend
-    on where the data sits.
+    training mean and one overall scale, and answer in the data's units.
+    Training maximises the ELBO of the standardised data, which differs from
+    the data's by the constant d log(scale), so the data's location and units
+    do not change the result; the reported losses, scores and every output are
+    in the data's units.
 
     References
     ----------
@@ -146,6 +179,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "init": [StrOptions({"pca", "random"})],
         "likelihood": [StrOptions({"gaussian", "bernoulli"})],
         "decoder_variance": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -159,6 +193,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         *,
         hidden_layer_sizes=(256, 128),
         activation="relu",
+        init="pca",
         likelihood="gaussian",
         decoder_variance="learned",
         beta=1.0,
@@ -168,7 +203,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         max_iter=None,
         tol=1e-4,
         n_iter_no_change=10,
-        early_stopping=False,
+        early_stopping=True,
         validation_fraction=0.1,
         weight_decay=0.0,
         random_state=None,
@@ -178,6 +213,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.init = init
         self.likelihood = likelihood
         self.decoder_variance = decoder_variance
         self.beta = beta
@@ -228,14 +264,12 @@ class VariationalAutoencoder(BaseAutoencoder):
         return self.likelihood == "gaussian" and self.decoder_variance == "learned"
 
     def _build_module(self, n_features, dtype):
-        fixed = self.likelihood == "gaussian" and not self._learns_variance()
         return GaussianEncoderModule(
             n_features,
             self.n_components,
             tuple(self.hidden_layer_sizes),
             self.activation,
             dtype,
-            noise_variance=float(self.decoder_variance) if fixed else 1.0,
             bernoulli=self.likelihood == "bernoulli",
         )
 
@@ -251,113 +285,117 @@ class VariationalAutoencoder(BaseAutoencoder):
         module.score_eps.copy_(eps)
         return super()._fit_module(X, module, generator, device)
 
+    def _fixed_log_variance(self, module):
+        """log c of a decoder variance given in data units, in standardised units."""
+        return math.log(float(self.decoder_variance)) - 2 * math.log(float(module.scale))
+
+    def _start_at_pca(self, module, components, variances, noise_variance):
+        if self.likelihood == "gaussian" and not self._learns_variance():
+            noise_variance = math.exp(self._fixed_log_variance(module))
+        # the floor of a learned c (see _optimal_log_variance) keeps log c finite
+        module.start_at_ppca(components, variances, max(noise_variance, _C_FLOOR))
+
     def _after_fit(self, X, module, generator):
         if self.likelihood != "gaussian":
             return {"noise_variance_": None}
-        if self._learns_variance() and self._solver() != "lbfgs":
-            # Mini-batches each set c for themselves; the final networks get the
-            # c that maximises their ELBO on up to _VARIANCE_ROWS random training
-            # rows. (Full-batch L-BFGS already set it from all rows.)
-            x = random_rows(X, _VARIANCE_ROWS, generator)
-            with torch.inference_mode():
-                mean, logvar = module.encode(x)
-                sq = self._expected_sq_error(module, x, mean, logvar, _cycled_draws(module, x))
-                module.log_noise_variance.copy_(self._optimal_log_variance(module, x, sq))
         if not self._learns_variance():
             return {"noise_variance_": float(self.decoder_variance)}  # as given, exactly
-        return {"noise_variance_": float(module.log_noise_variance.exp())}
+        c = float(module.log_noise_variance.exp()) * float(module.scale) ** 2
+        return {"noise_variance_": c}
+
+    def _in_data_units(self, module, loss):
+        # p(x) = p(x_s) / scale^d: a log-density in data units is d log(scale) lower
+        if module.bernoulli:
+            return loss
+        return loss + module.offset.numel() * math.log(float(module.scale))
 
     # -------------------------------------------------- the four verbs (+KL)
     def _encode(self, module, x):
         """The posterior mean g(x): a deterministic code."""
         return module.encode(x)[0]
 
-    @staticmethod
-    def _reparameterize(mean, logvar, eps):
-        """z = g(x) + h(x) * eps, differentiable in g and h (Kingma & Welling, eq. 10)."""
-        return mean + torch.exp(0.5 * logvar) * eps
-
     def _decode(self, module, z):
         """The decoder's mean: f(z), or sigmoid(f(z)) for a Bernoulli decoder."""
         out = module.decode(z)
         return torch.sigmoid(out) if module.bernoulli else out
 
-    @staticmethod
-    def _kl(mean, logvar):
-        """KL(N(m, diag s^2) || N(0, I)) = 1/2 sum(m^2 + s^2 - 1 - log s^2), per row."""
-        return 0.5 * torch.sum(mean**2 + logvar.exp() - 1.0 - logvar, dim=-1)
+    def _elbo(self, module, x, eps, log_c, beta=1.0, on_sq=None):
+        """Per-row E_q log p(x|z) - beta KL(q(z|x) || N(0, I)), standardised units.
 
-    def _expected_sq_error(self, module, x, mean, logvar, eps):
-        """E_q ||x - f(z)||^2 per row: exact for a linear decoder, else over ``eps``."""
-        if self._exact_expectation(module):
-            # f(z) = a (W z + b) + o (see ScaledIO), so
-            # E_q ||x - f(z)||^2 = ||x - f(m)||^2 + a^2 sum_j s_j^2 ||W_j||^2
-            W = module.decoder[0].weight
-            spread = module.scale**2 * (logvar.exp() @ torch.sum(W * W, dim=0))
-            return torch.sum((x - module.decode(mean)) ** 2, dim=-1) + spread
-        z = self._reparameterize(mean, logvar, eps)
-        return torch.sum((x - module.decode(z)) ** 2, dim=-1).mean(0)
-
-    @staticmethod
-    def _optimal_log_variance(module, x, sq):
-        """log c maximising the Gaussian ELBO: c = mean E_q||x - f(z)||^2 / d.
-
-        Floored at 1e-6 of the data's variance, so that a perfect fit (one row,
-        constant features) keeps a finite likelihood.
+        ``eps`` (n_draws x rows-or-1 x k) are the draws of the reparameterisation
+        z = g(x) + h(x) * eps; a linear Gaussian decoder needs none (E_q is exact).
+        ``log_c`` is the Gaussian decoder's log variance; None sets it to the
+        batch's maximiser and hands E_q||x - f(z)||^2 to ``on_sq``.
         """
-        floor = 1e-6 * module.scale**2 + torch.finfo(x.dtype).tiny
-        return torch.log(torch.clamp(sq.mean() / x.shape[-1], min=floor))
-
-    def _log_likelihood_rows(self, module, x, mean, logvar, eps, log_c):
-        """E_q log p(x|z) per row."""
+        xs = module.scale_in(x)
+        mean, logvar = module.encode_standardised(xs)
         if module.bernoulli:
-            logits = module.decode(self._reparameterize(mean, logvar, eps))
-            bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
-            return -bce.sum(-1).mean(0)
-        sq = self._expected_sq_error(module, x, mean, logvar, eps)
-        if log_c is None:  # learned: the exact maximiser for this batch (see _loss)
-            log_c = self._optimal_log_variance(module, x, sq.detach())
-            module.log_noise_variance.copy_(log_c)
-        # E_q log N(x; f(z), c I) = -E_q||x - f(z)||^2 / (2c) - d/2 log(2 pi c)
-        return -0.5 * sq * torch.exp(-log_c) - 0.5 * x.shape[-1] * (_LOG_2PI + log_c)
+            logits = module.decoder(reparameterize(mean, logvar, eps))
+            expected = bernoulli_expected_log_prob(x, logits)
+        else:
+            sq = module.expected_sq_error(xs, mean, logvar, eps)
+            if log_c is None:
+                log_c = _optimal_log_variance(sq.detach(), xs.shape[-1])
+                on_sq(sq.detach())
+            expected = gaussian_expected_log_prob(sq, xs.shape[-1], log_c)
+        return expected - beta * kl_to_standard_normal(mean, logvar)
 
-    def _elbo(self, module, x, eps, log_c, beta=1.0):
-        """Per-row E_q log p(x|z) - beta KL; eps has shape (n_draws, rows or 1, k)."""
-        mean, logvar = module.encode(x)
-        rec = self._log_likelihood_rows(module, x, mean, logvar, eps, log_c)
-        return rec - beta * self._kl(mean, logvar)
-
-    def _loss(self, module, x, generator):
-        """Minus the beta-weighted ELBO, averaged over the rows of the batch.
+    def _objective(self, module, generator):
+        """Minus the beta-weighted ELBO, averaged over the rows of a batch.
 
         A learned decoder variance is set to its exact maximiser for the batch,
         c = mean E_q||x - f(z)||^2 / d, rather than followed by gradient steps
         (which move log c by about the learning rate per step and lag far
-        behind). Since dELBO/dc = 0 there, the gradient for the networks is
-        the same as if c were a parameter at its optimum; the reconstruction
-        weight C = 1/(2c) tracks the fit as it improves. Full-batch L-BFGS needs
-        a deterministic objective, so it uses one fixed draw per row.
+        behind). Since dELBO/dc = 0 there, the gradient for the networks is the
+        same as if c were a parameter at its optimum. The c that validation and
+        scoring use is set at the end of each epoch from all of the epoch's
+        training rows, not from one (possibly tiny) batch. Full-batch L-BFGS
+        needs a deterministic objective, so it uses one fixed draw per row;
+        validation does too.
         """
-        if self._exact_expectation(module):
-            eps = None  # not needed: E_q is exact
-        elif self._solver() == "lbfgs":
-            eps = _cycled_draws(module, x)
-        else:
-            eps = torch.randn(
-                (1, len(x), module.score_eps.shape[1]),
-                generator=generator,
-                device=x.device,
-                dtype=x.dtype,
-            )
-        log_c = None if self._learns_variance() else module.log_noise_variance
-        return -self._elbo(module, x, eps, log_c, self.beta).mean()
+        exact = self._exact_expectation(module)
+        lbfgs = self._solver() == "lbfgs"
+        learned = self._learns_variance()
+        epoch = {}  # on the device: sum of E_q||x - f(z)||^2 and rows, this epoch
+
+        def draws(x):
+            if exact:
+                return None  # not needed: E_q is exact
+            if lbfgs:
+                return _cycled_draws(module, x)
+            shape = (1, len(x), module.score_eps.shape[1])
+            return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+
+        def record(sq):
+            epoch["sq"] += sq.sum()
+            epoch["rows"] += len(sq)
+
+        def loss(module, x):
+            log_c = None if learned else module.log_noise_variance
+            return -self._elbo(module, x, draws(x), log_c, self.beta, record).mean()
+
+        def validation_loss(module, x):
+            eps = None if exact else _cycled_draws(module, x)
+            return -self._elbo(module, x, eps, module.log_noise_variance, self.beta).mean()
+
+        def begin_epoch(module):
+            epoch["sq"] = torch.zeros((), dtype=torch.float64, device=module.offset.device)
+            epoch["rows"] = 0
+
+        def end_epoch(module):
+            if learned and epoch["rows"]:
+                sq = (epoch["sq"] / epoch["rows"]).to(module.offset.dtype)
+                module.log_noise_variance.copy_(_optimal_log_variance(sq, module.offset.numel()))
+
+        return Objective(loss, validation_loss, begin_epoch, end_epoch)
 
     def _score_copies(self):
         return 1 if self._exact_expectation(self.module_) else len(self.module_.score_eps)
 
     def _score_rows(self, module, x):
         """The ELBO itself (beta = 1), so that it bounds the log-likelihood."""
-        return self._elbo(module, x, module.score_eps[:, None, :], module.log_noise_variance)
+        elbo = self._elbo(module, x, module.score_eps[:, None, :], module.log_noise_variance)
+        return -self._in_data_units(module, -elbo)
 
     # --------------------------------------------------------------- public
     def score_samples(self, X):
@@ -402,3 +440,12 @@ def _cycled_draws(module, x):
     """One fixed draw per row, row i taking score_eps[i % n_draws]: shape (1, rows, k)."""
     draws = module.score_eps
     return draws[torch.arange(len(x), device=draws.device) % len(draws)][None]
+
+
+def _optimal_log_variance(sq, n_features):
+    """log c maximising the Gaussian ELBO: c = mean E_q||x - f(z)||^2 / d.
+
+    Floored at ``_C_FLOOR`` of the data's variance, so that a perfect fit (one
+    row, constant features) keeps a finite likelihood.
+    """
+    return torch.log(torch.clamp(sq.mean() / n_features, min=_C_FLOOR))

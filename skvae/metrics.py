@@ -59,14 +59,14 @@ def linear_basis(obj) -> np.ndarray:
         return np.asarray(obj.components_)
     if hasattr(obj, "fit"):
         check_is_fitted(obj)
-        layers = list(getattr(obj.module_, "decoder", []))
-        if len(layers) != 1:
+        decoder = getattr(obj.module_, "decoder", None)
+        if decoder is None or decoder.correction is not None:
             raise ValueError(
                 f"{type(obj).__name__} has a nonlinear decoder: its image is a curved "
                 "manifold, not a subspace, so principal angles are undefined. Use "
                 "hidden_layer_sizes=() for a linear decoder."
             )
-        return layers[0].weight.detach().cpu().numpy().T
+        return decoder.linear.weight.detach().cpu().numpy().T
     return check_array(obj, input_name="basis")
 
 

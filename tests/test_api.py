@@ -152,8 +152,14 @@ def test_fitted_attributes(cls, blobs):
     est = small(cls, n_components=2).fit(blobs)
     assert est.n_features_in_ == blobs.shape[1]
     assert est.n_iter_ == len(est.loss_curve_) >= 1
-    assert est.best_loss_ == pytest.approx(min(est.loss_curve_))
-    assert est.validation_scores_ is None
+    if cls is LinearAutoencoder:  # ALS: no rows held out
+        assert est.best_loss_ == pytest.approx(min(est.loss_curve_))
+        assert est.validation_scores_ is None
+    else:  # held-out rows decide, as in scikit-learn's MLPs
+        assert est.best_loss_ is None
+        # the start, then one score per epoch; the kept weights score best
+        assert len(est.validation_scores_) == est.n_iter_ + 1
+        assert est.best_validation_score_ == max(est.validation_scores_)
     assert list(est.get_feature_names_out()) == [f"{cls.__name__.lower()}{i}" for i in range(2)]
     # weights stay on the CPU between calls
     assert all(p.device.type == "cpu" for p in est.module_.parameters())
@@ -162,8 +168,11 @@ def test_fitted_attributes(cls, blobs):
 @pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
 def test_early_stopping_records_validation_scores(cls, blobs):
     est = small(cls, early_stopping=True, max_iter=50, n_iter_no_change=3).fit(blobs)
-    assert len(est.validation_scores_) == est.n_iter_
+    assert len(est.validation_scores_) == est.n_iter_ + 1  # the start, then each epoch
     assert np.all(np.isfinite(est.validation_scores_))
+    off = small(cls, early_stopping=False, max_iter=5).fit(blobs)
+    assert off.validation_scores_ is None and off.best_validation_score_ is None
+    assert off.best_loss_ == pytest.approx(min(off.loss_curve_))
 
 
 def test_autoencoder_score_is_minus_mse(blobs):

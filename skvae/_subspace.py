@@ -1,0 +1,202 @@
+"""Principal subspaces in torch: the linear autoencoder's solver and PCA starts.
+
+Two users: :class:`~skvae.LinearAutoencoder` trains by the alternating
+least-squares steps of :func:`fit_principal_subspace`, and the deep models start
+from PCA's solution, computed by :func:`principal_components`. Both work on the
+second moments of :func:`moments`, in float64 whatever the data's dtype: the
+covariance squares the data's condition number, and float32 rounding alone can
+turn a subspace with close eigenvalues by about a degree.
+
+Nothing here imports scikit-learn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ._training import CHUNK_ELEMENTS, History, TrainingConfig, interruptible
+
+#: Up to this size the moment matrix is diagonalised outright (milliseconds);
+#: beyond it the block iteration of :func:`fit_principal_subspace` is cheaper.
+EIGH_MAX_SIZE = 2048
+
+
+@dataclass
+class Moments:
+    """First and second moments of a data matrix X (n x d), in float64.
+
+    ``matrix`` is the smaller of the covariance Xc'Xc / n (d x d) and the Gram
+    matrix Xc Xc' / n (n x n, ``wide``); both have the same nonzero
+    eigenvalues. ``centred`` keeps Xc for wide data, whose principal
+    directions are Xc' times the Gram matrix's eigenvectors.
+    """
+
+    mean: torch.Tensor
+    matrix: torch.Tensor
+    n_samples: int
+    centred: torch.Tensor | None = None
+
+    @property
+    def wide(self) -> bool:
+        return self.centred is not None
+
+    @property
+    def total_variance(self) -> float:
+        """Sum of the variances of all features (ddof=0)."""
+        return float(torch.diagonal(self.matrix).sum())
+
+
+def moments(X: torch.Tensor, device: torch.device) -> Moments:
+    """Mean and covariance (or Gram) matrix of ``X`` on ``device``, in float64.
+
+    Tall data is read in row chunks, so no float64 copy of X is made.
+    """
+    n, d = X.shape
+    step = max(1, CHUNK_ELEMENTS // max(d, 1))
+    chunks = [(s, min(s + step, n)) for s in range(0, n, step)]
+
+    def chunk(a: int, b: int) -> torch.Tensor:
+        return X[a:b].to(device=device, dtype=torch.float64)
+
+    mean = sum(chunk(a, b).sum(dim=0) for a, b in chunks) / n
+    if n < d:
+        Xc = chunk(0, n) - mean
+        return Moments(mean, Xc @ Xc.T / n, n, Xc)
+    cov = torch.zeros(d, d, dtype=torch.float64, device=device)
+    for a, b in chunks:
+        c = chunk(a, b) - mean
+        cov.addmm_(c.T, c)
+    return Moments(mean, cov / n, n)
+
+
+def principal_axes(mom: Moments, basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate an orthonormal basis (d x k) of a subspace to its principal axes.
+
+    Returns the axes (d x k), by decreasing variance, and the variance of the
+    data along each (ddof=0): the Rayleigh-Ritz step, an eigendecomposition of
+    the k x k covariance of the projected data (Plaut, 2018).
+    """
+    if mom.wide:
+        Z = mom.centred @ basis
+        projected = Z.T @ Z / mom.n_samples
+    else:
+        projected = basis.T @ mom.matrix @ basis
+    variances, rotation = torch.linalg.eigh(projected)
+    order = torch.argsort(variances, descending=True)
+    axes = basis @ rotation[:, order]
+    # a deterministic sign, PCA's convention: each axis's largest |entry| is positive
+    largest = axes.gather(0, axes.abs().argmax(dim=0, keepdim=True))
+    return axes * torch.where(largest < 0, -1.0, 1.0).to(axes), variances[order].clamp_min(0)
+
+
+def _to_feature_space(mom: Moments, Q: torch.Tensor) -> torch.Tensor:
+    """An orthonormal feature-space basis of the span found in ``mom.matrix``'s space."""
+    return torch.linalg.qr(mom.centred.T @ Q).Q if mom.wide else Q
+
+
+def principal_components(
+    mom: Moments, n_components: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PCA's leading ``n_components`` axes (d x k) and variances (ddof=0).
+
+    Exact eigendecomposition for moment matrices up to ``EIGH_MAX_SIZE``, the
+    block iteration of :func:`fit_principal_subspace` beyond.
+    """
+    k = min(n_components, mom.matrix.shape[0])
+    if mom.matrix.shape[0] <= EIGH_MAX_SIZE:
+        Q = torch.linalg.eigh(mom.matrix).eigenvectors[:, -k:] if k else mom.matrix[:, :0]
+    else:
+        Q, _ = fit_principal_subspace(mom, k, TrainingConfig(max_iter=1000), generator)
+    return principal_axes(mom, _to_feature_space(mom, Q))
+
+
+def fit_principal_subspace(
+    mom: Moments,
+    n_components: int,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    log: Callable[[str], None] = print,
+) -> tuple[torch.Tensor, History]:
+    """Train a linear autoencoder on squared error by exact least-squares steps.
+
+    With the decoder D fixed, the best linear encoder is the least-squares
+    projection, codes Z = Xc D (D'D)^-1; with the codes fixed, the best decoder is
+    D = Xc' Z (Z'Z)^-1. One such pair of steps maps span(D) to span(C D),
+    C = Xc'Xc / n, and on the codes' side span(Z) to span(G Z), G = Xc Xc' / n,
+    so the iteration runs in whichever of the two spaces is smaller (``mom``'s
+    matrix M); the loss of a span Q is (tr M - tr Q'MQ) / tr M. Alternating
+    alone converges at the rate lambda_{k+1} / lambda_k (Baldi & Hornik 1989:
+    from a random start, to PCA's subspace). Each step here also takes the
+    exactly optimal span inside the one spanned by the current iterate, its
+    alternating update and the previous iterate (a locally optimal block step,
+    as in conjugate gradients / LOBPCG), which is much faster when eigenvalue
+    gaps are small. Every step lowers the loss.
+
+    Returns an orthonormal basis of the learned span in M's space (use
+    :func:`principal_axes` for the feature-space axes) and the history.
+    Training stops when the largest principal angle between successive
+    iterates is below ``tol ** 2`` radians (or a few ulps), when the loss has
+    been flat to that precision for ``n_iter_no_change`` steps, or after
+    ``max_iter`` steps.
+    """
+    M = mom.matrix
+    total = torch.diagonal(M).sum()
+    scale = total.clamp_min(torch.finfo(M.dtype).tiny)
+    k = n_components
+    start = torch.randn(M.shape[0], k, generator=generator, dtype=M.dtype, device=generator.device)
+    Q = torch.linalg.qr(M @ start.to(M.device)).Q
+    previous = None
+    flat = 0
+    history = History()
+    # below a few ulps the angle between successive iterates is rounding noise
+    rounding = 10 * torch.finfo(M.dtype).eps
+    threshold = max(config.tol**2, rounding)
+    with interruptible() as interrupt:
+        for it in range(1, config.max_iter + 1):
+            blocks = [Q, M @ Q] if previous is None else [Q, M @ Q, previous]
+            search = torch.linalg.qr(torch.cat(blocks, dim=1)).Q
+            if search.shape[1] > k:
+                # the best k-dimensional span inside the search space
+                evals, evecs = torch.linalg.eigh(search.T @ M @ search)
+                Q_new = search @ evecs[:, -k:]
+            else:
+                Q_new = search
+            loss = float((total - torch.trace(Q_new.T @ M @ Q_new)) / scale)
+            # sine of the largest principal angle between successive spans,
+            # accurate for small angles (unlike one from the cosines)
+            sine = float(torch.linalg.matrix_norm(Q_new - Q @ (Q.T @ Q_new), ord=2))
+            previous, Q = Q, Q_new
+            history.loss_curve.append(loss)
+            history.n_iter = it
+            if config.verbose:
+                log(f"Iteration {it}: share of variance lost {loss:.10g}")
+            # Also converged when the loss is flat to rounding for n_iter_no_change
+            # steps: then the angle to the optimum is ~sqrt(eps), and directions
+            # of zero variance (k above the rank) may turn freely without cost.
+            change = abs(history.loss_curve[-2] - loss) if it > 1 else math.inf
+            flat = flat + 1 if change <= rounding else 0
+            if sine < threshold or flat >= config.n_iter_no_change:
+                history.converged = True
+                break
+            if interrupt.requested:
+                history.interrupted = True
+                break
+    history.best_loss = min(history.loss_curve, default=math.inf)
+    return Q, history
+
+
+def leading_subspace(
+    mom: Moments,
+    n_components: int,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    log: Callable[[str], None] = print,
+) -> tuple[torch.Tensor, torch.Tensor, History]:
+    """:func:`fit_principal_subspace`, then its principal axes and variances."""
+    Q, history = fit_principal_subspace(mom, n_components, config, generator, log)
+    axes, variances = principal_axes(mom, _to_feature_space(mom, Q))
+    return axes, variances, history
