@@ -13,6 +13,13 @@ Three kinds of structure, each with a split into training and test rows
     scikit-learn's S curve, a 2-D manifold bent in 3-D, lifted into 12
     dimensions by a random orthogonal map plus a little noise. A nonlinear
     decoder can unroll it with 2 codes; a subspace cannot.
+``planar``
+    scikit-learn's two moons, a planar data set, lifted into 10 dimensions
+    plus isotropic noise: PCA's home ground at k=2, where the deep models
+    must match PCA, not lose to it.
+``curved``
+    A generated curved data set: a 3-D latent variable mapped into 40
+    features by random smooth (sinusoidal) functions, plus noise.
 """
 
 from __future__ import annotations
@@ -21,14 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.datasets import load_digits, make_s_curve
+from sklearn.datasets import load_digits, make_moons, make_s_curve
 from sklearn.model_selection import train_test_split
 
 __all__ = [
     "DATASETS",
     "Dataset",
+    "curved",
     "digits",
     "load",
+    "planar",
     "s_curve",
     "spiked",
 ]
@@ -217,11 +226,104 @@ def s_curve(
     )
 
 
+def planar(
+    n_samples: int | None = None,
+    *,
+    n_features: int = 10,
+    noise: float = 0.05,
+    random_state: int = 0,
+) -> Dataset:
+    """Two moons (planar data) lifted into ``n_features`` dimensions plus noise.
+
+    The 2-D points of :func:`sklearn.datasets.make_moons` are mapped by a
+    random matrix with orthonormal columns, then isotropic noise of standard
+    deviation ``noise`` is added in every dimension. At k=2 PCA finds the
+    plane, and nothing reconstructs held-out rows better than projecting on it.
+
+    Parameters
+    ----------
+    n_samples : int or None, default=None
+        Number of rows generated (None: 1000).
+    n_features : int, default=10
+        Number of columns after lifting (at least 2).
+    noise : float, default=0.05
+        Standard deviation of the noise added after lifting.
+    random_state : int, default=0
+        Seed of the moons, the map and the noise.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``y`` is the moon each point belongs to.
+    """
+    n_samples = 1000 if n_samples is None else n_samples
+    rng = np.random.RandomState(random_state)
+    X2, moon = make_moons(n_samples, noise=0.1, random_state=rng)
+    lift, _ = np.linalg.qr(rng.standard_normal((n_features, 2)))
+    X = X2 @ lift.T + noise * rng.standard_normal((n_samples, n_features))
+    return _split(
+        "planar",
+        f"two moons (planar) lifted into {n_features} dims, noise sd {noise}",
+        X,
+        moon.astype(float),
+        None,
+    )
+
+
+def curved(
+    n_samples: int | None = None,
+    *,
+    n_features: int = 40,
+    n_latent: int = 3,
+    noise: float = 0.05,
+    random_state: int = 0,
+) -> Dataset:
+    """A ``n_latent``-D manifold curved through ``n_features`` dimensions.
+
+    Each feature is ``sin(a . t + b)`` of a latent point ``t`` uniform on
+    [-1, 1]^n_latent, with random frequencies ``a`` (standard normal) and
+    phases ``b``, plus Gaussian noise of standard deviation ``noise``.
+
+    Parameters
+    ----------
+    n_samples : int or None, default=None
+        Number of rows generated (None: 1000).
+    n_features : int, default=40
+        Number of columns.
+    n_latent : int, default=3
+        Dimension of the manifold.
+    noise : float, default=0.05
+        Standard deviation of the noise.
+    random_state : int, default=0
+        Seed of the latent points, the functions and the noise.
+
+    Returns
+    -------
+    dataset : Dataset
+        ``y`` is the first latent coordinate.
+    """
+    n_samples = 1000 if n_samples is None else n_samples
+    rng = np.random.RandomState(random_state)
+    t = rng.uniform(-1, 1, size=(n_samples, n_latent))
+    freq = rng.standard_normal((n_latent, n_features))
+    phase = rng.uniform(0, 2 * np.pi, size=n_features)
+    X = np.sin(t @ freq + phase) + noise * rng.standard_normal((n_samples, n_features))
+    return _split(
+        "curved",
+        f"{n_latent}-D manifold curved through {n_features} dims, noise sd {noise}",
+        X,
+        t[:, 0],
+        None,
+    )
+
+
 #: Every data set of the benchmark, by name, in the order of the table.
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": digits,
     "spiked": spiked,
     "s_curve": s_curve,
+    "planar": planar,
+    "curved": curved,
 }
 
 
@@ -231,7 +333,8 @@ def load(name: str, n_samples: int | None = None) -> Dataset:
     Parameters
     ----------
     name : str
-        One of ``DATASETS``: ``"digits"``, ``"spiked"``, ``"s_curve"``.
+        One of ``DATASETS``: ``"digits"``, ``"spiked"``, ``"s_curve"``,
+        ``"planar"``, ``"curved"``.
     n_samples : int or None, default=None
         Number of rows before the split (None: the data set's full size).
 
