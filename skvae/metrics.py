@@ -682,9 +682,10 @@ def latent_coverage(
     Notes
     -----
     Only the public API is used, so a :class:`~skvae.VariationalAutoencoder`'s
-    training codes are its posterior means, not draws from its posteriors.
-    The means spread less than the prior, so some prior draws land beyond
-    them although the decoder was trained there through the posterior noise.
+    training codes are its posterior means (``transform``), not draws from
+    its posteriors. Its decoder was also trained on the noise around each
+    mean, so a draw in a hole between the means is not necessarily a point
+    the decoder never saw.
 
     Examples
     --------
