@@ -25,7 +25,19 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXAMPLES = sorted(p.stem for p in (DOCS / "examples").glob("plot_*.py"))
 ESTIMATORS = ["LinearAutoencoder", "Autoencoder", "VariationalAutoencoder"]
-METRICS = ["reconstruction_error", "principal_angles", "max_principal_angle", "linear_basis"]
+METRICS = [
+    "reconstruction_error",
+    "principal_angles",
+    "max_principal_angle",
+    "linear_basis",
+    "sample_realism",
+    "maximum_mean_discrepancy",
+    "nearest_neighbour_ratio",
+    "latent_continuity",
+    "latent_coverage",
+    "latent_gaussian",
+    "generate_samples",
+]
 USER_GUIDE = [
     "index",
     "dimensionality_reduction",
@@ -34,6 +46,7 @@ USER_GUIDE = [
     "variational_autoencoder",
     "probabilistic_pca",
     "model_selection",
+    "latent_regularity",
 ]
 GENERATED = ("_build", "auto_examples", "gen_modules", "sg_execution_times.rst")
 # the hand-written pages (a local build leaves sg_execution_times.rst beside them)
