@@ -35,7 +35,11 @@ class PointAutoencoder(BaseAutoencoder):
             xs = module.scale_in(x)
             return F.mse_loss(module.decoder(module.encoder(xs)), xs)
 
-        return Objective(loss)
+        def row_loss(module, x):
+            xs = module.scale_in(x)
+            return torch.mean((module.decoder(module.encoder(xs)) - xs) ** 2, dim=1)
+
+        return Objective(loss, row_loss)
 
     def _in_data_units(self, module, loss):
         return loss * float(module.scale) ** 2
@@ -132,7 +136,10 @@ class Autoencoder(PointAutoencoder):
         below ``tol`` times the starting loss or the loss improves by less
         than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
-        Epochs without improvement after which training stops.
+        Epochs without improvement after which training stops; with Adam, at
+        least 250 optimiser steps' worth of epochs, since on small data an
+        epoch is a few steps, too few for networks started at PCA's solution
+        to move away from it.
     early_stopping : bool, default=True
         Adam only: hold out ``validation_fraction`` of the rows, stop on their
         score and restore the weights of the best candidate; the starting point

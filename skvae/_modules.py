@@ -196,7 +196,8 @@ class GaussianEncoderModule(ScaledIO):
     The buffer ``log_noise_variance`` is the log of the Gaussian decoder's
     variance c (standardised units), a single scalar shared by all features;
     when it is learned, the estimator sets it from each epoch's training rows.
-    The buffer ``score_eps`` holds draws of eps ~ N(0, I), fixed once per fit,
+    The buffer ``score_eps`` holds draws of eps ~ N(0, I), fixed once per fit
+    (:func:`balanced_draws`, at least twice as many as latent dimensions),
     with which the ELBO is estimated when it has no closed form. With
     ``bernoulli=True`` the decoder returns logits, in no data units.
     """
@@ -208,7 +209,7 @@ class GaussianEncoderModule(ScaledIO):
         hidden_layer_sizes: Sequence[int],
         activation: str,
         dtype: torch.dtype,
-        n_score_draws: int = 32,
+        n_score_draws: int | None = None,
         bernoulli: bool = False,
     ) -> None:
         super().__init__()
@@ -224,7 +225,8 @@ class GaussianEncoderModule(ScaledIO):
         self.logvar_head = _linear(width, n_components, dtype)
         self.decoder = LinearPlusMLP(n_components, n_features, hidden[::-1], activation, dtype)
         self.register_buffer("log_noise_variance", torch.zeros((), dtype=dtype))
-        self.register_buffer("score_eps", torch.zeros(n_score_draws, n_components, dtype=dtype))
+        n_draws = n_score_draws or max(32, 2 * n_components)
+        self.register_buffer("score_eps", torch.zeros(n_draws, n_components, dtype=dtype))
         self._init_scaling(n_features, dtype)
 
     def encode_standardised(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,6 +299,26 @@ class GaussianEncoderModule(ScaledIO):
 # --------------------------------------------------------------------------- #
 # The VAE's distributions, as pure functions
 # --------------------------------------------------------------------------- #
+def balanced_draws(
+    n_draws: int, n_components: int, generator: torch.Generator, dtype: torch.dtype
+) -> torch.Tensor:
+    """Standard normal draws (n_draws x k) with sample mean 0 and covariance I exactly.
+
+    Antithetic pairs (eps, -eps), interleaved, after whitening the first of
+    each pair so that their second moment is the identity. A Monte Carlo
+    average over these draws of any polynomial of degree two in eps is then
+    exact: the expected squared error of a linear decoder has no Monte Carlo
+    error, so a model that starts at probabilistic PCA scores exactly
+    ``PCA.score``, and one near it nearly so. Needs ``n_draws >= 2k``.
+    """
+    half = n_draws // 2
+    g = torch.randn(half, n_components, generator=generator, device=generator.device)
+    g = g.to(dtype=torch.float64)
+    cholesky = torch.linalg.cholesky(g.T @ g / half)
+    g = torch.linalg.solve_triangular(cholesky, g.T, upper=False).T  # g'g / half = I
+    return torch.stack([g, -g], dim=1).reshape(2 * half, n_components).to(dtype)
+
+
 def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """z = g(x) + h(x) * eps, differentiable in g and h (Kingma & Welling, eq. 10)."""
     return mean + torch.exp(0.5 * logvar) * eps

@@ -4,7 +4,7 @@ It fits whatever ``torch.nn.Module`` and :class:`Objective` it is handed, and
 imports no estimator and nothing from scikit-learn. After skorch, training is a
 few named steps of :class:`Trainer`: :meth:`~Trainer.fit_loop` runs epochs,
 :meth:`~Trainer.run_epoch` one pass over shuffled mini-batches,
-:meth:`~Trainer.train_step` one batch and :meth:`~Trainer.validation_score` one
+:meth:`~Trainer.train_step` one batch and :meth:`~Trainer.validation_losses` one
 pass over held-out rows. Full-batch L-BFGS (:meth:`~Trainer.fit_lbfgs`) shares
 the bookkeeping.
 
@@ -70,14 +70,14 @@ class Objective:
     """What to minimise, and the hooks an estimator may need around each epoch.
 
     ``loss(module, rows)`` is the mean training loss of a batch of raw rows;
-    ``validation_loss`` (default: ``loss``) the mean loss that held-out rows are
-    judged by, deterministic for given weights. ``begin_epoch`` runs before an
-    epoch's first batch and ``end_epoch`` after its last, before validation
-    (e.g. to set a statistic from the whole epoch).
+    ``row_loss(module, rows)`` the loss of each row, by which held-out rows
+    judge a model (deterministic for given weights). ``begin_epoch`` runs
+    before an epoch's first batch and ``end_epoch`` after its last, before
+    validation (e.g. to set a statistic from the whole epoch).
     """
 
     loss: LossFn
-    validation_loss: LossFn | None = None
+    row_loss: LossFn
     begin_epoch: Hook = _nothing
     end_epoch: Hook = _nothing
 
@@ -233,6 +233,32 @@ def _check_finite(loss: float, reference: float, epoch: int, lr: float | None) -
         )
 
 
+#: Patience is at least this many optimiser steps, whatever n_iter_no_change
+#: says in epochs: on small data an epoch is a few steps, too few for networks
+#: started at PCA's solution (a saddle of the deep loss) to leave it.
+MIN_PATIENCE_STEPS = 250
+
+#: How many standard errors of the paired per-row differences the best epoch
+#: must beat the starting point by on held-out rows to replace it.
+SIGNIFICANCE = 2.0
+
+
+def _significantly_better(rows: torch.Tensor, reference: torch.Tensor) -> bool:
+    """Whether per-row losses ``rows`` beat ``reference``'s on the same rows by
+    more than ``SIGNIFICANCE`` standard errors of their mean paired difference.
+
+    The best of many epochs, chosen on a few held-out rows, beats the start on
+    those rows by chance alone; a model that starts at PCA keeps PCA unless
+    the held-out rows say clearly that the trained networks are better.
+    """
+    if rows is reference:
+        return True
+    gains = (reference - rows).double()
+    if len(gains) < 2:
+        return bool(gains.mean() > 0)
+    return bool(gains.mean() > SIGNIFICANCE * gains.std() / math.sqrt(len(gains)))
+
+
 class _Stopper:
     """Tracks the best score and counts iterations without enough improvement."""
 
@@ -319,16 +345,18 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
-        stopper = _Stopper(config.tol, config.n_iter_no_change)
-        best_state = None
+        n_train = len(X) if self.train_idx is None else len(self.train_idx)
+        steps_per_epoch = math.ceil(n_train / config.batch_size)
+        patience = max(config.n_iter_no_change, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch))
+        stopper = _Stopper(config.tol, patience)
+        start = best = None  # (per-row held-out losses, weights)
         self.first_loss: float | None = None
-        if self.val_idx is not None:  # the starting point is the first candidate
+        if self.val_idx is not None:
+            # The starting point is a candidate for the final choice, but not the
+            # bar for patience: a PCA start is often better than the first few
+            # epochs, which need time to find a nonlinear improvement.
             history.best_loss = None
-            score = self.validation_score()
-            history.validation_scores.append(score)
-            stopper.update(score)
-            best_state = copy.deepcopy(module.state_dict())
-            history.best_validation_score = score
+            start = self._candidate()
         for epoch in range(1, config.max_iter + 1):
             loss = self.run_epoch()
             if loss is None:  # Ctrl-C mid-epoch: that epoch does not count
@@ -338,18 +366,14 @@ class Trainer:
             history.loss_curve.append(loss)
             history.n_iter = epoch
             if self.val_idx is not None:
-                score = self.validation_score()
-                history.validation_scores.append(score)
-            else:
-                score = -loss
-            if stopper.update(score):
-                if self.val_idx is None:
-                    history.best_loss = loss
-                else:
-                    best_state = copy.deepcopy(module.state_dict())
-                    history.best_validation_score = score
+                candidate = self._candidate()
+                if stopper.update(history.validation_scores[-1]):
+                    best = candidate
+            elif stopper.update(-loss):
+                history.best_loss = loss
             if config.verbose:
-                extra = f", validation score {score:.6g}" if self.val_idx is not None else ""
+                scores = history.validation_scores
+                extra = f", validation score {scores[-1]:.6g}" if scores else ""
                 self.log(f"Epoch {epoch}: loss {loss:.6g}{extra}")
             if self.interrupt.requested:
                 history.interrupted = True
@@ -357,9 +381,19 @@ class Trainer:
             if stopper.done:
                 history.converged = True
                 break
-        if best_state is not None:
-            module.load_state_dict(best_state)
+        if start is not None:
+            if best is None or not _significantly_better(best[0], start[0]):
+                best = start  # held-out rows cannot tell the change from noise
+            module.load_state_dict(best[1])
+            history.best_validation_score = -float(best[0].mean())
         module.eval()
+
+    def _candidate(self) -> tuple[torch.Tensor, dict]:
+        """Score the current weights on the held-out rows; keep them, with their
+        per-row losses, in case they turn out best."""
+        rows = self.validation_losses()
+        self.history.validation_scores.append(-float(rows.mean()))
+        return rows, copy.deepcopy(self.module.state_dict())
 
     def run_epoch(self) -> float | None:
         """One pass over shuffled mini-batches of the training rows.
@@ -397,16 +431,18 @@ class Trainer:
         return loss.detach()
 
     @torch.inference_mode()
-    def validation_score(self) -> float:
-        """Minus the mean validation loss of the held-out rows, in chunks."""
+    def validation_losses(self) -> torch.Tensor:
+        """The loss of each held-out row (float64, on the device), in chunks."""
         self.module.eval()
-        loss_fn = self.objective.validation_loss or self.objective.loss
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
         idx, step = self.val_idx, self.config.batch_size
-        for start in range(0, len(idx), step):
-            xb = self.X[idx[start : start + step].to(self.X.device)].to(self.device)
-            total += loss_fn(self.module, xb) * len(xb)
-        return -float(total) / len(idx)
+        return torch.cat(
+            [
+                self.objective.row_loss(
+                    self.module, self.X[idx[a : a + step].to(self.X.device)].to(self.device)
+                ).double()
+                for a in range(0, len(idx), step)
+            ]
+        )
 
     # ---------------------------------------------------------------- L-BFGS
     def fit_lbfgs(self, X: torch.Tensor) -> None:

@@ -12,6 +12,7 @@ from ._base import BaseAutoencoder
 from ._modules import (
     ACTIVATIONS,
     GaussianEncoderModule,
+    balanced_draws,
     bernoulli_expected_log_prob,
     gaussian_expected_log_prob,
     kl_to_standard_normal,
@@ -97,7 +98,10 @@ class VariationalAutoencoder(BaseAutoencoder):
         below ``tol`` times the starting loss or the loss improves by less
         than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
-        Epochs without improvement after which training stops.
+        Epochs without improvement after which training stops; with Adam, at
+        least 250 optimiser steps' worth of epochs, since on small data an
+        epoch is a few steps, too few for networks started at PCA's solution
+        to move away from it.
     early_stopping : bool, default=True
         Adam only: hold out ``validation_fraction`` of the rows, stop on their
         beta-weighted ELBO (one fixed draw of eps per row) and restore the
@@ -276,13 +280,7 @@ class VariationalAutoencoder(BaseAutoencoder):
     def _fit_module(self, X, module, generator, device):
         # Draws fixed before training: the ELBO estimate used for validation and
         # score_samples sees the same eps for every row, whatever its batch.
-        eps = torch.randn(
-            module.score_eps.shape,
-            generator=generator,
-            device=generator.device,
-            dtype=module.score_eps.dtype,
-        )
-        module.score_eps.copy_(eps)
+        module.score_eps.copy_(balanced_draws(*module.score_eps.shape, generator, torch.float64))
         return super()._fit_module(X, module, generator, device)
 
     def _fixed_log_variance(self, module):
@@ -374,9 +372,9 @@ class VariationalAutoencoder(BaseAutoencoder):
             log_c = None if learned else module.log_noise_variance
             return -self._elbo(module, x, draws(x), log_c, self.beta, record).mean()
 
-        def validation_loss(module, x):
+        def row_loss(module, x):
             eps = None if exact else _cycled_draws(module, x)
-            return -self._elbo(module, x, eps, module.log_noise_variance, self.beta).mean()
+            return -self._elbo(module, x, eps, module.log_noise_variance, self.beta)
 
         def begin_epoch(module):
             epoch["sq"] = torch.zeros((), dtype=torch.float64, device=module.offset.device)
@@ -387,7 +385,7 @@ class VariationalAutoencoder(BaseAutoencoder):
                 sq = (epoch["sq"] / epoch["rows"]).to(module.offset.dtype)
                 module.log_noise_variance.copy_(_optimal_log_variance(sq, module.offset.numel()))
 
-        return Objective(loss, validation_loss, begin_epoch, end_epoch)
+        return Objective(loss, row_loss, begin_epoch, end_epoch)
 
     def _score_copies(self):
         return 1 if self._exact_expectation(self.module_) else len(self.module_.score_eps)

@@ -138,7 +138,7 @@ def test_docs_build_without_warnings(built_docs):
 
 def test_docs_have_the_expected_pages(built_docs):
     _, html = built_docs
-    pages = ["index", "api", "benchmarks", "auto_examples/index"]
+    pages = ["index", "api", "benchmarks", "developer", "auto_examples/index"]
     pages += [f"user_guide/{name}" for name in USER_GUIDE]
     pages += [f"gen_modules/skvae.{name}" for name in ESTIMATORS]
     pages += [f"gen_modules/skvae.metrics.{name}" for name in METRICS]

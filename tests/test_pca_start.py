@@ -1,0 +1,215 @@
+"""Never worse than PCA: the deep models contain PCA's solution and start from it.
+
+- ``init="pca"`` starts the Autoencoder at PCA's reconstruction and the VAE at
+  probabilistic PCA, whose ELBO is ``PCA.score`` exactly;
+- held-out rows decide which weights to keep, the start included, so the
+  held-out error is at most PCA's and the held-out ELBO at least PCA.score;
+- training runs in standardised units: the data's units change nothing.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits, make_moons, make_s_curve
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from skvae import Autoencoder, VariationalAutoencoder
+from skvae._modules import balanced_draws, init_parameters
+from skvae._training import _significantly_better
+from skvae.metrics import reconstruction_error
+
+DEEP = [Autoencoder, VariationalAutoencoder]
+
+
+def _spiked(n=400, d=12, rank=3, seed=0):
+    rng = np.random.RandomState(seed)
+    basis, _ = np.linalg.qr(rng.randn(d, rank))
+    return (rng.randn(n, rank) * [4.0, 3.0, 2.0]) @ basis.T + 0.5 * rng.randn(n, d)
+
+
+def _planar(n=600, d=10, seed=0):
+    rng = np.random.RandomState(seed)
+    X2, _ = make_moons(n, noise=0.1, random_state=seed)
+    lift, _ = np.linalg.qr(rng.randn(d, 2))
+    return X2 @ lift.T + 0.05 * rng.randn(n, d)
+
+
+def _started(cls, X, k, **params):
+    """An estimator's module right after the PCA start, before any update."""
+    est = cls(n_components=k, hidden_layer_sizes=(16,), random_state=0, **params)
+    est._check_hidden_layer_sizes()
+    module = est._build_module(X.shape[1], torch.float64)
+    Xt = torch.from_numpy(X)
+    generator = torch.Generator().manual_seed(0)
+    init_parameters(module, generator)
+    if cls is VariationalAutoencoder:
+        module.score_eps.copy_(balanced_draws(*module.score_eps.shape, generator, torch.float64))
+    module.set_scaling(Xt)
+    est._pca_start(Xt, module, generator, torch.device("cpu"))
+    est.module_, est.n_components_, est.n_features_in_ = module, k, X.shape[1]
+    return est
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_autoencoder_starts_at_pca_reconstruction(k):
+    X = _spiked() * 1e-3 + 50.0  # small units, far from the origin
+    est = _started(Autoencoder, X, k)
+    pca = PCA(k, svd_solver="full").fit(X)
+    np.testing.assert_allclose(
+        est.inverse_transform(est.transform(X)),
+        pca.inverse_transform(pca.transform(X)),
+        atol=1e-10,
+    )
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_vae_starts_at_probabilistic_pca(k):
+    """At the start the ELBO is pPCA's log-likelihood, row by row, with no
+    Monte Carlo error (the balanced draws are exact for a linear decoder)."""
+    X = _spiked() * 1e3
+    est = _started(VariationalAutoencoder, X, k)
+    pca = PCA(k, svd_solver="full").fit(X)
+    X_new = _spiked(n=50, seed=1) * 1e3  # rows the start never saw
+    np.testing.assert_allclose(est.score_samples(X_new), pca.score_samples(X_new), rtol=1e-9)
+    np.testing.assert_allclose(
+        float(est.module_.log_noise_variance.exp() * est.module_.scale**2),
+        pca.noise_variance_,
+        rtol=1e-9,
+    )
+
+
+def test_vae_start_handles_more_components_than_directions():
+    X = np.random.RandomState(0).randn(6, 3)
+    est = _started(VariationalAutoencoder, X, 5)  # k above min(n - 1, d)
+    assert np.all(np.isfinite(est.score_samples(X)))
+    ae = _started(Autoencoder, X, 5)
+    np.testing.assert_allclose(ae.inverse_transform(ae.transform(X)), X, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "name, X, k",
+    [
+        ("spiked", _spiked(), 3),
+        ("planar", _planar(), 2),
+        ("s_curve", make_s_curve(600, noise=0.05, random_state=0)[0], 2),
+        ("digits", load_digits().data[:600] / 16, 8),
+    ],
+)
+def test_never_worse_than_pca_on_held_out_rows(name, X, k):
+    X_train, X_test = train_test_split(X, random_state=0)
+    pca = PCA(k, svd_solver="full").fit(X_train)
+    params = {"n_components": k, "hidden_layer_sizes": (64, 32), "random_state": 0}
+    ae = Autoencoder(**params).fit(X_train)
+    vae = VariationalAutoencoder(**params).fit(X_train)
+    assert reconstruction_error(ae, X_test) <= 1.01 * reconstruction_error(pca, X_test)
+    assert vae.score(X_test) >= pca.score(X_test) - 0.002 * X.shape[1]
+    if name in ("s_curve", "digits"):  # curved: both gain
+        assert reconstruction_error(ae, X_test) < 0.9 * reconstruction_error(pca, X_test)
+        assert vae.score(X_test) > pca.score(X_test)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_on_linear_data_the_start_is_kept(cls):
+    """No epoch beats PCA on held-out linear data by more than noise: PCA is kept."""
+    X = _spiked()
+    est = cls(n_components=3, hidden_layer_sizes=(32,), random_state=0).fit(X)
+    assert est.best_validation_score_ == est.validation_scores_[0]
+    pca = PCA(3, svd_solver="full").fit(X)
+    if cls is Autoencoder:
+        np.testing.assert_allclose(
+            est.inverse_transform(est.transform(X)),
+            pca.inverse_transform(pca.transform(X)),
+            atol=1e-10,
+        )
+    else:
+        assert est.score(X) == pytest.approx(pca.score(X), rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_init_random_starts_elsewhere(cls):
+    X = make_s_curve(300, noise=0.05, random_state=0)[0]
+    params = {"n_components": 2, "hidden_layer_sizes": (16,), "max_iter": 1, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pca_start = cls(**params).fit(X)
+        random_start = cls(**params, init="random").fit(X)
+    # PCA is a far better start than random weights on held-out rows
+    assert pca_start.validation_scores_[0] > random_start.validation_scores_[0] + 0.1
+
+
+@pytest.mark.parametrize("cls", DEEP)
+@pytest.mark.parametrize("units", [1e-3, 1e3])
+def test_units_change_nothing(cls, units):
+    X = make_s_curve(400, noise=0.05, random_state=0)[0]
+    params = {"n_components": 2, "hidden_layer_sizes": (16,), "max_iter": 30, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = cls(**params).fit(X)
+        scaled = cls(**params).fit(X * units)
+    # the same training, step for step: the same codes, reconstructions in proportion
+    assert scaled.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(scaled.transform(X * units), ref.transform(X), rtol=1e-6, atol=1e-8)
+    rel = reconstruction_error(scaled, X * units) / units**2
+    assert rel == pytest.approx(reconstruction_error(ref, X), rel=1e-6)
+    if cls is VariationalAutoencoder:  # log-densities shift by d log(units)
+        shift = X.shape[1] * np.log(units)
+        assert scaled.score(X * units) == pytest.approx(ref.score(X) - shift, rel=1e-6)
+        assert scaled.noise_variance_ == pytest.approx(ref.noise_variance_ * units**2, rel=1e-6)
+    else:
+        np.testing.assert_allclose(
+            np.array(scaled.loss_curve_) / units**2, ref.loss_curve_, rtol=1e-6
+        )
+
+
+def test_lbfgs_tolerance_is_relative():
+    """A gradient tolerance in the data's units would stop L-BFGS at once on small data."""
+    X = load_digits().data[:300] / 16
+    params = {"n_components": 4, "hidden_layer_sizes": (16,), "solver": "lbfgs", "max_iter": 20}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = Autoencoder(**params, init="random", random_state=0).fit(X)
+        small = Autoencoder(**params, init="random", random_state=0).fit(X * 1e-3)
+    assert small.n_iter_ == ref.n_iter_ > 5
+    assert reconstruction_error(small, X * 1e-3) / 1e-6 == pytest.approx(
+        reconstruction_error(ref, X), rel=1e-4
+    )
+
+
+def test_learned_decoder_variance_comes_from_the_whole_epoch():
+    """A one-row last batch must not decide c: c is the epoch's mean squared error."""
+    X = _spiked(n=143)  # 90% = 129 training rows: batches of 128 and 1
+    vae = VariationalAutoencoder(
+        n_components=3, hidden_layer_sizes=(), solver="adam", max_iter=200, random_state=0
+    ).fit(X)
+    # the optimum for the final networks over all rows: c = E_q||x - f(z)||^2 / d
+    module = vae.module_
+    with torch.no_grad():
+        xs = module.scale_in(torch.from_numpy(X))
+        mean, logvar = module.encode_standardised(xs)
+        sq = module.expected_sq_error(xs, mean, logvar, None)
+    c_star = float(sq.mean()) / X.shape[1] * float(module.scale) ** 2
+    assert vae.noise_variance_ == pytest.approx(c_star, rel=0.1)
+
+
+def test_significance_rule():
+    rng = np.random.RandomState(0)
+    start = torch.from_numpy(rng.rand(100))
+    noise = torch.from_numpy(rng.randn(100) * 0.1)
+    assert not _significantly_better(start + noise - 0.001, start)  # within noise
+    assert _significantly_better(start + noise - 0.1, start)  # clearly lower losses
+    assert not _significantly_better(start + 0.01, start)  # worse
+
+
+def test_default_digits_fit_ends_by_its_stopping_rule():
+    X = load_digits().data / 16
+    X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ae = Autoencoder(n_components=10, random_state=0).fit(X_train)
+    assert ae.n_iter_ < ae.max_iter
+    pca = PCA(10, svd_solver="full").fit(X_train)
+    assert reconstruction_error(ae, X_test) <= 0.55 * reconstruction_error(pca, X_test)
