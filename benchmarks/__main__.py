@@ -13,9 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .compare import format_table, run
+from .compare import format_summary, format_table, run
 from .datasets import DATASETS
-from .plots import plot_all
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -104,8 +103,16 @@ def _run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     csv = args.out / "results.csv"
     results.to_csv(csv, index=False)
-    paths = [csv, *plot_all(results, fitted, args.out, log=log)]
+    paths = [csv]
+    try:
+        from .plots import plot_all
+    except ImportError:  # matplotlib: the bench extra
+        log('no figures: they need matplotlib (pip install -e ".[bench]")')
+    else:
+        paths += plot_all(results, fitted, args.out, log=log)
     print(format_table(results), flush=True)
+    print(flush=True)
+    print(format_summary(results), flush=True)
     log(f"wrote {', '.join(str(p) for p in paths)}")
     log(f"total {time.perf_counter() - start:.1f} s")
     return 0

@@ -30,6 +30,11 @@ from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae.metrics import max_principal_angle, reconstruction_error
 
 from . import datasets as _datasets
+from .regularity import COLUMNS as _REGULARITY
+from .regularity import regularity_columns
+
+#: The latent-regularity columns (see :mod:`benchmarks.regularity`).
+REGULARITY_COLUMNS = list(_REGULARITY)
 
 __all__ = [
     "DEFAULT_KS",
@@ -37,6 +42,7 @@ __all__ = [
     "QUICK",
     "FittedModels",
     "ModelSpec",
+    "format_summary",
     "format_table",
     "run",
 ]
@@ -46,9 +52,11 @@ RANDOM_STATE = 0
 
 #: Latent sizes compared on each data set by default.
 DEFAULT_KS: dict[str, tuple[int, ...]] = {
-    "digits": (2, 8, 16),
+    "digits": (2, 10, 16),
     "spiked": (2, 5, 10),
     "s_curve": (1, 2, 3),
+    "planar": (1, 2, 5),
+    "curved": (2, 5, 10),
 }
 
 
@@ -58,7 +66,13 @@ class QuickSettings:
 
     n_samples: int = 400
     ks: dict[str, tuple[int, ...]] = field(
-        default_factory=lambda: {"digits": (2,), "spiked": (5,), "s_curve": (2,)}
+        default_factory=lambda: {
+            "digits": (2,),
+            "spiked": (5,),
+            "s_curve": (2,),
+            "planar": (2,),
+            "curved": (5,),
+        }
     )
     max_iter: int = 20
 
@@ -145,6 +159,8 @@ _COLUMNS = [
     "mse_ratio_to_pca",
     "max_angle_to_pca_deg",
     "test_log_likelihood",
+    "log_likelihood_minus_pca",
+    *REGULARITY_COLUMNS,
     "fit_time_s",
     "transform_time_s",
     "n_iter",
@@ -168,6 +184,10 @@ _TABLE_COLUMNS: dict[str, tuple[str, str]] = {
     "mse_ratio_to_pca": ("MSE / PCA", "{:.3f}"),
     "max_angle_to_pca_deg": ("angle to PCA (deg)", "{:.3f}"),
     "test_log_likelihood": ("test log-lik (nats)", "{:.2f}"),
+    "log_likelihood_minus_pca": ("log-lik - PCA", "{:+.3f}"),
+    "sample_realism": ("realism", "{:.2f}"),
+    "latent_continuity": ("unevenness", "{:.3f}"),
+    "latent_coverage": ("holes", "{:.2f}"),
     "fit_time_s": ("fit (s)", "{:.2f}"),
     "transform_time_s": ("transform (s)", "{:.4f}"),
 }
@@ -251,6 +271,7 @@ def _evaluate(spec: ModelSpec, model, data: _datasets.Dataset) -> dict[str, floa
             float(model.score(data.X_test)) if spec.has_log_likelihood else float("nan")
         ),
         "transform_time_s": transform_time,
+        **regularity_columns(model, data.X_train, data.X_test, random_state=RANDOM_STATE),
     }
 
 
@@ -321,7 +342,9 @@ def run(
         a nonlinear decoder, which spans no subspace), ``test_log_likelihood``
         (mean per test row in nats: PCA's probabilistic-PCA log-likelihood,
         the VAE's ELBO, a lower bound on its log-likelihood; NaN for the
-        autoencoders, which define none), ``fit_time_s``,
+        autoencoders, which define none), ``log_likelihood_minus_pca`` (that
+        minus PCA's), the latent-regularity columns of
+        :func:`benchmarks.regularity.regularity_columns`, ``fit_time_s``,
         ``transform_time_s``, ``n_iter``, ``converged`` (False when training
         stopped at ``max_iter``), ``quick``, ``device`` and ``device_name``
         (where the skvae estimators ran; PCA always runs on the CPU) and the
@@ -372,6 +395,7 @@ def run(
                 continue
             models: dict[str, Any] = {}
             mse: dict[str, float] = {}
+            loglik: dict[str, float] = {}
             for spec in MODELS:
                 model = spec.make(k, device)
                 if quick and spec.deep:
@@ -386,6 +410,7 @@ def run(
                 models[spec.name] = model
                 measured = _evaluate(spec, model, data)
                 mse[spec.name] = measured["test_mse"]
+                loglik[spec.name] = measured["test_log_likelihood"]
                 rows.append(
                     {
                         "dataset": name,
@@ -398,6 +423,9 @@ def run(
                         "mse_ratio_to_pca": mse[spec.name] / mse["PCA"],
                         "max_angle_to_pca_deg": _max_angle(model, models["PCA"]),
                         "test_log_likelihood": measured["test_log_likelihood"],
+                        "log_likelihood_minus_pca": measured["test_log_likelihood"]
+                        - loglik["PCA"],
+                        **{col: measured[col] for col in REGULARITY_COLUMNS},
                         "fit_time_s": fit_time,
                         "transform_time_s": measured["transform_time_s"],
                         "n_iter": getattr(model, "n_iter_", np.nan),
@@ -431,3 +459,44 @@ def format_table(results: pd.DataFrame) -> str:
     )
     formatters = {header: fmt.format for header, fmt in _TABLE_COLUMNS.values()}
     return table.to_string(index=False, na_rep="", formatters=formatters)
+
+
+def format_summary(results: pd.DataFrame) -> str:
+    """Never worse than PCA, in two numbers per data set and k.
+
+    For each data set and k: the Autoencoder's and the VAE's held-out error
+    as a ratio to PCA's, and the VAE's held-out ELBO minus PCA's held-out
+    log-likelihood (``PCA.score``), in nats per row and per feature.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        The output of :func:`run`.
+
+    Returns
+    -------
+    summary : str
+    """
+    wide = results.pivot_table(
+        index=["dataset", "k"],
+        columns="model",
+        values=["mse_ratio_to_pca", "log_likelihood_minus_pca"],
+        sort=False,
+    )
+    summary = pd.DataFrame(
+        {
+            "Autoencoder / PCA": wide[("mse_ratio_to_pca", "Autoencoder")],
+            "VAE / PCA": wide[("mse_ratio_to_pca", "VariationalAutoencoder")],
+            "VAE ELBO - PCA.score": wide[("log_likelihood_minus_pca", "VariationalAutoencoder")],
+        }
+    )
+    order = results[["dataset", "k"]].drop_duplicates()
+    summary = summary.reindex(pd.MultiIndex.from_frame(order))
+    features = results.groupby("dataset", sort=False)["n_features"].first()
+    summary["per feature"] = (
+        summary["VAE ELBO - PCA.score"]
+        / features.reindex(summary.index.get_level_values("dataset")).to_numpy()
+    )
+    return "held-out, against PCA\n" + summary.reset_index().to_string(
+        index=False, float_format=lambda v: f"{v:.3f}"
+    )

@@ -121,9 +121,7 @@ def run(cases=DEFAULT_CASES, log=print) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__)
-    parser.add_argument(
-        "--threads", type=int, default=1, help="CPU threads of torch (default: 1)"
-    )
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of torch (default: 1)")
     args = parser.parse_args(argv)
     try:
         import skorch  # noqa: F401

@@ -21,6 +21,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from sklearn.utils import check_random_state
 
 from .compare import MODELS, FittedModels
+from .regularity import plot_regularity
 
 __all__ = [
     "draw_samples",
@@ -346,7 +347,7 @@ def plot_all(
 ) -> list[Path]:
     """Every figure of the benchmark, from the output of ``run(return_models=True)``.
 
-    Writes ``error_vs_k.png`` and, when digits were run, ``latent_2d.png``
+    Writes ``error_vs_k.png``, ``regularity.png`` and, when digits were run, ``latent_2d.png``
     (needs k=2), ``samples.png`` and ``interpolation.png`` (at k=2 when it was
     run, else the smallest k).
 
@@ -366,7 +367,9 @@ def plot_all(
     paths : list of pathlib.Path
         The written files.
     """
-    paths = [plot_error_vs_k(results, out_dir)] if len(results) else []
+    paths = []
+    if len(results):
+        paths += [plot_error_vs_k(results, out_dir), plot_regularity(results, out_dir)]
     digits = fitted.get("digits")
     if digits is None or not digits.models:
         if log is not None:

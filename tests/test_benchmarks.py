@@ -16,7 +16,7 @@ from benchmarks.__main__ import main
 from benchmarks.compare import MODELS, QUICK, run
 
 MODEL_NAMES = [spec.name for spec in MODELS]
-FIGURES = ["error_vs_k.png", "latent_2d.png", "samples.png", "interpolation.png"]
+FIGURES = ["error_vs_k.png", "regularity.png", "latent_2d.png", "samples.png", "interpolation.png"]
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +99,19 @@ def test_log_likelihood_only_where_defined_and_pca_is_exact(quick_digits):
 
 
 def test_stdout_holds_only_the_table_and_progress_goes_to_stderr(quick_digits):
-    lines = quick_digits["stdout"].strip().splitlines()
+    table, summary = quick_digits["stdout"].strip().split("\n\n")
+    lines = table.splitlines()
     assert len(lines) == 1 + len(MODEL_NAMES)
     assert "test MSE" in lines[0] and "angle to PCA" in lines[0]
     cells = [line.split() for line in lines[1:]]
     assert [row[:3] for row in cells] == [["digits", "2", name] for name in MODEL_NAMES]
     # undefined cells are blank: no angle or likelihood for the AE, no angle for the VAE
-    assert [len(row) for row in cells] == [9, 8, 7, 8]
+    assert [len(row) for row in cells] == [13, 11, 10, 12]
     assert "nan" not in quick_digits["stdout"].lower()
+    # the summary: the deep models against PCA, one line per data set and k
+    summary = summary.splitlines()
+    assert "Autoencoder / PCA" in summary[1] and "VAE ELBO - PCA.score" in summary[1]
+    assert summary[2].split()[:2] == ["digits", "2"] and len(summary) == 3
     assert "fitting VariationalAutoencoder" in quick_digits["stderr"]
 
 
