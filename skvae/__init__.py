@@ -6,6 +6,7 @@ and decoder are PyTorch networks.
 
 from ._autoencoder import Autoencoder
 from ._linear import LinearAutoencoder
+from ._persistence import load, save
 from ._variational import VariationalAutoencoder
 
 __version__ = "0.1.0"
@@ -15,4 +16,6 @@ __all__ = [
     "LinearAutoencoder",
     "VariationalAutoencoder",
     "__version__",
+    "load",
+    "save",
 ]
