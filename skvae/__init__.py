@@ -8,6 +8,7 @@ from ._autoencoder import Autoencoder
 from ._linear import LinearAutoencoder
 from ._persistence import load, save
 from ._variational import VariationalAutoencoder
+from .onnx import register_converters as register_onnx_converters
 
 __version__ = "0.1.0"
 
@@ -17,5 +18,6 @@ __all__ = [
     "VariationalAutoencoder",
     "__version__",
     "load",
+    "register_onnx_converters",
     "save",
 ]
