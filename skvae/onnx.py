@@ -18,6 +18,7 @@ import contextlib
 import copy
 import logging
 import os
+import textwrap
 import warnings
 
 import numpy as np
@@ -111,6 +112,29 @@ def _save(model, path: str | os.PathLike | None):
     return model
 
 
+#: The Parameters section shared by the docstrings of the two exports.
+_EXPORT_PARAMETERS = """\
+Parameters
+----------
+estimator : LinearAutoencoder, Autoencoder or VariationalAutoencoder
+    A fitted estimator.
+path : str, os.PathLike or None, default=None
+    If given, the model is also written there.
+dtype : {np.float32, np.float64}, default=np.float32
+    The element type of the model's input, output and weights.
+opset : int or None, default=None
+    ONNX opset (18 or later); None lets torch choose."""
+
+
+def _shared_parameters(function):
+    """Put :data:`_EXPORT_PARAMETERS` in place of ``{parameters}`` in the docstring."""
+    if function.__doc__:  # None under python -OO
+        section = textwrap.indent(_EXPORT_PARAMETERS, "    ").lstrip()
+        function.__doc__ = function.__doc__.replace("{parameters}", section)
+    return function
+
+
+@_shared_parameters
 def export_encoder(estimator, path=None, *, dtype=np.float32, opset=None):
     """Export the encoder (``transform``) of a fitted estimator to ONNX.
 
@@ -118,16 +142,7 @@ def export_encoder(estimator, path=None, *, dtype=np.float32, opset=None):
     to the codes ``"Z"`` of shape (n_samples, `n_components_`), for any
     number of rows; for the VAE the codes are the posterior means.
 
-    Parameters
-    ----------
-    estimator : LinearAutoencoder, Autoencoder or VariationalAutoencoder
-        A fitted estimator.
-    path : str, os.PathLike or None, default=None
-        If given, the model is also written there.
-    dtype : {np.float32, np.float64}, default=np.float32
-        The element type of the model's input, output and weights.
-    opset : int or None, default=None
-        ONNX opset (18 or later); None lets torch choose.
+    {parameters}
 
     Returns
     -------
@@ -154,6 +169,7 @@ def export_encoder(estimator, path=None, *, dtype=np.float32, opset=None):
     return _save(_export(estimator, "_encode", dtype, opset), path)
 
 
+@_shared_parameters
 def export_decoder(estimator, path=None, *, dtype=np.float32, opset=None):
     """Export the decoder (``inverse_transform``) of a fitted estimator to ONNX.
 
@@ -162,16 +178,7 @@ def export_decoder(estimator, path=None, *, dtype=np.float32, opset=None):
     any number of rows: the decoder's mean, as ``inverse_transform`` gives.
     Decoding prior draws with it generates data, as ``sample`` does.
 
-    Parameters
-    ----------
-    estimator : LinearAutoencoder, Autoencoder or VariationalAutoencoder
-        A fitted estimator.
-    path : str, os.PathLike or None, default=None
-        If given, the model is also written there.
-    dtype : {np.float32, np.float64}, default=np.float32
-        The element type of the model's input, output and weights.
-    opset : int or None, default=None
-        ONNX opset (18 or later); None lets torch choose.
+    {parameters}
 
     Returns
     -------
@@ -184,15 +191,19 @@ def export_decoder(estimator, path=None, *, dtype=np.float32, opset=None):
 
     Examples
     --------
+    Decoding draws from the prior, as ``sample`` does:
+
     >>> import numpy as np, onnxruntime
-    >>> from skvae import LinearAutoencoder
+    >>> from skvae import VariationalAutoencoder
     >>> from skvae.onnx import export_decoder
-    >>> X = np.random.RandomState(0).normal(size=(40, 5)).astype(np.float32)
-    >>> lae = LinearAutoencoder(n_components=2, random_state=0).fit(X)
-    >>> session = onnxruntime.InferenceSession(export_decoder(lae).SerializeToString())
-    >>> Z = lae.transform(X)
-    >>> X_hat = session.run(None, {"Z": Z})[0]
-    >>> bool(np.allclose(X_hat, lae.inverse_transform(Z), atol=1e-5))
+    >>> X = np.random.RandomState(0).normal(size=(40, 5))
+    >>> vae = VariationalAutoencoder(hidden_layer_sizes=(), random_state=0).fit(X)
+    >>> decoder = onnxruntime.InferenceSession(export_decoder(vae).SerializeToString())
+    >>> Z = np.random.RandomState(1).standard_normal((3, 2)).astype(np.float32)
+    >>> X_new = decoder.run(None, {"Z": Z})[0]
+    >>> X_new.shape
+    (3, 5)
+    >>> bool(np.allclose(X_new, vae.inverse_transform(Z), atol=1e-5))
     True
     """
     return _save(_export(estimator, "_decode", dtype, opset), path)
