@@ -7,9 +7,10 @@ One file holds a fitted estimator:
   ``attribute.<name>``;
 * the safetensors metadata, a str -> str mapping with two entries:
   ``"skvae"``, a JSON document (format version, class name, skvae and torch
-  versions, ``get_params(deep=False)``, the module's dtype and the fitted
-  attributes that are plain JSON values), and ``"skvae_sha256"``, a SHA-256
-  digest of that document and of every tensor (name, dtype, shape, bytes).
+  versions, ``get_params(deep=False)``, the ``set_output`` choice, the
+  module's dtype and the fitted attributes that are plain JSON values), and
+  ``"skvae_sha256"``, a SHA-256 digest of that document and of every tensor
+  (name, dtype, shape, bytes).
 
 Loading runs no code from the file: the class comes from a fixed list of
 names, the estimator is rebuilt from its parameters with ``_build_module``,
@@ -132,7 +133,7 @@ def _fitted_attributes(estimator) -> tuple[dict, dict, dict]:
     """
     arrays, kinds, values = {}, {}, {}
     for name, value in vars(estimator).items():
-        if not name.endswith("_") or name.startswith("__") or name == "module_":
+        if not _is_fitted_attribute(name):
             continue
         if isinstance(value, np.ndarray) and value.dtype != object and value.dtype.kind != "U":
             arrays[name], kinds[name] = value, "ndarray"
@@ -150,6 +151,11 @@ def _fitted_attributes(estimator) -> tuple[dict, dict, dict]:
                     "None, bool, int, float, str and lists, tuples and dicts of these."
                 ) from None
     return arrays, kinds, values
+
+
+def _is_fitted_attribute(name: str) -> bool:
+    """scikit-learn's convention (trailing underscore), less the networks themselves."""
+    return name.endswith("_") and not name.startswith("__") and name != "module_"
 
 
 def _to_numpy(tensor: torch.Tensor, name: str) -> np.ndarray:
@@ -245,6 +251,8 @@ def save(estimator, path: str | os.PathLike) -> None:
             "params": _parameters(estimator),
             "dtype": _module_dtype(module),
             "module_training": module.training,
+            # set_output's choice, e.g. {"transform": "pandas"}; not a fitted attribute
+            "output_config": getattr(estimator, "_sklearn_output_config", {}),
             "arrays": kinds,
             "attributes": values,
         },
@@ -314,6 +322,9 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
     estimator = _rebuild(header, device)
     attributes = {name: _from_json(v) for name, v in header["attributes"].items()}
     attributes.update(_attribute_arrays(header["arrays"], arrays, path))
+    refused = [name for name in attributes if not _is_fitted_attribute(name)]
+    if refused:
+        raise ValueError(f"{path}: {refused} are not names of fitted attributes.")
     vars(estimator).update(attributes)  # before _build_module, which may read them
     try:
         module = estimator._build_module(attributes["n_features_in_"], _DTYPES[header["dtype"]])
@@ -364,7 +375,13 @@ def _check_header(metadata: dict, arrays: dict, path) -> dict:
         )
     if header.get("dtype") not in _DTYPES:
         raise ValueError(f"{path}: unknown module dtype {header.get('dtype')!r}.")
-    fields = {"params": dict, "attributes": dict, "arrays": dict, "module_training": bool}
+    fields = {
+        "params": dict,
+        "attributes": dict,
+        "arrays": dict,
+        "module_training": bool,
+        "output_config": dict,
+    }
     wrong = [key for key, kind in fields.items() if not isinstance(header.get(key), kind)]
     if wrong or "n_features_in_" not in header["attributes"]:
         raise ValueError(f"{path}: the skvae metadata lacks or mangles {wrong or ['attributes']}.")
@@ -380,6 +397,7 @@ def _rebuild(header: dict, device):
     try:
         estimator.set_params(**params)
         estimator._validate_params()
+        estimator.set_output(**header["output_config"])
     except (ValueError, TypeError) as exc:
         raise ValueError(
             f"the stored parameters do not fit this {header['class']} ({_versions(header)}): {exc}"

@@ -116,6 +116,15 @@ def test_feature_names_and_extra_attributes_round_trip(X, tmp_path):
     np.testing.assert_array_equal(loaded.transform(frame), est.transform(frame))
 
 
+def test_set_output_round_trips(fitted, X, tmp_path):
+    est = copy.deepcopy(fitted[Autoencoder, np.float64]).set_output(transform="pandas")
+    path = tmp_path / "model.safetensors"
+    skvae.save(est, path)
+    codes = skvae.load(path).transform(X)
+    assert isinstance(codes, pd.DataFrame)
+    pd.testing.assert_frame_equal(codes, est.transform(X))
+
+
 def test_device_can_be_replaced_on_load(fitted, tmp_path):
     path = tmp_path / "model.safetensors"
     skvae.save(fitted[Autoencoder, np.float32], path)
@@ -187,6 +196,10 @@ def _unknown_parameter(header, arrays):
     header["params"]["n_layers"] = 3
 
 
+def _attribute_named_like_a_method(header, arrays):
+    header["attributes"]["transform"] = 1
+
+
 def _undeclared_attribute_tensor(header, arrays):
     arrays["attribute.secret_"] = np.zeros(2)
 
@@ -200,6 +213,7 @@ def _undeclared_attribute_tensor(header, arrays):
         (_retype_a_tensor, r"'{name}' is torch.float64 .* expects torch.float32"),
         (_rename_the_class, "holds a 'os.system'; skvae.load knows only"),
         (_unknown_parameter, "stored parameters do not fit this VariationalAutoencoder"),
+        (_attribute_named_like_a_method, r"\['transform'\] are not names of fitted attributes"),
         (_undeclared_attribute_tensor, r"missing \[\], unexpected \['secret_'\]"),
     ],
 )
