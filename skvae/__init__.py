@@ -6,7 +6,9 @@ and decoder are PyTorch networks.
 
 from ._autoencoder import Autoencoder
 from ._linear import LinearAutoencoder
+from ._persistence import load, save
 from ._variational import VariationalAutoencoder
+from .onnx import register_converters as register_onnx_converters
 
 __version__ = "0.1.0"
 
@@ -15,4 +17,7 @@ __all__ = [
     "LinearAutoencoder",
     "VariationalAutoencoder",
     "__version__",
+    "load",
+    "register_onnx_converters",
+    "save",
 ]

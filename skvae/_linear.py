@@ -207,7 +207,7 @@ class LinearAutoencoder(PointAutoencoder):
         k = self.n_components
         np_dtype = mean.numpy().dtype
         return {
-            "components_": components.astype(np_dtype),
+            "components_": np.ascontiguousarray(components, dtype=np_dtype),
             "explained_variance_": explained_variance.astype(np_dtype),
             "explained_variance_ratio_": (explained_variance / total).astype(np_dtype)
             if total > 0
