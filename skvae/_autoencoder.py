@@ -21,7 +21,7 @@ class PointAutoencoder(BaseAutoencoder):
 
     def _build_module(self, n_features, dtype):
         return AutoencoderModule(
-            n_features, self.n_components, self._hidden(), self._activation(), dtype
+            n_features, self.n_components_, self._hidden(), self._activation(), dtype
         )
 
     def _hidden(self):

@@ -188,7 +188,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         n, d = X.shape
         mom = moments(X, device)
-        k = min(self.n_components, n - 1, d)
+        k = min(self.n_components_, n - 1, d)
         components, variances = principal_components(mom, k, generator)
         ddof = n / max(n - 1, 1) / float(module.scale) ** 2
         rest = max(min(n, d) - k, 0)
@@ -202,6 +202,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return {}
 
     # ------------------------------------------------------------- validation
+    def _resolve_n_components(self, X: np.ndarray) -> int:
+        """The latent width to fit, as a Python int (``n_components_``)."""
+        k = self.n_components
+        if isinstance(k, bool | np.bool_):  # an Integral to Python, not a width
+            raise ValueError(f"n_components must be a positive integer, got {k!r}.")
+        return int(k)
+
     def _check_training_data(self, X: np.ndarray) -> None:
         """Refuse finite data whose squares would overflow the working dtype."""
         if X.size == 0:
@@ -249,8 +256,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The fitted estimator.
         """
         self._check_hidden_layer_sizes()
-        with _kept_on_failure(self, "n_features_in_", "feature_names_in_"):
+        with _kept_on_failure(self, "n_features_in_", "feature_names_in_", "n_components_"):
             X = validate_data(self, X, dtype=_FLOATS, order="C")
+            self.n_components_ = self._resolve_n_components(X)
             self._check_training_data(X)
             device = resolve_device(self.device)
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -269,7 +277,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # Everything is computed before anything is set: a failed fit leaves a
         # previously fitted model as it was.
         self.module_ = module
-        self.n_components_ = self.n_components
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve
         self.best_loss_ = history.best_loss

@@ -163,9 +163,9 @@ class LinearAutoencoder(PointAutoencoder):
     def _check_training_data(self, X):
         super()._check_training_data(X)
         n_samples, n_features = X.shape
-        if self.n_components > min(n_samples, n_features):
+        if self.n_components_ > min(n_samples, n_features):
             raise ValueError(
-                f"n_components={self.n_components} must be at most "
+                f"n_components={self.n_components!r} must be at most "
                 f"min(n_samples, n_features)={min(n_samples, n_features)} "
                 f"(n_samples={n_samples}, n_features={n_features})."
             )
@@ -180,7 +180,7 @@ class LinearAutoencoder(PointAutoencoder):
             n_iter_no_change=self.n_iter_no_change,
             verbose=self.verbose,
         )
-        self._axes = leading_subspace(self._moments, self.n_components, config, generator)
+        self._axes = leading_subspace(self._moments, self.n_components_, config, generator)
         return self._axes[2]
 
     def _after_fit(self, X, module, generator):
@@ -204,7 +204,7 @@ class LinearAutoencoder(PointAutoencoder):
         dtype = module.decoder.linear.weight.dtype
         mean = mom.mean.to("cpu", dtype)
         _set_projection(module, mean, torch.from_numpy(components.T))
-        k = self.n_components
+        k = self.n_components_
         np_dtype = mean.numpy().dtype
         return {
             "components_": np.ascontiguousarray(components, dtype=np_dtype),

@@ -270,7 +270,7 @@ class VariationalAutoencoder(BaseAutoencoder):
     def _build_module(self, n_features, dtype):
         return GaussianEncoderModule(
             n_features,
-            self.n_components,
+            self.n_components_,
             tuple(self.hidden_layer_sizes),
             self.activation,
             dtype,

@@ -1,10 +1,13 @@
 """Bad input gets a clear error that names the problem and leaves a fitted model as it was."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
-from skvae import Autoencoder, VariationalAutoencoder
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 
 from .conftest import ESTIMATORS, small
 
@@ -151,3 +154,21 @@ def test_degenerate_data_gives_finite_results(cls):
         for out in (est.transform(X), est.inverse_transform(est.transform(X)), est.sample(3)):
             assert np.all(np.isfinite(out))
         assert np.isfinite(est.score(X))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("bad", [True, np.bool_(True), 0, -2])
+def test_n_components_must_be_a_positive_integer(cls, bad):
+    with pytest.raises(ValueError, match="n_components"):
+        cls(n_components=bad).fit(X_GOOD)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("kind", [np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int64])
+def test_numpy_integer_n_components_work_as_ints(cls, kind):
+    params = {} if cls is LinearAutoencoder else {"hidden_layer_sizes": (4,), "max_iter": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = cls(n_components=kind(2), **params).fit(X_GOOD)
+    assert est.n_components_ == 2 and type(est.n_components_) is int
+    assert est.transform(X_GOOD).shape == (len(X_GOOD), 2)
