@@ -74,9 +74,9 @@ def _image_kwargs() -> dict[str, Any]:
 
 
 def draw_samples(model, n_samples: int, random_state=0) -> np.ndarray:
-    """Decode random latent points of a fitted model.
+    """Decode random latent points of a fitted model: the decoder's means.
 
-    skvae estimators use their own ``sample``. A ``PCA``, which has none,
+    skvae estimators use their own ``sample(..., noise=False)``. A ``PCA``, which has none,
     decodes draws from the Gaussian of its training codes,
     ``N(0, diag(explained_variance_))`` (as :class:`skvae.LinearAutoencoder`
     does).
@@ -95,7 +95,7 @@ def draw_samples(model, n_samples: int, random_state=0) -> np.ndarray:
     X : ndarray of shape (n_samples, n_features)
     """
     if hasattr(model, "sample"):
-        return np.asarray(model.sample(n_samples, random_state=random_state))
+        return np.asarray(model.sample(n_samples, random_state=random_state, noise=False))
     rng = check_random_state(random_state)
     z = rng.standard_normal((n_samples, model.n_components_)) * np.sqrt(model.explained_variance_)
     return model.inverse_transform(z)

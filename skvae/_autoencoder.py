@@ -59,11 +59,15 @@ class PointAutoencoder(BaseAutoencoder):
     def _after_fit(self, X, module, generator):
         # A random subset of rows is enough for a Gaussian in n_components
         # dimensions and keeps fit from paying for another pass over the data.
+        rows = random_rows(X, _MOMENT_ROWS, generator)
         with torch.inference_mode():
-            Z = module.encode(random_rows(X, _MOMENT_ROWS, generator)).double().numpy()
+            codes = module.encode(rows)
+            # the isotropic Gaussian decoder's maximum-likelihood variance: the MSE
+            noise_variance = float(F.mse_loss(module.decode(codes), rows))
+        Z = codes.double().numpy()
         mean = Z.mean(axis=0)
         cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
-        return {"latent_mean_": mean, "latent_covariance_": cov}
+        return {"latent_mean_": mean, "latent_covariance_": cov, "noise_variance_": noise_variance}
 
     def _draw_latent(self, n_samples, rng):
         # eigh rather than cholesky: the codes' covariance may be singular
@@ -71,8 +75,29 @@ class PointAutoencoder(BaseAutoencoder):
         scale = evecs * np.sqrt(np.clip(evals, 0, None))
         return self.latent_mean_ + rng.standard_normal((n_samples, len(evals))) @ scale.T
 
+    def score_samples(self, X):
+        """Minus the mean squared reconstruction error of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            ``-mean((inverse_transform(transform(X)) - X) ** 2, axis=1)``.
+        """
+        return self._row_scores(X)
+
     def score(self, X, y=None):
         """Minus the mean squared reconstruction error of ``X``.
+
+        A wider latent space always reconstructs at least as well, so a grid
+        search on this score prefers the largest ``n_components``. To choose
+        the latent size, use a probabilistic model, whose score is a
+        held-out log-likelihood: :class:`VariationalAutoencoder` (its ELBO),
+        ``LinearAutoencoder`` or :class:`sklearn.decomposition.PCA`.
 
         Parameters
         ----------
@@ -137,9 +162,9 @@ class Autoencoder(PointAutoencoder):
         than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
         Epochs without improvement after which training stops; with Adam, at
-        least 250 optimiser steps' worth of epochs, since on small data an
-        epoch is a few steps, too few for networks started at PCA's solution
-        to move away from it.
+        least 250 optimiser steps' worth of epochs (up to five times
+        ``n_iter_no_change``), since on small data an epoch is a few steps,
+        too few for networks started at PCA's solution to move away from it.
     early_stopping : bool, default=True
         Adam only: hold out ``validation_fraction`` of the rows, stop on their
         score and restore the weights of the best candidate; the starting point
@@ -181,6 +206,9 @@ class Autoencoder(PointAutoencoder):
         Mean of the training codes (of up to 2048 random training rows).
     latent_covariance_ : ndarray of shape (n_components, n_components)
         Covariance of those codes; :meth:`sample` draws from this Gaussian.
+    noise_variance_ : float
+        Mean squared reconstruction error of those rows: the variance of the
+        isotropic Gaussian noise that :meth:`sample` adds to decoded means.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

@@ -16,6 +16,10 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+
+# _fit_context and _param_validation are private to scikit-learn, but they are
+# how its own estimators validate parameters once per fit; the minimum version in
+# pyproject.toml has both, and every test run (check_estimator too) uses them.
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -304,7 +308,19 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     # -------------------------------------------------------------- inference
     def _map_rows(self, fn, X: np.ndarray, out_width: int, copies: int = 1) -> np.ndarray:
         """``fn(module, rows)`` over chunks of X on the device; output in X's dtype."""
-        return map_rows(self.module_, fn, X, out_width, resolve_device(self.device), copies)
+        return map_rows(self.module_, fn, X, out_width, self._inference_device(), copies)
+
+    def _inference_device(self) -> torch.device:
+        """``device``, or the CPU with a warning where this machine lacks it.
+
+        A model fitted on a GPU and unpickled on a machine without one still
+        transforms, scores and samples.
+        """
+        try:
+            return resolve_device(self.device)
+        except ValueError as exc:
+            warnings.warn(f"{exc} Computing on the CPU instead.", UserWarning, stacklevel=4)
+            return torch.device("cpu")
 
     def transform(self, X):
         """Encode ``X`` into the latent space.
@@ -370,29 +386,44 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         return float(np.mean(self._row_scores(X), dtype=np.float64))
 
-    def sample(self, n_samples=1, random_state=None):
-        """Generate new data by decoding random latent points.
+    def sample(self, n_samples=1, random_state=None, *, noise=True):
+        """Generate new data from the fitted generative model.
+
+        Draws latent points (see the class notes for their distribution),
+        decodes them, and with ``noise=True`` draws each row from the
+        decoder's distribution around that mean: isotropic Gaussian noise of
+        variance ``noise_variance_`` (a Bernoulli VAE draws 0/1 pixels).
 
         Parameters
         ----------
         n_samples : int, default=1
             Number of points to generate.
         random_state : int, RandomState instance or None, default=None
-            Seeds the latent draws.
+            Seeds the latent draws and the noise.
+        noise : bool, default=True
+            Draw from the full generative model. ``False`` returns the
+            decoder's means, which lie on the decoder's image: a k-dimensional
+            surface, with less spread than the data.
 
         Returns
         -------
         X : ndarray of shape (n_samples, `n_features_in_`)
-            Decoded samples, in the training data's dtype.
+            Samples, in the training data's dtype.
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(random_state)
         z = self._draw_latent(int(n_samples), rng)
         dtype = next(self.module_.parameters()).dtype
         z = z.astype(np.float32 if dtype == torch.float32 else np.float64, copy=False)
-        return self._map_rows(self._decode, z, self.n_features_in_)
+        means = self._map_rows(self._decode, z, self.n_features_in_)
+        return self._add_noise(means, rng) if noise else means
+
+    def _add_noise(self, means: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+        """Draw from the decoder's distribution around ``means``: Gaussian here."""
+        scale = np.sqrt(self.noise_variance_)
+        return means + (scale * rng.standard_normal(means.shape)).astype(means.dtype)
 
     # ------------------------------------------------------------ the rest
     @property

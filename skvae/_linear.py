@@ -213,6 +213,11 @@ class LinearAutoencoder(PointAutoencoder):
             if total > 0
             else np.zeros(k, dtype=np_dtype),
             "mean_": mean.numpy().copy(),
+            # probabilistic PCA's noise variance, as PCA computes it (ddof=1)
+            "noise_variance_": max(total - float(explained_variance.sum()), 0.0)
+            / (min(n, len(mean)) - k)
+            if min(n, len(mean)) > k
+            else 0.0,
             "latent_mean_": np.zeros(k),
             "latent_covariance_": np.diag(explained_variance),
         }

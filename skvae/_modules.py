@@ -185,6 +185,10 @@ class AutoencoderModule(ScaledIO):
         self.decoder.start_linear(V.T)
 
 
+#: Bound on the posterior log-variance (standardised units).
+LOGVAR_BOUND = 30.0
+
+
 class GaussianEncoderModule(ScaledIO):
     """The VAE's networks: x -> (mean g(x), log variance log h(x)^2) and z -> f(z).
 
@@ -234,7 +238,11 @@ class GaussianEncoderModule(ScaledIO):
         mean = self.mean_head(h)
         if self.skip is not None:
             mean = mean + self.skip(xs)
-        return mean, self.logvar_head(h)
+        # Clamped: far outside the data a head can output log-variances whose
+        # exp overflows, and inf - inf turns a very low score into NaN. The bound
+        # (posterior sd up to e^15 data scales) is never reached on the data:
+        # pPCA's own log-variance log(s2 / L) is above -14 - log(d).
+        return mean, self.logvar_head(h).clamp(-LOGVAR_BOUND, LOGVAR_BOUND)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode_standardised(self.scale_in(x))

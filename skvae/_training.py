@@ -233,9 +233,10 @@ def _check_finite(loss: float, reference: float, epoch: int, lr: float | None) -
         )
 
 
-#: Patience is at least this many optimiser steps, whatever n_iter_no_change
-#: says in epochs: on small data an epoch is a few steps, too few for networks
-#: started at PCA's solution (a saddle of the deep loss) to leave it.
+#: Patience is at least this many optimiser steps (up to five times
+#: n_iter_no_change epochs), whatever n_iter_no_change says in epochs: on small
+#: data an epoch is a few steps, too few for networks started at PCA's solution
+#: (a saddle of the deep loss) to leave it.
 MIN_PATIENCE_STEPS = 250
 
 #: How many standard errors of the paired per-row differences the best epoch
@@ -347,7 +348,8 @@ class Trainer:
         )
         n_train = len(X) if self.train_idx is None else len(self.train_idx)
         steps_per_epoch = math.ceil(n_train / config.batch_size)
-        patience = max(config.n_iter_no_change, math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch))
+        floor = min(math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch), 5 * config.n_iter_no_change)
+        patience = max(config.n_iter_no_change, floor)
         stopper = _Stopper(config.tol, patience)
         start = best = None  # (per-row held-out losses, weights)
         self.first_loss: float | None = None
@@ -356,7 +358,7 @@ class Trainer:
             # bar for patience: a PCA start is often better than the first few
             # epochs, which need time to find a nonlinear improvement.
             history.best_loss = None
-            start = self._candidate()
+            start = self._validate(), copy.deepcopy(module.state_dict())
         for epoch in range(1, config.max_iter + 1):
             loss = self.run_epoch()
             if loss is None:  # Ctrl-C mid-epoch: that epoch does not count
@@ -366,9 +368,9 @@ class Trainer:
             history.loss_curve.append(loss)
             history.n_iter = epoch
             if self.val_idx is not None:
-                candidate = self._candidate()
+                rows = self._validate()
                 if stopper.update(history.validation_scores[-1]):
-                    best = candidate
+                    best = rows, copy.deepcopy(module.state_dict())
             elif stopper.update(-loss):
                 history.best_loss = loss
             if config.verbose:
@@ -388,12 +390,12 @@ class Trainer:
             history.best_validation_score = -float(best[0].mean())
         module.eval()
 
-    def _candidate(self) -> tuple[torch.Tensor, dict]:
-        """Score the current weights on the held-out rows; keep them, with their
-        per-row losses, in case they turn out best."""
+    def _validate(self) -> torch.Tensor:
+        """Score the current weights on the held-out rows: record the mean score
+        and return the per-row losses."""
         rows = self.validation_losses()
         self.history.validation_scores.append(-float(rows.mean()))
-        return rows, copy.deepcopy(self.module.state_dict())
+        return rows
 
     def run_epoch(self) -> float | None:
         """One pass over shuffled mini-batches of the training rows.

@@ -99,9 +99,9 @@ class VariationalAutoencoder(BaseAutoencoder):
         than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
         Epochs without improvement after which training stops; with Adam, at
-        least 250 optimiser steps' worth of epochs, since on small data an
-        epoch is a few steps, too few for networks started at PCA's solution
-        to move away from it.
+        least 250 optimiser steps' worth of epochs (up to five times
+        ``n_iter_no_change``), since on small data an epoch is a few steps,
+        too few for networks started at PCA's solution to move away from it.
     early_stopping : bool, default=True
         Adam only: hold out ``validation_fraction`` of the rows, stop on their
         beta-weighted ELBO (one fixed draw of eps per row) and restore the
@@ -429,6 +429,11 @@ class VariationalAutoencoder(BaseAutoencoder):
         score : float
         """
         return super().score(X)
+
+    def _add_noise(self, means, rng):
+        if self.module_.bernoulli:  # each pixel is 1 with the decoded probability
+            return (rng.uniform(size=means.shape) < means).astype(means.dtype)
+        return super()._add_noise(means, rng)
 
     def _draw_latent(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))

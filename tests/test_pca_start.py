@@ -42,6 +42,7 @@ def _started(cls, X, k, **params):
     """An estimator's module right after the PCA start, before any update."""
     est = cls(n_components=k, hidden_layer_sizes=(16,), random_state=0, **params)
     est._check_hidden_layer_sizes()
+    est.n_components_ = k
     module = est._build_module(X.shape[1], torch.float64)
     Xt = torch.from_numpy(X)
     generator = torch.Generator().manual_seed(0)
@@ -50,7 +51,7 @@ def _started(cls, X, k, **params):
         module.score_eps.copy_(balanced_draws(*module.score_eps.shape, generator, torch.float64))
     module.set_scaling(Xt)
     est._pca_start(Xt, module, generator, torch.device("cpu"))
-    est.module_, est.n_components_, est.n_features_in_ = module, k, X.shape[1]
+    est.module_, est.n_features_in_ = module, X.shape[1]
     return est
 
 

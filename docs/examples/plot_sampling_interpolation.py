@@ -105,7 +105,9 @@ plt.show()
 # ----------------------------------------
 # ``sample()`` decodes random latent points: for the VAE, draws from the prior
 # :math:`\mathcal{N}(0, I)`; for the autoencoder, draws from a Gaussian fitted
-# to its training codes, the best simple guess of where its codes lie. A
+# to its training codes, the best simple guess of where its codes lie. We
+# look at the decoded means (``noise=False``): the Bernoulli decoder's full
+# samples would be black-and-white pixels drawn around them. A
 # crude measure of how realistic the samples are is the distance from each
 # sample to the nearest real image, compared here with the same distance for
 # the reconstructions of the training images.
@@ -120,7 +122,7 @@ print("    k  model                   reconstruction error  sample distance")
 distances = {name: [] for name in models[2]}
 for k in latent_sizes:
     for name, model in models[k].items():
-        distances[name].append(median_distance(model.sample(500, random_state=0)))
+        distances[name].append(median_distance(model.sample(500, random_state=0, noise=False)))
         error = reconstruction_error(model, X)
         print(f"{k:5d}  {name:22s}  {error:20.4f}  {distances[name][-1]:15.3f}")
 
@@ -146,7 +148,7 @@ ax.set_ylabel("median distance to nearest real image")
 ax.set_title("Samples")
 ax.legend()
 for ax, (name, model) in zip(right.subplots(1, 2), models[16].items(), strict=True):
-    show(ax, tile(model.sample(48, random_state=0), 8), f"{name}, k=16")
+    show(ax, tile(model.sample(48, random_state=0, noise=False), 8), f"{name}, k=16")
 plt.show()
 
 # %%
