@@ -200,3 +200,13 @@ def leading_subspace(
     Q, history = fit_principal_subspace(mom, n_components, config, generator, log)
     axes, variances = principal_axes(mom, _to_feature_space(mom, Q))
     return axes, variances, history
+
+
+def spectrum(mom: Moments) -> torch.Tensor:
+    """All the variances along the principal axes (ddof=0), decreasing.
+
+    ``min(n_samples, n_features)`` of them, as many as PCA's full SVD gives:
+    the eigenvalues of ``mom.matrix`` (the covariance or the Gram matrix),
+    clipped at zero against rounding.
+    """
+    return torch.linalg.eigvalsh(mom.matrix).flip(0).clamp_min(0)
