@@ -317,7 +317,8 @@ class LinearAutoencoder(PointAutoencoder):
             # PCA's whitening: divide the codes by the standard deviations
             # (clipped at eps, against components of no variance), multiply back
             scale = np.sqrt(explained_variance)
-            latent_variance = explained_variance / np.maximum(scale, np.finfo(np_dtype).eps) ** 2
+            eps = np.finfo(np_dtype).eps
+            latent_variance = np.where(scale >= eps, 1.0, explained_variance / eps**2)
         _set_projection(module, mean, torch.from_numpy(components.T), scale)
         return {
             "components_": np.ascontiguousarray(components, dtype=np_dtype),
