@@ -430,7 +430,7 @@ class LinearAutoencoder(PointAutoencoder):
 
         Notes
         -----
-        Probabilistic PCA (Tipping & Bishop, 1999): x = W z + mean_ + noise,
+        Probabilistic PCA (Tipping & Bishop, 1999): ``x = W z + mean_ + noise``,
         with z ~ N(0, I) in ``n_components_`` dimensions and isotropic noise of
         variance ``noise_variance_``; its maximum-likelihood W spans the
         components. When ``noise_variance_`` is 0 the model has no density off
@@ -500,8 +500,8 @@ class LinearAutoencoder(PointAutoencoder):
         spread along the plane is already the model's, ``explained_variance_``)
         plus Gaussian noise of variance ``noise_variance_`` in every direction
         orthogonal to the plane: the same Gaussian as probabilistic PCA's
-        x = W z + mean_ + isotropic noise. The same draws of the latent points
-        are made either way, so a seed gives the same points on the plane.
+        ``x = W z + mean_ + noise`` with isotropic noise. The same latent points
+        are drawn either way, so a seed gives the same points on the plane.
         """
         rng = check_random_state(random_state)
         on_plane = super().sample(n_samples, rng)
