@@ -20,7 +20,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._autoencoder import PointAutoencoder
 from ._base import BaseAutoencoder, resolve_device
-from ._subspace import leading_subspace, moments, principal_axes, spectrum
+from ._subspace import (
+    discarded_variance,
+    leading_subspace,
+    moments,
+    principal_axes,
+    spectrum,
+)
 from ._training import TrainingConfig, as_tensor
 
 
@@ -297,7 +303,7 @@ class LinearAutoencoder(PointAutoencoder):
             weight = module.decoder.linear.weight.detach().to(mom.mean)
             learned = torch.linalg.svd(weight, full_matrices=False).U
             basis, variances = principal_axes(mom, learned)
-        n, d = X.shape
+        n = mom.n_samples
         components = basis.T.cpu().numpy()
         # sign convention of PCA: the largest |entry| of each component is positive
         _, components = svd_flip(None, components, u_based_decision=False)
@@ -305,9 +311,7 @@ class LinearAutoencoder(PointAutoencoder):
         explained_variance = variances.cpu().numpy() * ddof_scale
         total = mom.total_variance * ddof_scale
         k = self.n_components_
-        # probabilistic PCA's noise: the mean variance of the discarded directions
-        discarded = min(n, d) - k
-        noise = max(total - explained_variance.sum(), 0.0) / discarded if discarded else 0.0
+        noise = discarded_variance(mom, variances) * ddof_scale
         dtype = module.decoder.linear.weight.dtype
         mean = mom.mean.to("cpu", dtype)
         np_dtype = mean.numpy().dtype
@@ -346,6 +350,14 @@ class LinearAutoencoder(PointAutoencoder):
         along = np.maximum(np.asarray(self.explained_variance_, dtype=np.float64), noise)
         return along, noise
 
+    def _plane_and_rest(self, along, rest) -> np.ndarray:
+        """The symmetric matrix with eigenvalue ``along[i]`` on component i and
+        ``rest`` in every direction orthogonal to the components, in mean_'s dtype."""
+        C = np.asarray(self.components_, dtype=np.float64)
+        matrix = (C.T * (along - rest)) @ C
+        matrix.flat[:: len(matrix) + 1] += rest
+        return matrix.astype(self.mean_.dtype, copy=False)
+
     def get_covariance(self):
         """Data covariance under the probabilistic PCA model.
 
@@ -359,17 +371,15 @@ class LinearAutoencoder(PointAutoencoder):
             Estimated covariance of the data, in the training data's dtype.
         """
         check_is_fitted(self)
-        along, noise = self._model_variances()
-        C = np.asarray(self.components_, dtype=np.float64)
-        cov = (C.T * (along - noise)) @ C
-        cov.flat[:: len(cov) + 1] += noise
-        return cov.astype(self.mean_.dtype, copy=False)
+        return self._plane_and_rest(*self._model_variances())
 
     def get_precision(self):
-        """Inverse of :meth:`get_covariance`, by the matrix inversion lemma.
+        """Inverse of :meth:`get_covariance`, as ``PCA.get_precision``.
 
-        Only a ``d x d`` product, no ``d x d`` inversion, when
-        ``noise_variance_ > 0``. When it is 0 (no discarded direction), the
+        The covariance has eigenvalues ``max(explained_variance_,
+        noise_variance_)`` along the components and ``noise_variance_`` off
+        them; the precision has their reciprocals, with no ``d x d`` inversion
+        when ``noise_variance_ > 0``. When it is 0 (no discarded direction), the
         covariance is inverted directly, as ``PCA.get_precision`` does.
 
         Returns
@@ -381,10 +391,7 @@ class LinearAutoencoder(PointAutoencoder):
         along, noise = self._model_variances()
         if noise == 0.0:
             return np.linalg.inv(self.get_covariance())
-        C = np.asarray(self.components_, dtype=np.float64)
-        precision = (C.T * (1.0 / along - 1.0 / noise)) @ C
-        precision.flat[:: len(precision) + 1] += 1.0 / noise
-        return precision.astype(self.mean_.dtype, copy=False)
+        return self._plane_and_rest(1.0 / along, 1.0 / noise)
 
     def _score_rows(self, module, x):
         # Log-density of N(mean_, get_covariance()), in float64 whatever the

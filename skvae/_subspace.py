@@ -210,3 +210,15 @@ def spectrum(mom: Moments) -> torch.Tensor:
     clipped at zero against rounding.
     """
     return torch.linalg.eigvalsh(mom.matrix).flip(0).clamp_min(0)
+
+
+def discarded_variance(mom: Moments, kept: torch.Tensor) -> float:
+    """Mean variance (ddof=0) of the principal directions beyond the ``kept`` ones.
+
+    Probabilistic PCA's maximum-likelihood noise variance, as PCA computes
+    it: the variance not captured by the kept directions (whose variances are
+    ``kept``), shared by the ``min(n_samples, n_features) - len(kept)`` others;
+    0 when there are none.
+    """
+    rest = mom.matrix.shape[0] - len(kept)  # the matrix is min(n, d) square
+    return max(mom.total_variance - float(kept.sum()), 0.0) / rest if rest > 0 else 0.0
