@@ -32,7 +32,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._modules import init_parameters
-from ._subspace import moments, principal_components
+from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
     Objective,
@@ -195,11 +195,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         k = min(self.n_components_, n - 1, d)
         components, variances = principal_components(mom, k, generator)
         ddof = n / max(n - 1, 1) / float(module.scale) ** 2
-        rest = max(min(n, d) - k, 0)
-        noise = (mom.total_variance - float(variances.sum())) * ddof / rest if rest else 0.0
+        noise = discarded_variance(mom, variances) * ddof
         with torch.no_grad():
             module.offset.copy_(mom.mean)
-        self._start_at_pca(module, components, variances * ddof, max(noise, 0.0))
+        self._start_at_pca(module, components, variances * ddof, noise)
 
     def _after_fit(self, X: torch.Tensor, module, generator) -> dict:
         """Extra fitted attributes computed from the trained module."""

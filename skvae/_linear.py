@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import math
+from numbers import Integral
+
 import numpy as np
 import torch
-from sklearn.utils._param_validation import StrOptions
+
+# Minka's evidence for each rank, exactly as PCA(n_components="mle") computes it:
+# reusing it means "mle" picks PCA's rank by construction (same formula, same
+# guards against vanishing eigenvalues) rather than by a re-derivation that
+# could drift from it. Private, but unchanged since scikit-learn 0.18.
+from sklearn.decomposition._pca import _infer_dimension
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.extmath import svd_flip
+from sklearn.utils.validation import check_is_fitted
 
 from ._autoencoder import PointAutoencoder
-from ._base import BaseAutoencoder
-from ._subspace import leading_subspace, moments, principal_axes
-from ._training import TrainingConfig
+from ._base import BaseAutoencoder, resolve_device
+from ._subspace import (
+    discarded_variance,
+    leading_subspace,
+    moments,
+    principal_axes,
+    spectrum,
+)
+from ._training import TrainingConfig, as_tensor
 
 
 class LinearAutoencoder(PointAutoencoder):
@@ -24,10 +41,33 @@ class LinearAutoencoder(PointAutoencoder):
     ``components_`` are ordered principal directions with a deterministic sign
     and :meth:`transform` returns uncorrelated codes, as ``PCA`` does.
 
+    Having PCA's subspace, it is also PCA's probabilistic model (Tipping &
+    Bishop, 1999): ``noise_variance_``, :meth:`get_covariance`,
+    :meth:`get_precision`, and :meth:`score_samples` / :meth:`score` as the
+    log-likelihood, so a grid search over ``n_components`` picks the rank
+    that ``PCA.score`` picks; :meth:`sample` draws from that model.
+
     Parameters
     ----------
-    n_components : int, default=2
-        Width of the latent space; at most ``min(n_samples, n_features)``.
+    n_components : int, float, "mle" or None, default=2
+        Width of the latent space, as for ``PCA(svd_solver="full")``:
+
+        - an int: at most ``min(n_samples, n_features)``;
+        - None: ``min(n_samples, n_features)``;
+        - a float in (0, 1): the fewest components whose explained variance
+          ratios add up to more than this fraction;
+        - ``"mle"``: Minka's maximum-likelihood rank (needs
+          ``n_samples >= n_features``).
+
+        The last two read the whole spectrum of the data's covariance (an
+        eigendecomposition of a ``min(n_samples, n_features)`` square matrix).
+        The width fitted is ``n_components_``.
+    whiten : bool, default=False
+        When True, :meth:`transform` divides each code by the square root of
+        its explained variance, so the codes have unit variance, and
+        :meth:`inverse_transform` multiplies it back, as ``PCA(whiten=True)``.
+        The encoder and decoder weights carry the scaling; ``components_``,
+        the variances and the probabilistic model do not change.
     solver : {"als", "adam", "lbfgs"}, default="als"
         ``"als"`` alternates the exact least-squares encoder and decoder
         updates of the same loss: each step lowers it, and from a random start
@@ -70,6 +110,15 @@ class LinearAutoencoder(PointAutoencoder):
         Variance of the training codes along each component (ddof=1, as PCA).
     explained_variance_ratio_ : ndarray of shape (n_components,)
         Share of the total variance explained by each component.
+    singular_values_ : ndarray of shape (n_components,)
+        The singular values of the centred training data along the components,
+        ``sqrt(explained_variance_ * (n_samples_ - 1))``, as PCA.
+    noise_variance_ : float
+        Probabilistic PCA's noise variance: the mean explained variance (ddof=1)
+        of the ``min(n_samples, n_features) - n_components_`` discarded
+        directions, 0 when none is discarded; as PCA.
+    n_samples_ : int
+        Number of samples in the training data.
     mean_ : ndarray of shape (n_features,)
         Per-feature mean of the training data.
     module_ : torch.nn.Module
@@ -85,7 +134,8 @@ class LinearAutoencoder(PointAutoencoder):
     validation_scores_ : list of float or None
         Validation scores with ``early_stopping`` (Adam).
     latent_mean_, latent_covariance_ : ndarray
-        The Gaussian of the training codes that :meth:`sample` draws from.
+        The Gaussian of the training codes that :meth:`sample` draws from:
+        zero and ``diag(explained_variance_)``, the identity with ``whiten``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -96,12 +146,23 @@ class LinearAutoencoder(PointAutoencoder):
     sklearn.decomposition.PCA : The closed-form solution it reproduces.
     Autoencoder : The nonlinear version.
 
+    Notes
+    -----
+    :meth:`get_covariance` does not depend on ``whiten``, nor does anything
+    derived from it. ``PCA(whiten=True).get_covariance()`` (and with it its
+    ``get_precision`` and ``score``) scales the components by the square root
+    of the explained variances (scikit-learn issue #13898), so with
+    ``whiten=True`` compare with ``PCA(whiten=False)``'s.
+
     References
     ----------
     P. Baldi and K. Hornik, "Neural networks and principal component analysis:
     learning from examples without local minima", Neural Networks, 1989.
     E. Plaut, "From principal subspaces to principal components with linear
     autoencoders", arXiv:1804.10253, 2018.
+    M. E. Tipping and C. M. Bishop, "Probabilistic principal component
+    analysis", Journal of the Royal Statistical Society B, 61(3), 1999.
+    T. P. Minka, "Automatic choice of dimensionality for PCA", NIPS 2000.
 
     Examples
     --------
@@ -116,10 +177,19 @@ class LinearAutoencoder(PointAutoencoder):
     True
     >>> np.allclose(lae.explained_variance_, pca.explained_variance_, rtol=1e-3)
     True
+    >>> bool(np.isclose(lae.score(X), pca.score(X), rtol=1e-6))  # PPCA's log-likelihood
+    True
     """
 
     _parameter_constraints = {
         **BaseAutoencoder._parameter_constraints,
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+            StrOptions({"mle"}),
+            None,
+        ],
+        "whiten": ["boolean"],
         "solver": [StrOptions({"als", "adam", "lbfgs"})],
     }
 
@@ -127,6 +197,7 @@ class LinearAutoencoder(PointAutoencoder):
         self,
         n_components=2,
         *,
+        whiten=False,
         solver="als",
         batch_size=128,
         learning_rate=1e-3,
@@ -141,6 +212,7 @@ class LinearAutoencoder(PointAutoencoder):
         verbose=0,
     ):
         self.n_components = n_components
+        self.whiten = whiten
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -160,10 +232,44 @@ class LinearAutoencoder(PointAutoencoder):
     def _activation(self):
         return "identity"
 
+    def _drop_shared(self):
+        """Forget what the fit hooks share (the moments, ALS's axes)."""
+        self.__dict__.pop("_moments", None)
+        self.__dict__.pop("_axes", None)
+
+    def _resolve_n_components(self, X):
+        k = self.n_components
+        n, d = X.shape
+        if isinstance(k, str) and n < d:  # "mle"
+            raise ValueError(
+                f"n_components='mle' is only supported if n_samples >= n_features "
+                f"(n_samples={n}, n_features={d}), as in PCA."
+            )
+        if isinstance(k, Integral):
+            k = super()._resolve_n_components(X)  # refuses bools
+        # The moments, once: a fraction of variance and "mle" read the whole
+        # spectrum, and training (_fit_module) and _after_fit reuse them.
+        super()._check_training_data(X)  # first: squares that overflow
+        self._moments = moments(as_tensor(X), resolve_device(self.device))
+        if k is None:
+            return min(n, d)
+        if isinstance(k, int):
+            return k
+        # PCA's explained variances (ddof=1), all min(n, d) of them
+        variances = spectrum(self._moments).cpu().numpy() * (n / max(n - 1, 1))
+        if k == "mle":
+            return max(int(_infer_dimension(variances, n)), 1)
+        total = variances.sum()
+        ratios = variances / total if total > 0 else np.zeros_like(variances)
+        # PCA's rule: the fewest components whose ratios add up to more than k
+        chosen = np.searchsorted(np.cumsum(ratios), k, side="right") + 1
+        return int(min(chosen, len(variances)))
+
     def _check_training_data(self, X):
         super()._check_training_data(X)
         n_samples, n_features = X.shape
         if self.n_components_ > min(n_samples, n_features):
+            self._drop_shared()
             raise ValueError(
                 f"n_components={self.n_components!r} must be at most "
                 f"min(n_samples, n_features)={min(n_samples, n_features)} "
@@ -171,9 +277,12 @@ class LinearAutoencoder(PointAutoencoder):
             )
 
     def _fit_module(self, X, module, generator, device):
-        self._moments = moments(X, device)  # shared with _after_fit, then dropped
         if self.solver != "als":
-            return super()._fit_module(X, module, generator, device)
+            try:
+                return super()._fit_module(X, module, generator, device)
+            except BaseException:  # e.g. diverged: the fit fails, nothing is kept
+                self._drop_shared()
+                raise
         config = TrainingConfig(
             max_iter=self.max_iter,
             tol=self.tol,
@@ -201,38 +310,234 @@ class LinearAutoencoder(PointAutoencoder):
         ddof_scale = n / max(n - 1, 1)
         explained_variance = variances.cpu().numpy() * ddof_scale
         total = mom.total_variance * ddof_scale
+        k = self.n_components_
+        noise = discarded_variance(mom, variances) * ddof_scale
         dtype = module.decoder.linear.weight.dtype
         mean = mom.mean.to("cpu", dtype)
-        _set_projection(module, mean, torch.from_numpy(components.T))
-        k = self.n_components_
         np_dtype = mean.numpy().dtype
+        latent_variance = explained_variance
+        scale = None
+        if self.whiten:
+            # PCA's whitening: divide the codes by the standard deviations
+            # (clipped at eps, against components of no variance), multiply back
+            scale = np.sqrt(explained_variance)
+            eps = np.finfo(np_dtype).eps
+            latent_variance = np.where(scale >= eps, 1.0, explained_variance / eps**2)
+        _set_projection(module, mean, torch.from_numpy(components.T), scale)
         return {
             "components_": np.ascontiguousarray(components, dtype=np_dtype),
             "explained_variance_": explained_variance.astype(np_dtype),
             "explained_variance_ratio_": (explained_variance / total).astype(np_dtype)
             if total > 0
             else np.zeros(k, dtype=np_dtype),
+            "singular_values_": np.sqrt(explained_variance * max(n - 1, 0)).astype(np_dtype),
+            "noise_variance_": float(noise),
+            "n_samples_": n,
             "mean_": mean.numpy().copy(),
-            # probabilistic PCA's noise variance, as PCA computes it (ddof=1)
-            "noise_variance_": max(total - float(explained_variance.sum()), 0.0)
-            / (min(n, len(mean)) - k)
-            if min(n, len(mean)) > k
-            else 0.0,
             "latent_mean_": np.zeros(k),
-            "latent_covariance_": np.diag(explained_variance),
+            "latent_covariance_": np.diag(latent_variance),
         }
+
+    # ------------------------------------------------- probabilistic PCA
+    def _model_variances(self) -> tuple[np.ndarray, float]:
+        """The model's variance along each component and in every other direction.
+
+        Along a component it is ``explained_variance_``, at least
+        ``noise_variance_`` (as PCA's ``get_covariance``); off the plane it is
+        ``noise_variance_``.
+        """
+        noise = float(self.noise_variance_)
+        along = np.maximum(np.asarray(self.explained_variance_, dtype=np.float64), noise)
+        return along, noise
+
+    def _plane_and_rest(self, along, rest) -> np.ndarray:
+        """The symmetric matrix with eigenvalue ``along[i]`` on component i and
+        ``rest`` in every direction orthogonal to the components, in mean_'s dtype."""
+        C = np.asarray(self.components_, dtype=np.float64)
+        matrix = (C.T * (along - rest)) @ C
+        matrix.flat[:: len(matrix) + 1] += rest
+        return matrix.astype(self.mean_.dtype, copy=False)
+
+    def get_covariance(self):
+        """Data covariance under the probabilistic PCA model.
+
+        ``components_.T @ diag(explained_variance_ - noise_variance_) @ components_
+        + noise_variance_ * I``, as ``PCA.get_covariance``. It does not depend on
+        ``whiten``.
+
+        Returns
+        -------
+        cov : ndarray of shape (n_features, n_features)
+            Estimated covariance of the data, in the training data's dtype.
+        """
+        check_is_fitted(self)
+        return self._plane_and_rest(*self._model_variances())
+
+    def get_precision(self):
+        """Inverse of :meth:`get_covariance`, as ``PCA.get_precision``.
+
+        The covariance has eigenvalues ``max(explained_variance_,
+        noise_variance_)`` along the components and ``noise_variance_`` off
+        them; the precision has their reciprocals, with no ``d x d`` inversion
+        when ``noise_variance_ > 0``. When it is 0 (no discarded direction), the
+        covariance is inverted directly, as ``PCA.get_precision`` does.
+
+        Returns
+        -------
+        precision : ndarray of shape (n_features, n_features)
+            Estimated precision of the data, in the training data's dtype.
+        """
+        check_is_fitted(self)
+        along, noise = self._model_variances()
+        if noise == 0.0:
+            return np.linalg.inv(self.get_covariance())
+        return self._plane_and_rest(1.0 / along, 1.0 / noise)
+
+    def _score_rows(self, module, x):
+        # Log-density of N(mean_, get_covariance()), in float64 whatever the
+        # module's dtype, from the components (O(d k) per row, no d x d matrix).
+        # A variance of 0 (no discarded direction, or no variance at all) is
+        # floored at the smallest normal float: rows on the model's support
+        # keep a finite score, rows off it get a hugely negative one.
+        along, noise = self._model_variances()
+        floor = np.finfo(np.float64).tiny
+        along, noise = np.maximum(along, floor), max(noise, floor)
+        to = {"device": x.device, "dtype": torch.float64}
+        C = torch.as_tensor(self.components_).to(**to)
+        centred = x.to(**to) - torch.as_tensor(self.mean_).to(**to)
+        codes = centred @ C.T
+        k, d = C.shape
+        distance = (codes**2 / torch.as_tensor(along).to(**to)).sum(dim=1)
+        log_det = float(np.log(along).sum())
+        if k < d:
+            off_plane = ((centred - codes @ C) ** 2).sum(dim=1)
+            distance = distance + off_plane / noise
+            log_det += (d - k) * math.log(noise)
+        return -0.5 * (distance + log_det + d * math.log(2 * math.pi))
+
+    def score_samples(self, X):
+        """Log-likelihood of each row under the probabilistic PCA model.
+
+        The log-density of ``N(mean_, get_covariance())`` at each row, as
+        ``PCA.score_samples``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        ll : ndarray of shape (n_samples,)
+            Log-likelihood of each row, in X's floating dtype.
+
+        See Also
+        --------
+        sklearn.decomposition.PCA.score_samples : The same figure from PCA.
+
+        Notes
+        -----
+        Probabilistic PCA (Tipping & Bishop, 1999): ``x = W z + mean_ + noise``,
+        with z ~ N(0, I) in ``n_components_`` dimensions and isotropic noise of
+        variance ``noise_variance_``; its maximum-likelihood W spans the
+        components. When ``noise_variance_`` is 0 the model has no density off
+        the components' plane: rows on it score finitely (a variance of 0 is
+        taken as the smallest normal float), rows off it hugely negatively or
+        ``-inf``; ``PCA.score_samples`` inverts a singular matrix there.
+        """
+        return self._row_scores(X)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the rows of ``X`` under probabilistic PCA.
+
+        The mean of :meth:`score_samples`, as ``PCA.score``: higher is better,
+        and unlike a reconstruction error it does not keep improving as
+        ``n_components`` grows, so a grid search over ``n_components`` picks
+        the rank PCA's score picks.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        ll : float
+            Average log-likelihood of the rows.
+
+        See Also
+        --------
+        sklearn.decomposition.PCA.score : The same figure from PCA.
+
+        Notes
+        -----
+        The log-likelihood of probabilistic PCA (Tipping & Bishop, 1999); see
+        :meth:`score_samples`.
+        """
+        return super().score(X)
+
+    def sample(self, n_samples=1, random_state=None, *, noise=True):
+        """Generate data from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of points to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+        noise : bool, default=True
+            True: draw from the full probabilistic PCA model,
+            ``N(mean_, get_covariance())``, the distribution :meth:`score`
+            measures; the samples fill all ``n_features`` dimensions.
+            False: decode latent draws from ``N(latent_mean_,
+            latent_covariance_)`` to the decoder's mean, with no noise: the
+            samples lie on the ``n_components_``-dimensional plane of the
+            components through ``mean_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, `n_features_in_`)
+            Samples, in the training data's dtype.
+
+        Notes
+        -----
+        With ``noise=True`` each sample is one with ``noise=False`` (whose
+        spread along the plane is already the model's, ``explained_variance_``)
+        plus Gaussian noise of variance ``noise_variance_`` in every direction
+        orthogonal to the plane: the same Gaussian as probabilistic PCA's
+        ``x = W z + mean_ + noise`` with isotropic noise. The same latent points
+        are drawn either way, so a seed gives the same points on the plane.
+        """
+        rng = check_random_state(random_state)
+        on_plane = super().sample(n_samples, rng, noise=False)
+        if not noise or self.noise_variance_ == 0:
+            return on_plane
+        C = np.asarray(self.components_, dtype=np.float64)
+        off = rng.standard_normal(on_plane.shape)
+        off -= (off @ C.T) @ C  # the part orthogonal to the plane
+        return (on_plane + math.sqrt(self.noise_variance_) * off).astype(on_plane.dtype)
 
 
 @torch.no_grad()
-def _set_projection(module, mean: torch.Tensor, basis: torch.Tensor) -> None:
+def _set_projection(module, mean: torch.Tensor, basis: torch.Tensor, scale=None) -> None:
     """Make ``module`` the orthogonal projection onto ``mean + span(basis)``.
 
     Encoder z = basis' (x - mean), decoder x_hat = basis z + mean: for an
-    orthonormal decoder this encoder is the exact least-squares one.
+    orthonormal decoder this encoder is the exact least-squares one. With
+    ``scale`` (one standard deviation per column of ``basis``, an array), the
+    codes are whitened: the encoder divides by ``scale`` (clipped at the
+    dtype's eps, as PCA's transform) and the decoder multiplies by it.
     """
     basis = basis.to(module.decoder.linear.weight.dtype)
     mean = mean.to(basis.dtype)
+    encoder, decoder = basis.T, basis
+    if scale is not None:
+        scale = torch.as_tensor(scale).to(basis.dtype)
+        encoder = encoder / scale.clamp_min(torch.finfo(basis.dtype).eps)[:, None]
+        decoder = decoder * scale
     module.offset.zero_()  # the maps below work in the data's own units
     module.scale.fill_(1.0)
-    module.encoder.start_linear(basis.T, -(basis.T @ mean))
-    module.decoder.start_linear(basis, mean)
+    module.encoder.start_linear(encoder, -(encoder @ mean))
+    module.decoder.start_linear(decoder, mean)

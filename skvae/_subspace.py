@@ -200,3 +200,25 @@ def leading_subspace(
     Q, history = fit_principal_subspace(mom, n_components, config, generator, log)
     axes, variances = principal_axes(mom, _to_feature_space(mom, Q))
     return axes, variances, history
+
+
+def spectrum(mom: Moments) -> torch.Tensor:
+    """All the variances along the principal axes (ddof=0), decreasing.
+
+    ``min(n_samples, n_features)`` of them, as many as PCA's full SVD gives:
+    the eigenvalues of ``mom.matrix`` (the covariance or the Gram matrix),
+    clipped at zero against rounding.
+    """
+    return torch.linalg.eigvalsh(mom.matrix).flip(0).clamp_min(0)
+
+
+def discarded_variance(mom: Moments, kept: torch.Tensor) -> float:
+    """Mean variance (ddof=0) of the principal directions beyond the ``kept`` ones.
+
+    Probabilistic PCA's maximum-likelihood noise variance, as PCA computes
+    it: the variance not captured by the kept directions (whose variances are
+    ``kept``), shared by the ``min(n_samples, n_features) - len(kept)`` others;
+    0 when there are none.
+    """
+    rest = mom.matrix.shape[0] - len(kept)  # the matrix is min(n, d) square
+    return max(mom.total_variance - float(kept.sum()), 0.0) / rest if rest > 0 else 0.0

@@ -243,14 +243,14 @@ def generate_samples(estimator, n_samples: int, *, random_state=None) -> np.ndar
 
     Notes
     -----
-    The two kinds of sample differ in one respect. The skvae estimators decode
-    latent draws to the decoder's mean and add no noise, so their samples lie
-    on the decoder's image. Probabilistic PCA's samples are the decoded latent
-    draw plus isotropic noise of variance ``noise_variance_`` in every
-    feature, the full generative model. To compare PCA on the skvae
-    estimators' terms, decode latent draws instead, e.g.
-    ``pca.inverse_transform(z)`` with ``z`` drawn by :func:`latent_gaussian`,
-    and pass the result wherever a metric accepts samples.
+    Both kinds of sample come from the full generative model: the skvae
+    estimators' ``sample`` adds the decoder's noise (variance
+    ``noise_variance_``, or Bernoulli draws) to the decoded latent draws, and
+    probabilistic PCA's samples are its decoded latent draw plus isotropic
+    noise. To compare decoded means instead, call
+    ``estimator.sample(n, noise=False)`` (for PCA, ``pca.inverse_transform(z)``
+    with ``z`` drawn by :func:`latent_gaussian`) and pass the result wherever
+    a metric accepts samples.
 
     Examples
     --------
