@@ -5,9 +5,13 @@ import os
 # It must be set before scipy is first imported.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
+import contextlib  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder  # noqa: E402
 
@@ -21,6 +25,25 @@ def small(cls, **params):
         defaults.update(hidden_layer_sizes=(16,), max_iter=20)
     defaults.update(params)
     return cls(**defaults)
+
+
+@contextlib.contextmanager
+def single_thread():
+    """One torch thread and one BLAS thread: the models of the tests are tiny, so
+    one thread is faster, and a busy machine cannot slow them down tenfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread():
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -74,18 +72,6 @@ def _python_code_blocks(text: str) -> list[str]:
         width = min(len(x) - len(x.lstrip()) for x in lines if x.strip())
         blocks.append("\n".join(x[width:] for x in body.splitlines()))
     return blocks
-
-
-@pytest.fixture
-def one_thread():
-    """The snippets fit tiny models: one thread is faster, and immune to a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("page", RST_PAGES, ids=lambda p: str(p.relative_to(DOCS)))

@@ -25,7 +25,6 @@ from skvae.metrics import (
 )
 
 from .conftest import ESTIMATORS, small
-from .test_docs import one_thread  # noqa: F401  (the problems are tiny: one thread)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

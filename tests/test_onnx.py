@@ -11,8 +11,8 @@ from sklearn.preprocessing import StandardScaler
 from skvae import Autoencoder, VariationalAutoencoder
 from skvae.onnx import export_decoder, export_encoder, register_converters
 
-from ._deploy import single_threaded, tiny
-from .conftest import ESTIMATORS
+from ._deploy import tiny
+from .conftest import ESTIMATORS, single_thread
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -21,7 +21,14 @@ pytest.importorskip("onnxscript")
 
 # the models train for a few epochs on purpose
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-one_thread = pytest.fixture(scope="module", autouse=True)(single_threaded)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
+
+
 BATCHES = [1, 1000]  # one row, and more rows than the exporter ever saw
 ids = [cls.__name__ for cls in ESTIMATORS]
 

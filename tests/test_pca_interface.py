@@ -14,29 +14,17 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from scipy import linalg
 from sklearn.datasets import load_digits, load_iris, make_classification
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV, cross_val_score
-from threadpoolctl import threadpool_limits
 
 from skvae import LinearAutoencoder
 
 RTOL = 1e-6
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The models here are tiny: one torch thread is faster, and immune to a busy
-    CPU (two threads on two busy cores made this file ten times slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):  # numpy's BLAS too (PCA, the comparisons)
-            yield
-    finally:
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 
 
 IRIS = load_iris().data

@@ -15,8 +15,8 @@ import skvae
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae._persistence import _digest
 
-from ._deploy import single_threaded, tiny
-from .conftest import ESTIMATORS
+from ._deploy import tiny
+from .conftest import ESTIMATORS, single_thread
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 safe_open = pytest.importorskip("safetensors").safe_open
@@ -26,7 +26,12 @@ DTYPES = [np.float32, np.float64]
 
 # the models train for a few epochs on purpose
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-one_thread = pytest.fixture(scope="module", autouse=True)(single_threaded)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
