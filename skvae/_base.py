@@ -32,14 +32,13 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._modules import init_parameters
+from ._placement import as_tensor, map_rows
 from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
     Objective,
     TrainingConfig,
     TrainingDiverged,
-    as_tensor,
-    map_rows,
     train,
 )
 

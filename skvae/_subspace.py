@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._training import CHUNK_ELEMENTS, History, TrainingConfig, interruptible
+from ._placement import CHUNK_ELEMENTS
+from ._training import History, TrainingConfig, interruptible
 
 #: Up to this size the moment matrix is diagonalised outright (milliseconds);
 #: beyond it the block iteration of :func:`fit_principal_subspace` is cheaper.

@@ -13,9 +13,10 @@ before the first update and is a candidate like every epoch's; the weights of
 the best candidate are restored at the end. A model that starts at PCA's
 solution therefore ends at least as good as PCA on the held-out rows.
 
-Hot-path rules: the data is moved to the device once when it fits, batches are
-index slices of one tensor, and the loss is summed on the device, so there is
-one host synchronisation per epoch, not per batch.
+Hot-path rules: the data is moved to the device once when it fits
+(:mod:`skvae._placement`), batches are index slices of one tensor, and the
+loss is summed on the device, so there is one host synchronisation per epoch,
+not per batch.
 """
 
 from __future__ import annotations
@@ -28,15 +29,13 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
+from ._placement import to_device
+
 LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 Hook = Callable[[nn.Module], None]
-
-#: Activations per chunk of rows at inference: bounds the memory of transform & co.
-CHUNK_ELEMENTS = 1 << 22
 
 #: A loss this many times its starting magnitude above where it started means
 #: the optimiser has diverged (an absurd learning rate, for instance).
@@ -137,65 +136,6 @@ def interruptible() -> Iterator[_Interrupt]:
         yield interrupt
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-# --------------------------------------------------------------------------- #
-# Data placement
-# --------------------------------------------------------------------------- #
-def to_device(X: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move ``X`` to ``device`` once if it fits in its free memory, else leave it.
-
-    Batches of a tensor left on the host are copied to the device one at a time.
-    """
-    if X.device == device:
-        return X
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        if X.element_size() * X.nelement() > 0.5 * free:
-            return X
-    return X.to(device)
-
-
-def as_tensor(X: np.ndarray) -> torch.Tensor:
-    """Share memory with ``X`` when torch can; copy only a read-only array
-    (torch warns on read-only memory)."""
-    if not X.flags.writeable:
-        X = X.copy()
-    return torch.from_numpy(X)
-
-
-def map_rows(
-    module: nn.Module,
-    fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
-    X: np.ndarray,
-    out_width: int,
-    device: torch.device,
-    copies: int = 1,
-) -> np.ndarray:
-    """Inference: ``fn(module, rows)`` over chunks of ``X`` on ``device``.
-
-    The output has X's dtype; the module computes in its own and goes back to
-    the CPU afterwards. A chunk holds about ``CHUNK_ELEMENTS`` activations of
-    the widest layer, times ``copies`` when ``fn`` runs each row several times
-    (Monte Carlo draws), so memory does not grow with the number of rows.
-    """
-    model_dtype = next(module.parameters()).dtype
-    out = np.empty((X.shape[0], out_width), dtype=X.dtype)
-    widest = max(
-        (max(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)),
-        default=1,
-    )
-    step = max(1, CHUNK_ELEMENTS // (max(widest, X.shape[1], out_width) * copies))
-    module.to(device)
-    try:
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], step):
-                chunk = as_tensor(np.ascontiguousarray(X[start : start + step]))
-                result = fn(module, chunk.to(device=device, dtype=model_dtype))
-                out[start : start + step] = result.reshape(len(chunk), -1).cpu().numpy()
-    finally:
-        module.to("cpu")
-    return out
 
 
 def split_indices(

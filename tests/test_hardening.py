@@ -11,7 +11,7 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
-import skvae._training
+import skvae._placement
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae.metrics import max_principal_angle
 
@@ -137,7 +137,7 @@ def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
     Z_whole = est.transform(X)
     S_whole = est.score(X)
     # room for 128 rows of the 8 features (64 rows of the deep models' 16-wide layer)
-    monkeypatch.setattr(skvae._training, "CHUNK_ELEMENTS", 16 * 64)
+    monkeypatch.setattr(skvae._placement, "CHUNK_ELEMENTS", 16 * 64)
     seen = _record_chunk_sizes(monkeypatch, est, "_encode")
     np.testing.assert_allclose(est.transform(X), Z_whole, rtol=1e-12, atol=1e-12)
     assert max(seen) <= 128 and len(seen) >= len(X) // 128 and sum(seen) == len(X)
@@ -148,7 +148,7 @@ def test_monte_carlo_scoring_shrinks_its_chunks(monkeypatch):
     """score_samples runs every row once per fixed draw: chunks are that much smaller."""
     X = np.random.RandomState(0).normal(size=(600, 8))
     vae = small(VariationalAutoencoder, n_components=2).fit(X)
-    monkeypatch.setattr(skvae._training, "CHUNK_ELEMENTS", 16 * 64 * len(vae.module_.score_eps))
+    monkeypatch.setattr(skvae._placement, "CHUNK_ELEMENTS", 16 * 64 * len(vae.module_.score_eps))
     seen = _record_chunk_sizes(monkeypatch, vae, "_score_rows")
     vae.score_samples(X)
     assert max(seen) == 64 and sum(seen) == len(X)
