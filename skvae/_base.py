@@ -162,9 +162,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _fit_module(self, X, module, generator, device) -> History:
         """Train ``module`` on the tensor ``X``; returns the history in data units."""
-        module.set_scaling(X)
         if getattr(self, "init", "random") == "pca":
             self._pca_start(X, module, generator, device)
+        else:
+            module.set_scaling(X)
         history = train(
             module,
             self._objective(module, generator),
@@ -183,7 +184,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return history
 
     def _pca_start(self, X, module, generator, device) -> None:
-        """PCA's solution on all of X, in the networks' standardised units.
+        """Set the networks' scaling, then PCA's solution on all of X in those units.
 
         Variances use ddof=1 and the noise variance is the mean variance of the
         discarded directions, both as :class:`sklearn.decomposition.PCA`
@@ -191,12 +192,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         n, d = X.shape
         mom = moments(X, device)
+        module.set_scaling(X, mean=mom.mean)  # one pass over X for the mean, not two
         k = min(self.n_components_, n - 1, d)
         components, variances = principal_components(mom, k, generator)
         ddof = n / max(n - 1, 1) / float(module.scale) ** 2
         noise = discarded_variance(mom, variances) * ddof
-        with torch.no_grad():
-            module.offset.copy_(mom.mean)
         self._start_at_pca(module, components, variances * ddof, noise)
 
     def _after_fit(self, X: torch.Tensor, module, generator) -> dict:

@@ -77,14 +77,17 @@ class ScaledIO(nn.Module):
         self.register_buffer("scale", torch.ones((), dtype=dtype))
 
     @torch.no_grad()
-    def set_scaling(self, X: torch.Tensor, max_rows: int = 4096) -> None:
-        """Per-feature mean of ``X``; root mean variance (1 for constant data).
+    def set_scaling(
+        self, X: torch.Tensor, max_rows: int = 4096, mean: torch.Tensor | None = None
+    ) -> None:
+        """Per-feature mean of ``X`` (or ``mean``, when the caller has it already);
+        root mean variance (1 for constant data).
 
         The scale only conditions the optimisation, so it comes from at most
         ``max_rows`` evenly spaced rows: a column-wise variance of all of X
         would cost a few percent of a short fit.
         """
-        self.offset.copy_(X.mean(dim=0))
+        self.offset.copy_(X.mean(dim=0) if mean is None else mean)
         rows = X[:: max(1, len(X) // max_rows)]
         spread = torch.sqrt(rows.var(dim=0, correction=0).mean())
         self.scale.copy_(spread if spread > 0 and torch.isfinite(spread) else 1.0)

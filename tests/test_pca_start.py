@@ -49,7 +49,6 @@ def _started(cls, X, k, **params):
     init_parameters(module, generator)
     if cls is VariationalAutoencoder:
         module.score_eps.copy_(balanced_draws(*module.score_eps.shape, generator, torch.float64))
-    module.set_scaling(Xt)
     est._pca_start(Xt, module, generator, torch.device("cpu"))
     est.module_, est.n_features_in_ = module, X.shape[1]
     return est
