@@ -71,12 +71,13 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 @contextlib.contextmanager
 def _kept_on_failure(estimator, *names: str):
-    """Put back the attributes ``names`` (set by validate_data) if the block fails."""
+    """Put back the attributes ``names`` (set by validate_data) if the block fails,
+    and drop what the fit's hooks shared (``_fit_cache``)."""
     saved = {name: estimator.__dict__[name] for name in names if name in estimator.__dict__}
     try:
         yield
     except BaseException:
-        for name in names:
+        for name in (*names, "_fit_cache"):
             estimator.__dict__.pop(name, None)
         estimator.__dict__.update(saved)
         raise
@@ -204,8 +205,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return {}
 
     # ------------------------------------------------------------- validation
-    def _resolve_n_components(self, X: np.ndarray) -> int:
-        """The latent width to fit, as a Python int (``n_components_``)."""
+    def _resolve_n_components(self, X: torch.Tensor) -> int:
+        """The latent width to fit on the (checked) training tensor ``X``, as a
+        Python int (``n_components_``).
+
+        Hooks may share work done here with the later ones of the same fit
+        through the dict ``self._fit_cache``, which fit removes at its end.
+        """
         k = self.n_components
         if isinstance(k, bool | np.bool_):  # an Integral to Python, not a width
             raise ValueError(f"n_components must be a positive integer, got {k!r}.")
@@ -260,8 +266,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._check_hidden_layer_sizes()
         with _kept_on_failure(self, "n_features_in_", "feature_names_in_", "n_components_"):
             X = validate_data(self, X, dtype=_FLOATS, order="C")
-            self.n_components_ = self._resolve_n_components(X)
             self._check_training_data(X)
+            Xt = as_tensor(X)
+            self.n_components_ = self._resolve_n_components(Xt)
             device = resolve_device(self.device)
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             generator = torch.Generator(device=device).manual_seed(seed)
@@ -270,12 +277,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
             module = self._build_module(X.shape[1], _TORCH_DTYPES[X.dtype])
             init_parameters(module, init_generator)
-            Xt = as_tensor(X)
             try:
                 history = self._fit_module(Xt, module, generator, device)
             except TrainingDiverged as exc:
                 raise ValueError(str(exc)) from None
             extra = self._after_fit(Xt, module, generator)
+        self.__dict__.pop("_fit_cache", None)  # what the hooks shared during this fit
         # Everything is computed before anything is set: a failed fit leaves a
         # previously fitted model as it was.
         self.module_ = module

@@ -17,7 +17,6 @@ from sklearn.utils.extmath import svd_flip
 
 from ._autoencoder import PointAutoencoder
 from ._base import BaseAutoencoder, resolve_device
-from ._placement import as_tensor
 from ._ppca import ProbabilisticPCAMixin
 from ._subspace import (
     discarded_variance,
@@ -231,11 +230,6 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
     def _activation(self):
         return "identity"
 
-    def _drop_shared(self):
-        """Forget what the fit hooks share (the moments, ALS's axes)."""
-        self.__dict__.pop("_moments", None)
-        self.__dict__.pop("_axes", None)
-
     def _resolve_n_components(self, X):
         k = self.n_components
         n, d = X.shape
@@ -246,16 +240,21 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             )
         if isinstance(k, Integral):
             k = super()._resolve_n_components(X)  # refuses bools
+            if k > min(n, d):
+                raise ValueError(
+                    f"n_components={self.n_components!r} must be at most "
+                    f"min(n_samples, n_features)={min(n, d)} (n_samples={n}, n_features={d})."
+                )
         # The moments, once: a fraction of variance and "mle" read the whole
         # spectrum, and training (_fit_module) and _after_fit reuse them.
-        super()._check_training_data(X)  # first: squares that overflow
-        self._moments = moments(as_tensor(X), resolve_device(self.device))
+        mom = moments(X, resolve_device(self.device))
+        self._fit_cache = {"moments": mom}
         if k is None:
             return min(n, d)
         if isinstance(k, int):
             return k
         # PCA's explained variances (ddof=1), all min(n, d) of them
-        variances = spectrum(self._moments).cpu().numpy() * (n / max(n - 1, 1))
+        variances = spectrum(mom).cpu().numpy() * (n / max(n - 1, 1))
         if k == "mle":
             return max(int(_infer_dimension(variances, n)), 1)
         total = variances.sum()
@@ -264,37 +263,23 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         chosen = np.searchsorted(np.cumsum(ratios), k, side="right") + 1
         return int(min(chosen, len(variances)))
 
-    def _check_training_data(self, X):
-        super()._check_training_data(X)
-        n_samples, n_features = X.shape
-        if self.n_components_ > min(n_samples, n_features):
-            self._drop_shared()
-            raise ValueError(
-                f"n_components={self.n_components!r} must be at most "
-                f"min(n_samples, n_features)={min(n_samples, n_features)} "
-                f"(n_samples={n_samples}, n_features={n_features})."
-            )
-
     def _fit_module(self, X, module, generator, device):
         if self.solver != "als":
-            try:
-                return super()._fit_module(X, module, generator, device)
-            except BaseException:  # e.g. diverged: the fit fails, nothing is kept
-                self._drop_shared()
-                raise
+            return super()._fit_module(X, module, generator, device)
         config = TrainingConfig(
             max_iter=self.max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             verbose=self.verbose,
         )
-        self._axes = leading_subspace(self._moments, self.n_components_, config, generator)
-        return self._axes[2]
+        axes = leading_subspace(self._fit_cache["moments"], self.n_components_, config, generator)
+        self._fit_cache["axes"] = axes
+        return axes[2]
 
     def _after_fit(self, X, module, generator):
-        mom = self.__dict__.pop("_moments")
-        if "_axes" in self.__dict__:  # ALS: already the principal axes
-            basis, variances, _ = self.__dict__.pop("_axes")
+        mom = self._fit_cache["moments"]
+        if "axes" in self._fit_cache:  # ALS: already the principal axes
+            basis, variances, _ = self._fit_cache["axes"]
         else:
             # Plaut (2018): an SVD of the learned decoder gives an orthonormal
             # basis of its span; the principal axes of the data within that span
