@@ -37,9 +37,9 @@ from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
     Objective,
+    Trainer,
     TrainingConfig,
     TrainingDiverged,
-    train,
 )
 
 _FLOATS = [np.float64, np.float32]
@@ -81,6 +81,10 @@ def _kept_on_failure(estimator, *names: str):
             estimator.__dict__.pop(name, None)
         estimator.__dict__.update(saved)
         raise
+
+
+#: What validate_data and fit's first steps set; put back if a fit fails.
+_VALIDATED = ("n_features_in_", "feature_names_in_", "n_components_")
 
 
 def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -161,20 +165,35 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             verbose=self.verbose,
         )
 
-    def _fit_module(self, X, module, generator, device) -> History:
-        """Train ``module`` on the tensor ``X``; returns the history in data units."""
+    def _start(self, X, module, generator, device) -> None:
+        """Set the networks' scaling and starting point from the rows of ``X``."""
         if getattr(self, "init", "random") == "pca":
             self._pca_start(X, module, generator, device)
         else:
             module.set_scaling(X)
-        history = train(
-            module,
-            self._objective(module, generator),
-            X,
-            self._training_config(),
-            generator,
-            device,
+
+    def _trainer(self, module, generator, device) -> Trainer:
+        return Trainer(
+            module, self._objective(module, generator), self._training_config(), generator, device
         )
+
+    def _fit_module(self, X, module, generator, device) -> History:
+        """Start and train ``module`` on the tensor ``X``; returns the history in
+        data units (and keeps the optimiser's state for :meth:`partial_fit`)."""
+        self._start(X, module, generator, device)
+        trainer = self._trainer(module, generator, device)
+        history = trainer.fit(X)
+        self._fit_cache["optimizer_state"] = trainer.optimizer_state()
+        return self._history_in_data_units(module, history)
+
+    def _partial_fit_module(self, X, module, generator, device, state) -> History:
+        """One pass of Adam over ``X``, continuing from the optimiser ``state``."""
+        trainer = self._trainer(module, generator, device)
+        history = trainer.partial_fit(X, state)
+        self._fit_cache["optimizer_state"] = trainer.optimizer_state()
+        return self._history_in_data_units(module, history)
+
+    def _history_in_data_units(self, module, history: History) -> History:
         to_data = functools.partial(self._in_data_units, module)
         history.loss_curve = [to_data(loss) for loss in history.loss_curve]
         if history.best_loss is not None:
@@ -246,6 +265,21 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
 
     # -------------------------------------------------------------------- fit
+    def _generator(self, device: torch.device, offset: int = 0):
+        """The fit's generator on ``device`` (and one on the CPU for the initial
+        weights, so that they do not depend on the device), seeded from
+        ``random_state``; ``offset`` gives each partial_fit call its own draws."""
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        seed = (seed + offset) % np.iinfo(np.int32).max
+        generator = torch.Generator(device=device).manual_seed(seed)
+        init_generator = generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
+        return generator, init_generator
+
+    def _new_module(self, X: torch.Tensor, init_generator) -> torch.nn.Module:
+        module = self._build_module(X.shape[1], X.dtype)
+        init_parameters(module, init_generator)
+        return module
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the encoder and decoder on ``X``.
@@ -264,28 +298,85 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The fitted estimator.
         """
         self._check_hidden_layer_sizes()
-        with _kept_on_failure(self, "n_features_in_", "feature_names_in_", "n_components_"):
+        with _kept_on_failure(self, *_VALIDATED):
             X = validate_data(self, X, dtype=_FLOATS, order="C")
             self._check_training_data(X)
             Xt = as_tensor(X)
+            self._fit_cache = {}
             self.n_components_ = self._resolve_n_components(Xt)
             device = resolve_device(self.device)
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-            generator = torch.Generator(device=device).manual_seed(seed)
-            init_generator = (
-                generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
-            )
-            module = self._build_module(X.shape[1], _TORCH_DTYPES[X.dtype])
-            init_parameters(module, init_generator)
+            generator, init_generator = self._generator(device)
+            module = self._new_module(Xt, init_generator)
             try:
                 history = self._fit_module(Xt, module, generator, device)
             except TrainingDiverged as exc:
                 raise ValueError(str(exc)) from None
             extra = self._after_fit(Xt, module, generator)
-        self.__dict__.pop("_fit_cache", None)  # what the hooks shared during this fit
         # Everything is computed before anything is set: a failed fit leaves a
         # previously fitted model as it was.
+        self._set_fitted(module, history, extra)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """One pass of training over the rows of ``X``, for data that streams.
+
+        The first call builds the networks (started at PCA's solution of
+        these rows with ``init="pca"``); each later call keeps the weights
+        and the optimiser's state, and makes one pass of Adam steps over the
+        rows in shuffled mini-batches of ``batch_size``, whatever ``solver``
+        says. No rows are held out (``early_stopping`` applies to
+        :meth:`fit` only): the caller decides how many passes to make. A call
+        after :meth:`fit` continues from the fitted model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data, with the features of the first chunk.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained one more pass.
+        """
+        self._check_hidden_layer_sizes()
+        first = not hasattr(self, "module_")
+        with _kept_on_failure(self, *_VALIDATED):
+            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=first)
+            self._check_training_data(X)
+            self._fit_cache = {}
+            device = resolve_device(self.device)
+            generator, init_generator = self._generator(device, 0 if first else self.n_iter_)
+            if first:
+                Xt = as_tensor(X)
+                self.n_components_ = self._resolve_n_components(Xt)
+                module = self._new_module(Xt, init_generator)
+                self._start(Xt, module, generator, device)
+                state = None
+            else:  # trained on a copy: a failed call leaves the model as it was
+                module = copy.deepcopy(self.module_)
+                Xt = as_tensor(X).to(next(module.parameters()).dtype)
+                state = self._optimizer_state
+            try:
+                history = self._partial_fit_module(Xt, module, generator, device, state)
+            except TrainingDiverged as exc:
+                raise ValueError(str(exc)) from None
+            extra = self._after_fit(Xt, module, generator)
+        if not first:  # the history goes on
+            history.n_iter += self.n_iter_
+            history.loss_curve = self.loss_curve_ + history.loss_curve
+            if self.best_loss_ is not None and history.best_loss is not None:
+                history.best_loss = min(self.best_loss_, history.best_loss)
+        self._set_fitted(module, history, extra)
+        return self
+
+    def _set_fitted(self, module, history: History, extra: dict) -> None:
+        """Set the fitted attributes, and warn if training ended early."""
+        cache = self.__dict__.pop("_fit_cache", {})  # what the hooks shared during the fit
         self.module_ = module
+        self._optimizer_state = cache.get("optimizer_state")
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve
         self.best_loss_ = history.best_loss
@@ -298,7 +389,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"Training was interrupted after {history.n_iter} complete "
                 "iterations; the model keeps the weights it had reached.",
                 UserWarning,
-                stacklevel=3,  # fit, sklearn's _fit_context wrapper, the caller
+                stacklevel=4,  # _set_fitted, fit, sklearn's _fit_context wrapper, the caller
             )
         elif not history.converged:
             warnings.warn(
@@ -306,9 +397,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"the loss stopped improving by tol={self.tol}; consider raising "
                 "max_iter.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return self
 
     # -------------------------------------------------------------- inference
     def _map_rows(self, fn, X: np.ndarray, out_width: int, copies: int = 1) -> np.ndarray:

@@ -6,6 +6,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.base import _fit_context
 
 # Minka's evidence for each rank, exactly as PCA(n_components="mle") computes it:
 # reusing it means "mle" picks PCA's rank by construction (same formula, same
@@ -14,18 +15,23 @@ import torch
 from sklearn.decomposition._pca import _infer_dimension
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.extmath import svd_flip
+from sklearn.utils.validation import validate_data
 
 from ._autoencoder import PointAutoencoder
-from ._base import BaseAutoencoder, resolve_device
+from ._base import _FLOATS, _VALIDATED, BaseAutoencoder, _kept_on_failure, resolve_device
+from ._placement import as_tensor
 from ._ppca import ProbabilisticPCAMixin
 from ._subspace import (
+    EIGH_MAX_SIZE,
+    Moments,
     discarded_variance,
     leading_subspace,
     moments,
     principal_axes,
+    principal_components,
     spectrum,
 )
-from ._training import TrainingConfig
+from ._training import History, TrainingConfig
 
 
 class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
@@ -231,30 +237,38 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         return "identity"
 
     def _resolve_n_components(self, X):
+        # The moments, once: a fraction of variance and "mle" read the whole
+        # spectrum, and training (_fit_module) and _after_fit reuse them.
+        self._check_width(*X.shape)
+        mom = moments(X, resolve_device(self.device))
+        self._fit_cache["moments"] = mom
+        return self._width(mom, X.shape[1])
+
+    def _check_width(self, n, d):
+        """Refuse an n_components that n rows of d features cannot give."""
         k = self.n_components
-        n, d = X.shape
         if isinstance(k, str) and n < d:  # "mle"
             raise ValueError(
                 f"n_components='mle' is only supported if n_samples >= n_features "
                 f"(n_samples={n}, n_features={d}), as in PCA."
             )
         if isinstance(k, Integral):
-            k = super()._resolve_n_components(X)  # refuses bools
+            super()._resolve_n_components(None)  # refuses bools
             if k > min(n, d):
                 raise ValueError(
                     f"n_components={self.n_components!r} must be at most "
                     f"min(n_samples, n_features)={min(n, d)} (n_samples={n}, n_features={d})."
                 )
-        # The moments, once: a fraction of variance and "mle" read the whole
-        # spectrum, and training (_fit_module) and _after_fit reuse them.
-        mom = moments(X, resolve_device(self.device))
-        self._fit_cache = {"moments": mom}
+
+    def _width(self, mom, d):
+        """n_components_ from the data's moments, as PCA reads it off the spectrum."""
+        k, n = self.n_components, mom.n_samples
         if k is None:
             return min(n, d)
-        if isinstance(k, int):
-            return k
+        if isinstance(k, Integral):
+            return int(k)
         # PCA's explained variances (ddof=1), all min(n, d) of them
-        variances = spectrum(mom).cpu().numpy() * (n / max(n - 1, 1))
+        variances = spectrum(mom)[: min(n, d)].cpu().numpy() * (n / max(n - 1, 1))
         if k == "mle":
             return max(int(_infer_dimension(variances, n)), 1)
         total = variances.sum()
@@ -262,6 +276,73 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         # PCA's rule: the fewest components whose ratios add up to more than k
         chosen = np.searchsorted(np.cumsum(ratios), k, side="right") + 1
         return int(min(chosen, len(variances)))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add the rows of ``X`` to the model: exact streaming PCA.
+
+        The mean and covariance of all the rows seen so far are updated in
+        float64 (the pairwise update of Chan et al.), and the model is set to
+        their principal subspace: after one pass over the chunks of a data
+        set, the model is the one :meth:`fit` gives on all of it (up to
+        rounding), whatever the chunk sizes. This needs ``n_features``
+        squared float64 numbers of memory, kept between calls; every
+        ``solver`` streams this way. A model trained by :meth:`fit` keeps no
+        such statistics, so streaming starts from a new estimator.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data, with the features of the first chunk.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The estimator, updated with these rows.
+        """
+        first = not hasattr(self, "module_")
+        if not first and getattr(self, "_moments", None) is None:
+            raise ValueError(
+                f"This LinearAutoencoder was fitted on {self.n_samples_} rows of "
+                f"{self.n_features_in_} features, too wide to keep their "
+                f"{self.n_features_in_}^2 covariance for partial_fit to continue. "
+                "Start the stream on a new estimator (sklearn.base.clone)."
+            )
+        with _kept_on_failure(self, *_VALIDATED, "_moments"):
+            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=first)
+            self._check_training_data(X)
+            device = resolve_device(self.device)
+            chunk = moments(as_tensor(X), device, tall=True)
+            mom = chunk if first else self._moments.merged(chunk)
+            n, d = mom.n_samples, X.shape[1]
+            self._check_width(n, d)
+            self.n_components_ = self._width(mom, d)
+            generator, init_generator = self._generator(device, 0 if first else self.n_iter_)
+            dtype = X.dtype if first else self.components_.dtype
+            module = self._new_module(as_tensor(X[:0].astype(dtype)), init_generator)
+            basis, variances = principal_components(mom, self.n_components_, generator)
+            self._fit_cache = {"moments": mom, "axes": (basis, variances, None)}
+            extra = self._after_fit(None, module, generator)
+        history = History(n_iter=1, converged=True)
+        lost = max(mom.total_variance - float(variances.sum()), 0.0) / d
+        history.loss_curve = [] if first else list(self.loss_curve_)
+        history.loss_curve.append(lost)  # mean squared error of all the rows so far
+        history.best_loss = lost
+        history.n_iter += 0 if first else self.n_iter_
+        self._set_fitted(module, history, extra)
+        return self
+
+    def _set_fitted(self, module, history, extra):
+        super()._set_fitted(module, history, extra)
+        # The running statistics partial_fit continues from, on the CPU: fit's
+        # covariance, or one made from a wide fit's centred rows if not too big.
+        mom = extra["_moments"]
+        if mom.wide and mom.centred.shape[1] <= EIGH_MAX_SIZE:
+            Xc = mom.centred
+            mom = Moments(mom.mean, Xc.T @ Xc / mom.n_samples, mom.n_samples)
+        self._moments = None if mom.wide else mom.to("cpu")
 
     def _fit_module(self, X, module, generator, device):
         if self.solver != "als":
@@ -309,6 +390,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             latent_variance = np.where(scale >= eps, 1.0, explained_variance / eps**2)
         _set_projection(module, mean, torch.from_numpy(components.T), scale)
         return {
+            "_moments": mom,
             "components_": np.ascontiguousarray(components, dtype=np_dtype),
             "explained_variance_": explained_variance.astype(np_dtype),
             "explained_variance_ratio_": (explained_variance / total).astype(np_dtype)

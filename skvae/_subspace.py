@@ -50,11 +50,33 @@ class Moments:
         """Sum of the variances of all features (ddof=0)."""
         return float(torch.diagonal(self.matrix).sum())
 
+    def to(self, device: str | torch.device) -> Moments:
+        move = None if self.centred is None else self.centred.to(device)
+        return Moments(self.mean.to(device), self.matrix.to(device), self.n_samples, move)
 
-def moments(X: torch.Tensor, device: torch.device) -> Moments:
+    def merged(self, other: Moments) -> Moments:
+        """The moments of both data sets' rows together (both covariances).
+
+        The pairwise update of Chan, Golub & LeVeque (1979): the scatter
+        matrices add, plus the outer product of the difference of the means
+        weighted by n_a n_b / n. Exact up to rounding, whatever the order in
+        which chunks arrive.
+        """
+        if self.wide or other.wide:
+            raise ValueError("only covariance moments (tall=True) can be merged")
+        na, nb = self.n_samples, other.n_samples
+        n = na + nb
+        delta = other.mean.to(self.mean) - self.mean
+        scatter = self.matrix * na + other.matrix.to(self.matrix) * nb
+        scatter.addr_(delta, delta, alpha=na * nb / n)
+        return Moments(self.mean + delta * (nb / n), scatter / n, n)
+
+
+def moments(X: torch.Tensor, device: torch.device, tall: bool = False) -> Moments:
     """Mean and covariance (or Gram) matrix of ``X`` on ``device``, in float64.
 
-    Tall data is read in row chunks, so no float64 copy of X is made.
+    Tall data is read in row chunks, so no float64 copy of X is made. The Gram
+    matrix is used when X has fewer rows than columns, unless ``tall``.
     """
     n, d = X.shape
     step = max(1, CHUNK_ELEMENTS // max(d, 1))
@@ -64,7 +86,7 @@ def moments(X: torch.Tensor, device: torch.device) -> Moments:
         return X[a:b].to(device=device, dtype=torch.float64)
 
     mean = sum(chunk(a, b).sum(dim=0) for a, b in chunks) / n
-    if n < d:
+    if n < d and not tall:
         Xc = chunk(0, n) - mean
         return Moments(mean, Xc @ Xc.T / n, n, Xc)
     cov = torch.zeros(d, d, dtype=torch.float64, device=device)

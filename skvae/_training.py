@@ -270,14 +270,24 @@ class Trainer:
         self.history = History()
 
     def fit(self, X: torch.Tensor) -> History:
+        """Train until a stopping rule says so (see the class notes)."""
+        return self._run(self.fit_lbfgs if self.config.solver == "lbfgs" else self.fit_loop, X)
+
+    def partial_fit(self, X: torch.Tensor, optimizer_state: dict | None = None) -> History:
+        """One pass of Adam over the rows of ``X``, in shuffled mini-batches.
+
+        The optimiser continues from ``optimizer_state`` (from
+        :meth:`optimizer_state`) when given. No rows are held out and nothing
+        decides to stop: the caller streams the data and decides.
+        """
+        return self._run(self.stream_epoch, X, optimizer_state)
+
+    def _run(self, step: Callable, *args) -> History:
         self.module.to(self.device)
         try:
             with interruptible() as self.interrupt:
                 try:
-                    if self.config.solver == "lbfgs":
-                        self.fit_lbfgs(X)
-                    else:
-                        self.fit_loop(X)
+                    step(*args)
                 except KeyboardInterrupt:
                     if self.interrupt.handled:  # a second Ctrl-C: the user means it
                         raise
@@ -285,6 +295,13 @@ class Trainer:
         finally:
             self.module.to("cpu")
         return self.history
+
+    def optimizer_state(self) -> dict | None:
+        """Adam's state after training, on the CPU (picklable), or None (L-BFGS)."""
+        optimizer = getattr(self, "optimizer", None)
+        if not isinstance(optimizer, torch.optim.Adam):
+            return None
+        return _to_cpu(optimizer.state_dict())
 
     # ------------------------------------------------------------------ Adam
     def fit_loop(self, X: torch.Tensor) -> None:
@@ -339,6 +356,26 @@ class Trainer:
             module.load_state_dict(best[1])
             history.best_validation_score = -float(best[0].mean())
         module.eval()
+
+    def stream_epoch(self, X: torch.Tensor, optimizer_state: dict | None = None) -> None:
+        """:meth:`run_epoch` over all of ``X`` with a continuing optimiser."""
+        history = self.history
+        self.train_idx = self.val_idx = None
+        self.X = to_device(X, self.device)
+        self.optimizer = _adam(self.module, self.config)
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state)
+        self.first_loss = None
+        loss = self.run_epoch()
+        if loss is None:  # Ctrl-C mid-pass: the weights reached so far are kept
+            history.interrupted = True
+        else:
+            _check_finite(loss, self.first_loss, 1, self.config.learning_rate)
+            history.loss_curve.append(loss)
+            history.best_loss = loss
+            history.n_iter = 1
+            history.converged = True  # one pass is all that was asked
+        self.module.eval()
 
     def _validate(self) -> torch.Tensor:
         """Score the current weights on the held-out rows: record the mean score
@@ -479,6 +516,17 @@ class Trainer:
                 restarted = True
             previous = min(previous, loss)
         module.eval()
+
+
+def _to_cpu(state):
+    """A copy of a (nested) optimiser state with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {key: _to_cpu(value) for key, value in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_to_cpu(value) for value in state)
+    return state
 
 
 def train(

@@ -277,11 +277,11 @@ class VariationalAutoencoder(BaseAutoencoder):
             bernoulli=self.likelihood == "bernoulli",
         )
 
-    def _fit_module(self, X, module, generator, device):
+    def _start(self, X, module, generator, device):
         # Draws fixed before training: the ELBO estimate used for validation and
         # score_samples sees the same eps for every row, whatever its batch.
         module.score_eps.copy_(balanced_draws(*module.score_eps.shape, generator, torch.float64))
-        return super()._fit_module(X, module, generator, device)
+        super()._start(X, module, generator, device)
 
     def _fixed_log_variance(self, module):
         """log c of a decoder variance given in data units, in standardised units."""

@@ -1,0 +1,176 @@
+"""partial_fit: streaming over chunks, as scikit-learn's incremental estimators do."""
+
+import pickle
+
+import numpy as np
+import pytest
+from scipy.linalg import subspace_angles
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+
+X_DIGITS = load_digits().data
+DEEP = (Autoencoder, VariationalAutoencoder)
+
+
+def small(cls, **params):
+    """A deep model small enough for a few passes in a test."""
+    return cls(n_components=4, hidden_layer_sizes=(32,), random_state=0, **params)
+
+
+def weights(est):
+    return {k: v.clone() for k, v in est.module_.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        np.testing.assert_array_equal(wa[key].numpy(), wb[key].numpy(), err_msg=key)
+
+
+# ---------------------------------------------------------------- linear: exact
+@pytest.mark.parametrize("n_chunks", [1, 7, 40])
+def test_linear_stream_spans_pcas_subspace(n_chunks):
+    """One pass over the chunks gives PCA's subspace of all the rows (< 0.01 deg),
+    and its probabilistic model: noise variance and log-likelihood."""
+    lin = LinearAutoencoder(n_components=6)
+    for chunk in np.array_split(X_DIGITS, n_chunks):
+        lin.partial_fit(chunk)
+    pca = PCA(n_components=6).fit(X_DIGITS)
+    angle = np.degrees(subspace_angles(lin.components_.T, pca.components_.T)).max()
+    assert angle < 0.01
+    np.testing.assert_allclose(lin.components_, pca.components_, atol=1e-8)
+    np.testing.assert_allclose(lin.explained_variance_, pca.explained_variance_, rtol=1e-9)
+    assert lin.noise_variance_ == pytest.approx(pca.noise_variance_, rel=1e-9)
+    assert lin.score(X_DIGITS) == pytest.approx(pca.score(X_DIGITS), rel=1e-9)
+    assert lin.n_samples_ == len(X_DIGITS)
+    assert lin.n_iter_ == n_chunks and len(lin.loss_curve_) == n_chunks
+
+
+def test_linear_partial_fit_after_fit_continues_from_fit():
+    half = len(X_DIGITS) // 2
+    lin = LinearAutoencoder(n_components=5).fit(X_DIGITS[:half]).partial_fit(X_DIGITS[half:])
+    whole = LinearAutoencoder(n_components=5).fit(X_DIGITS)
+    np.testing.assert_allclose(lin.components_, whole.components_, atol=1e-8)
+    assert lin.n_samples_ == len(X_DIGITS)
+
+
+def test_linear_stream_resolves_mle_on_all_rows_seen():
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 5) @ rng.randn(5, 20) + 0.3 * rng.randn(600, 20)
+    lin = LinearAutoencoder(n_components="mle")
+    for chunk in np.array_split(X, 6):
+        lin.partial_fit(chunk)
+    assert lin.n_components_ == PCA(n_components="mle").fit(X).n_components_ == 5
+
+
+def test_linear_stream_refuses_more_components_than_rows_seen():
+    with pytest.raises(ValueError, match="n_components=5 must be at most"):
+        LinearAutoencoder(n_components=5).partial_fit(X_DIGITS[:3])
+
+
+# ------------------------------------------------------------ deep: one pass each
+@pytest.mark.parametrize("cls", DEEP)
+def test_first_call_starts_at_pca_of_the_chunk(cls, one_thread):
+    """With a learning rate of (almost) zero, one pass leaves PCA's start: the
+    Autoencoder reconstructs as PCA of the first chunk does."""
+    chunk = X_DIGITS[:300]
+    est = small(cls, learning_rate=1e-12).partial_fit(chunk)
+    pca = PCA(n_components=4).fit(chunk)
+    if cls is Autoencoder:
+        np.testing.assert_allclose(
+            est.inverse_transform(est.transform(chunk)),
+            pca.inverse_transform(pca.transform(chunk)),
+            atol=1e-6,
+        )
+    else:
+        assert est.score(chunk) == pytest.approx(pca.score(chunk), rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_passes_keep_weights_and_optimiser_state(cls, one_thread):
+    """Each call is one pass of Adam that continues the last one: the step count
+    runs on, the history grows, and more passes fit the stream better."""
+    chunks = np.array_split(X_DIGITS[:1200], 4)
+    est = small(cls, batch_size=100)
+    errors = []
+    for _ in range(3):
+        for chunk in chunks:
+            est.partial_fit(chunk)
+        recon = est.inverse_transform(est.transform(X_DIGITS[:1200]))
+        errors.append(np.mean((recon - X_DIGITS[:1200]) ** 2))
+    steps = {int(s["step"]) for s in est._optimizer_state["state"].values()}
+    assert steps == {3 * 12}  # 3 passes over 4 chunks of 300 rows, batches of 100
+    assert est.n_iter_ == 12 and len(est.loss_curve_) == 12
+    assert est.validation_scores_ is None
+    assert errors[-1] < errors[0]
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_stream_survives_pickling_between_calls(cls, one_thread):
+    """Dask hands the estimator from worker to worker: a pickle between calls
+    must change nothing (weights and optimiser state both travel)."""
+    chunks = np.array_split(X_DIGITS[:600], 3)
+    straight = small(cls)
+    for chunk in chunks:
+        straight.partial_fit(chunk)
+    travelled = small(cls)
+    for chunk in chunks:
+        travelled = pickle.loads(pickle.dumps(travelled.partial_fit(chunk)))
+    assert_same_weights(straight, travelled)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_same_stream_same_model(cls, one_thread):
+    a, b = small(cls), small(cls)
+    for chunk in np.array_split(X_DIGITS[:400], 2):
+        a.partial_fit(chunk)
+        b.partial_fit(chunk)
+    assert_same_weights(a, b)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_partial_fit_after_fit_continues(cls, one_thread):
+    est = small(cls, max_iter=3, early_stopping=False)
+    with pytest.warns(Warning):  # ConvergenceWarning: max_iter=3
+        est.fit(X_DIGITS[:300])
+    before = weights(est)
+    est.partial_fit(X_DIGITS[300:600])
+    assert est.n_iter_ == 4 and len(est.loss_curve_) == 4
+    assert any(not np.array_equal(before[k], v) for k, v in weights(est).items())
+
+
+@pytest.mark.parametrize("cls", (LinearAutoencoder, *DEEP))
+@pytest.mark.parametrize("y", [None, (None,), np.arange(100), "anything"])
+def test_y_is_ignored_whatever_it_is(cls, y, one_thread):
+    """dask-ml passes y as a tuple when there is none."""
+    est = cls(n_components=2) if cls is LinearAutoencoder else small(cls)
+    est.partial_fit(X_DIGITS[:100], y).partial_fit(X_DIGITS[100:200], y)
+    assert est.transform(X_DIGITS[:5]).shape == (5, est.n_components_)
+
+
+@pytest.mark.parametrize("cls", (LinearAutoencoder, *DEEP))
+def test_a_failed_call_changes_nothing(cls, one_thread):
+    est = cls(n_components=2) if cls is LinearAutoencoder else small(cls)
+    est.partial_fit(X_DIGITS[:200])
+    before, n_iter = weights(est), est.n_iter_
+    bad = X_DIGITS[200:300].copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.partial_fit(bad)
+    with pytest.raises(ValueError, match="64 features"):
+        est.partial_fit(X_DIGITS[200:300, :10])
+    assert est.n_iter_ == n_iter
+    for key, value in weights(est).items():
+        np.testing.assert_array_equal(before[key].numpy(), value.numpy())
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_later_chunks_take_the_models_dtype(cls, one_thread):
+    est = small(cls).partial_fit(X_DIGITS[:200].astype(np.float32))
+    est.partial_fit(X_DIGITS[200:400])  # float64 chunk into a float32 model
+    assert next(est.module_.parameters()).dtype.is_floating_point
+    assert str(next(est.module_.parameters()).dtype) == "torch.float32"
+    assert est.transform(X_DIGITS[:3]).dtype == np.float64
