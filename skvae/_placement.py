@@ -8,6 +8,7 @@ device once when it fits there.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -18,18 +19,98 @@ from torch import nn
 CHUNK_ELEMENTS = 1 << 22
 
 
-def to_device(X: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_device(X: torch.Tensor | Rows, device: torch.device) -> torch.Tensor | Rows:
     """Move ``X`` to ``device`` once if it fits in its free memory, else leave it.
 
-    Batches of a tensor left on the host are copied to the device one at a time.
+    Batches of a tensor left on the host (or read from out-of-core
+    :class:`Rows`) are copied to the device one at a time.
     """
-    if X.device == device:
+    if X.device == device or isinstance(X, Rows):
         return X
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         if X.element_size() * X.nelement() > 0.5 * free:
             return X
     return X.to(device)
+
+
+def is_out_of_core(X) -> bool:
+    """Whether ``X`` is a 2-D array read in slices rather than held in memory:
+    a ``numpy.memmap``, or an object that slices like one (h5py, zarr) and is
+    no NumPy array, array library (dask, CuPy: ``__array_function__``) or
+    sparse matrix (``format``)."""
+    if isinstance(X, np.memmap):
+        return X.ndim == 2
+    if isinstance(X, np.ndarray) or hasattr(X, "__array_function__") or hasattr(X, "format"):
+        return False
+    shape, dtype = getattr(X, "shape", None), getattr(X, "dtype", None)
+    return (
+        isinstance(dtype, np.dtype)
+        and isinstance(shape, tuple)
+        and len(shape) == 2
+        and hasattr(X, "__getitem__")
+    )
+
+
+class Rows:
+    """The rows of an out-of-core 2-D array as tensors of ``dtype``, read on demand.
+
+    Supports what training needs of a tensor: ``len``, ``shape``, ``dtype``,
+    ``device`` (the CPU), slices (``rows[a:b]``, ``rows[::step]``) and index
+    tensors (``rows[idx]``, read in increasing order, as h5py requires).
+    Nothing but the rows asked for is ever read into memory.
+    """
+
+    device = torch.device("cpu")
+
+    def __init__(self, X, dtype: torch.dtype) -> None:
+        self.data, self.dtype = X, dtype
+        self.shape = tuple(int(n) for n in X.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _tensor(self, rows) -> torch.Tensor:
+        return torch.from_numpy(np.array(rows, copy=True, order="C")).to(self.dtype)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, slice):
+            return self._tensor(self.data[key])
+        idx = torch.as_tensor(key).cpu().numpy().astype(np.int64, copy=False)
+        order = np.argsort(idx, kind="stable")
+        unique, inverse = np.unique(idx[order], return_inverse=True)
+        rows = self._tensor(self.data[unique] if len(unique) else self.data[:0])
+        out = torch.empty((len(idx), self.shape[1]), dtype=self.dtype)
+        out[torch.from_numpy(order)] = rows[torch.from_numpy(inverse)]
+        return out
+
+    def to(self, device=None, dtype=None) -> torch.Tensor:
+        """All the rows in memory: for full-batch L-BFGS, which needs them."""
+        return self[:].to(device=device, dtype=dtype)
+
+
+def column_mean(X: torch.Tensor | Rows) -> torch.Tensor:
+    """The mean of each column, summed in float64 over chunks of rows."""
+    n, d = X.shape
+    step = max(1, CHUNK_ELEMENTS // max(d, 1))
+    total = sum(X[a : a + step].double().sum(dim=0) for a in range(0, n, step))
+    return (total / max(n, 1)).to(X.dtype)
+
+
+def on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` itself if its weights are on ``device``, else a copy there.
+
+    The fitted module is never moved: threads sharing it (two ``transform``
+    calls on a GPU) cannot race, and the weights cross to the device once per
+    call, not there and back.
+    """
+    tensors = [*module.parameters(), *module.buffers()]
+    if all(t.device == device for t in tensors):
+        return module
+    memo = {id(t): t.detach().to(device) for t in module.buffers()}
+    for p in module.parameters():
+        memo[id(p)] = nn.Parameter(p.detach().to(device), requires_grad=p.requires_grad)
+    return copy.deepcopy(module, memo)
 
 
 def as_tensor(X: np.ndarray) -> torch.Tensor:
@@ -47,28 +128,32 @@ def map_rows(
     out_width: int,
     device: torch.device,
     copies: int = 1,
+    check: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Inference: ``fn(module, rows)`` over chunks of ``X`` on ``device``.
 
-    The output has X's dtype; the module computes in its own and goes back to
-    the CPU afterwards. A chunk holds about ``CHUNK_ELEMENTS`` activations of
+    The output has X's dtype (float64 for an out-of-core X of another dtype);
+    the module computes in its own dtype, on a copy on ``device`` if it is not
+    there (see :func:`on_device`). ``check`` validates each chunk of rows read
+    from an out-of-core X. A chunk holds about ``CHUNK_ELEMENTS`` activations of
     the widest layer, times ``copies`` when ``fn`` runs each row several times
     (Monte Carlo draws), so memory does not grow with the number of rows.
     """
     model_dtype = next(module.parameters()).dtype
-    out = np.empty((X.shape[0], out_width), dtype=X.dtype)
+    out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    out = np.empty((X.shape[0], out_width), dtype=out_dtype)
     widest = max(
         (max(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)),
         default=1,
     )
     step = max(1, CHUNK_ELEMENTS // (max(widest, X.shape[1], out_width) * copies))
-    module.to(device)
-    try:
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], step):
-                chunk = as_tensor(np.ascontiguousarray(X[start : start + step]))
-                result = fn(module, chunk.to(device=device, dtype=model_dtype))
-                out[start : start + step] = result.reshape(len(chunk), -1).cpu().numpy()
-    finally:
-        module.to("cpu")
+    module = on_device(module, device)
+    with torch.inference_mode():
+        for start in range(0, X.shape[0], step):
+            rows = X[start : start + step]
+            if check is not None:
+                rows = check(rows)
+            chunk = as_tensor(np.ascontiguousarray(rows))
+            result = fn(module, chunk.to(device=device, dtype=model_dtype))
+            out[start : start + step] = result.reshape(len(chunk), -1).cpu().numpy()
     return out
