@@ -107,7 +107,9 @@ def test_one_pass_of_incremental_gives_pcas_subspace(client, data, one_thread):
 def test_incremental_training_learns(cls, client, data, one_thread):
     train, test = data
     X = _blocks_on_both_workers(client, train)
-    inc = wrappers.Incremental(small(cls, n_components=3), random_state=0)
+    # From random weights (the PCA start alone would pass), 4 Adam steps a block
+    model = small(cls, n_components=3, init="random", batch_size=10)
+    inc = wrappers.Incremental(model, random_state=0)
     for _ in range(10):  # passes, each over the blocks in a new order
         inc.partial_fit(X)
     baseline = np.mean((test - train.mean(axis=0)) ** 2)  # every row as the mean
