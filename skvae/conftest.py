@@ -8,6 +8,7 @@ import pytest
 _NEEDS = {
     "skvae._persistence": ("safetensors",),
     "skvae.onnx": ("onnx", "onnxruntime", "skl2onnx", "onnxscript"),
+    "skvae.dask": ("dask",),
 }
 
 

@@ -38,6 +38,7 @@ METRICS = [
 ]
 DEPLOYING = ["save", "load", "register_onnx_converters"]
 ONNX = ["register_converters", "export_encoder", "export_decoder"]
+DASK = ["transform_blocks"]
 USER_GUIDE = [
     "index",
     "dimensionality_reduction",
@@ -48,6 +49,7 @@ USER_GUIDE = [
     "model_selection",
     "latent_regularity",
     "deploying",
+    "scaling",
 ]
 GENERATED = ("_build", "auto_examples", "gen_modules", "sg_execution_times.rst")
 # the hand-written pages (a local build leaves sg_execution_times.rst beside them)
@@ -133,6 +135,7 @@ def test_docs_have_the_expected_pages(built_docs):
     pages += [f"gen_modules/skvae.metrics.{name}" for name in METRICS]
     pages += [f"gen_modules/skvae.{name}" for name in DEPLOYING]
     pages += [f"gen_modules/skvae.onnx.{name}" for name in ONNX]
+    pages += [f"gen_modules/skvae.dask.{name}" for name in DASK]
     pages += [f"auto_examples/{name}" for name in EXAMPLES]
     missing = [page for page in pages if not (html / f"{page}.html").is_file()]
     assert not missing, f"pages not built: {missing}"
