@@ -330,7 +330,7 @@ class VariationalAutoencoder(BaseAutoencoder):
     def _resolve_n_components(self, X):
         if isinstance(self.n_components, str):  # "auto": fits two models first
             n_active, report = active_units(self, X.numpy())
-            self._fit_cache = {"active_units": report}
+            self._fit_cache = {**getattr(self, "_fit_cache", {}), "active_units": report}
             return n_active
         return super()._resolve_n_components(X)
 
