@@ -49,15 +49,19 @@ def upper_bound(n_samples: int, n_features: int) -> int:
     return max(1, min(n_samples, n_features) // 2)
 
 
-def shuffled_columns(X: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-    """``X`` with each column permuted on its own: same marginals, no dependence."""
-    out = np.empty_like(X)
+def shuffled_columns(X, rng: np.random.RandomState) -> np.ndarray:
+    """``X`` with each column permuted on its own: same marginals, no dependence.
+
+    A new array in memory, read one column at a time from ``X`` (an array, or
+    one on disk that slices like it).
+    """
+    out = np.empty(X.shape, dtype=X.dtype)
     for j in range(X.shape[1]):
-        out[:, j] = X[rng.permutation(len(X)), j]
+        out[:, j] = np.asarray(X[:, j])[rng.permutation(X.shape[0])]
     return out
 
 
-def unit_kl(estimator, X: np.ndarray) -> np.ndarray:
+def unit_kl(estimator, X) -> np.ndarray:
     """Average KL(q(z_u|x) || N(0, 1)) over the rows of ``X`` of each latent unit
     of a fitted VAE, in nats, decreasing."""
 
@@ -70,7 +74,7 @@ def unit_kl(estimator, X: np.ndarray) -> np.ndarray:
     return np.sort(per_row.mean(axis=0, dtype=np.float64))[::-1].copy()
 
 
-def _fit_reporting(estimator, X: np.ndarray) -> bool:
+def _fit_reporting(estimator, X) -> bool:
     """Fit ``estimator`` on ``X``; True if it stopped at ``max_iter``.
 
     Its warnings come back to the caller of fit, except the ConvergenceWarning,
@@ -92,7 +96,7 @@ def _fit_reporting(estimator, X: np.ndarray) -> bool:
     return unconverged
 
 
-def active_units(estimator, X: np.ndarray) -> tuple[int, dict]:
+def active_units(estimator, X) -> tuple[int, dict]:
     """The number of active units of ``estimator`` (a VAE, unfitted) on ``X``.
 
     Fits two clones of ``estimator`` with ``upper_bound`` units, one on ``X``

@@ -329,7 +329,8 @@ class VariationalAutoencoder(BaseAutoencoder):
 
     def _resolve_n_components(self, X):
         if isinstance(self.n_components, str):  # "auto": fits two models first
-            n_active, report = active_units(self, X.numpy())
+            # the array itself, for rows read from disk as they are needed
+            n_active, report = active_units(self, X.numpy() if torch.is_tensor(X) else X.data)
             self._fit_cache = {**getattr(self, "_fit_cache", {}), "active_units": report}
             return n_active
         return super()._resolve_n_components(X)
