@@ -118,3 +118,18 @@ for k, v, p in zip(
     strict=True,
 ):
     print(f"{k}   {v:10.3f}   {p:8.3f}")
+
+# %%
+# Without a search: the active units
+# ----------------------------------
+# ``n_components="auto"`` fits the VAE once with an upper bound on its width
+# (half the number of features here: 6), once more to the data with each
+# column shuffled on its own, and keeps the units whose average KL to the
+# prior beats every unit of the shuffled fit (see :ref:`active_units`). It
+# finds the true rank, as Minka's evidence (``PCA(n_components="mle")``) does.
+auto = VariationalAutoencoder(n_components="auto", hidden_layer_sizes=(), random_state=0).fit(X)
+mle = PCA(n_components="mle").fit(X)
+print("linear VAE, n_components='auto':", auto.n_components_)
+print("PCA, n_components='mle':        ", mle.n_components_)
+print("KL of each unit of the bound's fit:", np.round(auto.latent_kl_, 2))
+print(f"threshold (largest on shuffled columns): {auto.kl_threshold_:.2f}")
