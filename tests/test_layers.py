@@ -17,11 +17,13 @@ def _imported_modules(path):
             yield ("." * node.level) + (node.module or "")
 
 
-@pytest.mark.parametrize("name", ["_modules.py", "_training.py", "_placement.py", "_subspace.py"])
+@pytest.mark.parametrize(
+    "name", ["_modules.py", "_training.py", "_stopping.py", "_placement.py", "_subspace.py"]
+)
 def test_torch_layers_do_not_import_sklearn_or_estimators(name):
     imported = list(_imported_modules(PACKAGE / name))
     assert not [m for m in imported if m.split(".")[0] == "sklearn"]
-    torch_layers = {"._modules", "._training", "._placement"}
+    torch_layers = {"._modules", "._training", "._stopping", "._placement"}
     assert not [m for m in imported if m.startswith(".") and m not in torch_layers]
 
 
