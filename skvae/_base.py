@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import warnings
+import zlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -31,6 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._distributed import LOCAL, Ranks, local_cuda_index, participants
 from ._modules import init_parameters
 from ._placement import as_tensor, map_rows
 from ._subspace import discarded_variance, moments, principal_components
@@ -47,9 +49,13 @@ _TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torc
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when torch sees a GPU, else the CPU; others as given."""
+    """``"auto"`` -> CUDA when torch sees a GPU (under ``torchrun``, the GPU of
+    ``LOCAL_RANK``), else the CPU; others as given."""
     if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        index = local_cuda_index()
+        return torch.device("cuda") if index is None else torch.device("cuda", index)
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -85,6 +91,19 @@ def _kept_on_failure(estimator, *names: str):
 
 #: What validate_data and fit's first steps set; put back if a fit fails.
 _VALIDATED = ("n_features_in_", "feature_names_in_", "n_components_")
+
+#: What the ranks of a process group check they share before training together.
+_FACTS = {
+    "fit": (
+        "estimator and parameters",
+        "dtype",
+        "n_features",
+        "n_samples",
+        "X's values",
+        "X's row order",
+    ),
+    "partial_fit": ("estimator and parameters", "dtype", "n_features", "passes made so far"),
+}
 
 
 def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -173,9 +192,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             module.set_scaling(X)
 
     def _trainer(self, module, generator, device) -> Trainer:
-        return Trainer(
-            module, self._objective(module, generator), self._training_config(), generator, device
-        )
+        ranks = self._fit_cache.get("ranks", LOCAL)
+        objective = self._objective(module, ranks.noise_generator(generator))
+        config = self._training_config()
+        return Trainer(module, objective, config, generator, device, ranks=ranks)
 
     def _fit_module(self, X, module, generator, device) -> History:
         """Start and train ``module`` on the tensor ``X``; returns the history in
@@ -210,14 +230,28 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         discarded directions, both as :class:`sklearn.decomposition.PCA`
         computes them, so the start reproduces PCA (and its ``score``) exactly.
         """
-        n, d = X.shape
-        mom = moments(X, device)
+        mom = self._data_moments(X, device)
+        n, d = mom.n_samples, X.shape[1]
         module.set_scaling(X, mean=mom.mean)  # one pass over X for the mean, not two
         k = min(self.n_components_, n - 1, d)
         components, variances = principal_components(mom, k, generator)
         ddof = n / max(n - 1, 1) / float(module.scale) ** 2
         noise = discarded_variance(mom, variances) * ddof
         self._start_at_pca(module, components, variances * ddof, noise)
+
+    def _data_moments(self, X: torch.Tensor, device: torch.device, tall: bool = False):
+        """:func:`~skvae._subspace.moments` of the call's rows.
+
+        Trained data-parallel, each rank reads its part of the rows (its block
+        of X in :meth:`fit`, where every rank holds X; its own X in
+        :meth:`partial_fit`) and the ranks sum; in :meth:`fit`, wide data's
+        Gram matrix is computed whole on every rank.
+        """
+        cache = getattr(self, "_fit_cache", {})  # none outside fit (tests start alone)
+        ranks, shared = cache.get("ranks", LOCAL), cache.get("shared_rows", True)
+        if not ranks.active or (shared and not tall and len(X) < X.shape[1]):
+            return moments(X, device, tall)
+        return moments(ranks.block(X) if shared else X, device, tall=True, total=ranks.sum_)
 
     def _after_fit(self, X: torch.Tensor, module, generator) -> dict:
         """Extra fitted attributes computed from the trained module."""
@@ -249,6 +283,34 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "sklearn.preprocessing.StandardScaler."
             )
 
+    def _validate_training(self, X, ranks: Ranks, method: str, reset: bool = True) -> np.ndarray:
+        """Validate training data; trained data-parallel, also check that every
+        rank called ``method`` alike (:meth:`Ranks.agree`), before any rank
+        starts waiting for the others in training."""
+        names = _FACTS[method]
+        try:
+            self._check_hidden_layer_sizes()
+            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=reset)
+            self._check_training_data(X)
+        except Exception:
+            ranks.agree(None, names)  # tells the other ranks, then raises here
+            raise
+        if not ranks.active:
+            return X
+        params = self.get_params(deep=False)
+        for name in ("random_state", "device", "verbose"):  # may differ by rank
+            params.pop(name, None)
+        described = repr((type(self).__name__, method, sorted(params.items())))
+        facts = [zlib.crc32(described.encode()), X.dtype.itemsize, X.shape[1]]
+        if method == "fit":
+            row_sums = X.sum(axis=1, dtype=np.float64)
+            order = np.arange(1, len(row_sums) + 1, dtype=np.float64)
+            facts += [X.shape[0], row_sums.sum(), (row_sums * order).sum()]
+        else:
+            facts.append(getattr(self, "n_iter_", 0) if hasattr(self, "module_") else -1)
+        ranks.agree(facts, names)
+        return X
+
     def _check_hidden_layer_sizes(self) -> None:
         sizes = getattr(self, "hidden_layer_sizes", ())
         try:
@@ -265,12 +327,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
 
     # -------------------------------------------------------------------- fit
-    def _generator(self, device: torch.device, offset: int = 0):
+    def _generator(self, device: torch.device, offset: int = 0, ranks: Ranks = LOCAL):
         """The fit's generator on ``device`` (and one on the CPU for the initial
         weights, so that they do not depend on the device), seeded from
-        ``random_state``; ``offset`` gives each partial_fit call its own draws."""
+        ``random_state`` (rank 0's, with several ranks); ``offset`` gives each
+        partial_fit call its own draws."""
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        seed = (seed + offset) % np.iinfo(np.int32).max
+        seed = (ranks.broadcast_seed(seed) + offset) % np.iinfo(np.int32).max
         generator = torch.Generator(device=device).manual_seed(seed)
         init_generator = generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
         return generator, init_generator
@@ -283,6 +346,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the encoder and decoder on ``X``.
+
+        In a script launched with ``torchrun`` (a ``torch.distributed``
+        process group of several ranks), every rank calls ``fit`` with the
+        same parameters and the same ``X``, and they train data-parallel:
+        each computes the gradient of its share of each batch, and all end
+        with the same weights, those one process would reach (up to rounding).
+        Rank 0's estimator is the model; see :func:`skvae.single_process` to
+        fit one model per rank instead.
 
         Parameters
         ----------
@@ -297,15 +368,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
             The fitted estimator.
         """
-        self._check_hidden_layer_sizes()
+        ranks = participants()
         with _kept_on_failure(self, *_VALIDATED):
-            X = validate_data(self, X, dtype=_FLOATS, order="C")
-            self._check_training_data(X)
+            X = self._validate_training(X, ranks, "fit")
             Xt = as_tensor(X)
-            self._fit_cache = {}
+            self._fit_cache = {"ranks": ranks}
             self.n_components_ = self._resolve_n_components(Xt)
             device = resolve_device(self.device)
-            generator, init_generator = self._generator(device)
+            generator, init_generator = self._generator(device, ranks=ranks)
             module = self._new_module(Xt, init_generator)
             try:
                 history = self._fit_module(Xt, module, generator, device)
@@ -329,6 +399,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         :meth:`fit` only): the caller decides how many passes to make. A call
         after :meth:`fit` continues from the fitted model.
 
+        Under ``torchrun`` (see :meth:`fit`), every rank calls ``partial_fit``
+        together, each with its own chunk: the pass is the one a single
+        process makes over all the chunks, rank 0's rows first, and the first
+        call starts every rank from rank 0's start.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -341,14 +416,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
             The estimator, trained one more pass.
         """
-        self._check_hidden_layer_sizes()
         first = not hasattr(self, "module_")
+        ranks = participants()
         with _kept_on_failure(self, *_VALIDATED):
-            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=first)
-            self._check_training_data(X)
-            self._fit_cache = {}
+            X = self._validate_training(X, ranks, "partial_fit", reset=first)
+            self._fit_cache = {"ranks": ranks, "shared_rows": False}
             device = resolve_device(self.device)
-            generator, init_generator = self._generator(device, 0 if first else self.n_iter_)
+            offset = 0 if first else self.n_iter_
+            generator, init_generator = self._generator(device, offset, ranks)
             if first:
                 Xt = as_tensor(X)
                 self.n_components_ = self._resolve_n_components(Xt)

@@ -15,10 +15,10 @@ from sklearn.base import _fit_context
 from sklearn.decomposition._pca import _infer_dimension
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.extmath import svd_flip
-from sklearn.utils.validation import validate_data
 
 from ._autoencoder import PointAutoencoder
-from ._base import _FLOATS, _VALIDATED, BaseAutoencoder, _kept_on_failure, resolve_device
+from ._base import _VALIDATED, BaseAutoencoder, _kept_on_failure, resolve_device
+from ._distributed import participants
 from ._placement import as_tensor
 from ._ppca import ProbabilisticPCAMixin
 from ._subspace import (
@@ -26,7 +26,6 @@ from ._subspace import (
     Moments,
     discarded_variance,
     leading_subspace,
-    moments,
     principal_axes,
     principal_components,
     spectrum,
@@ -240,7 +239,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         # The moments, once: a fraction of variance and "mle" read the whole
         # spectrum, and training (_fit_module) and _after_fit reuse them.
         self._check_width(*X.shape)
-        mom = moments(X, resolve_device(self.device))
+        mom = self._data_moments(X, resolve_device(self.device))
         self._fit_cache["moments"] = mom
         return self._width(mom, X.shape[1])
 
@@ -290,6 +289,10 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         ``solver`` streams this way. A model trained by :meth:`fit` keeps no
         such statistics, so streaming starts from a new estimator.
 
+        Under ``torchrun`` (see :meth:`fit`), every rank calls ``partial_fit``
+        together, each with its own chunk, and the statistics of all the
+        chunks are merged: every rank holds the same model, of all the rows.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -310,20 +313,22 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
                 f"{self.n_features_in_}^2 covariance for partial_fit to continue. "
                 "Start the stream on a new estimator (sklearn.base.clone)."
             )
+        ranks = participants()
         with _kept_on_failure(self, *_VALIDATED, "_moments"):
-            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=first)
-            self._check_training_data(X)
+            X = self._validate_training(X, ranks, "partial_fit", reset=first)
             device = resolve_device(self.device)
-            chunk = moments(as_tensor(X), device, tall=True)
+            self._fit_cache = {"ranks": ranks, "shared_rows": False}
+            chunk = self._data_moments(as_tensor(X), device, tall=True)
             mom = chunk if first else self._moments.merged(chunk)
             n, d = mom.n_samples, X.shape[1]
             self._check_width(n, d)
             self.n_components_ = self._width(mom, d)
-            generator, init_generator = self._generator(device, 0 if first else self.n_iter_)
+            offset = 0 if first else self.n_iter_
+            generator, init_generator = self._generator(device, offset, ranks)
             dtype = X.dtype if first else self.components_.dtype
             module = self._new_module(as_tensor(X[:0].astype(dtype)), init_generator)
             basis, variances = principal_components(mom, self.n_components_, generator)
-            self._fit_cache = {"moments": mom, "axes": (basis, variances, None)}
+            self._fit_cache.update(moments=mom, axes=(basis, variances, None))
             extra = self._after_fit(None, module, generator)
         history = History(n_iter=1, converged=True)
         lost = max(mom.total_variance - float(variances.sum()), 0.0) / d

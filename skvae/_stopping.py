@@ -114,6 +114,21 @@ class _Interrupt:
         # a second Ctrl-C raises KeyboardInterrupt as usual, out of fit
         signal.signal(signal.SIGINT, self._previous)
 
+    @property
+    def raw(self) -> _Interrupt:
+        """This rank's own flag (see :class:`_Agreed`)."""
+        return self
+
+
+class _Agreed:
+    """A Ctrl-C on any of several ranks, as they all see it: ``requested``
+    turns True only at the end of an epoch, from the flags that its steps
+    carried (``Ranks.average_gradients``), so every rank stops at the same
+    point rather than one leaving the others waiting."""
+
+    def __init__(self, raw: _Interrupt) -> None:
+        self.raw, self.handled, self.requested = raw, raw.handled, False
+
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[_Interrupt]:

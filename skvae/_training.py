@@ -17,6 +17,14 @@ Hot-path rules: the data is moved to the device once when it fits
 (:mod:`skvae._placement`), batches are index slices of one tensor, and the
 loss is summed on the device, so there is one host synchronisation per epoch,
 not per batch.
+
+Data parallelism (:mod:`skvae._distributed`): handed several :class:`Ranks`,
+Adam trains each batch on all of them, each rank computing the gradient of its
+share of the batch's rows; the gradients, losses and epoch statistics are
+summed across the ranks, so every rank takes the same steps, sees the same
+held-out scores and stops at the same epoch, with the weights one process
+would reach from the same batches (up to rounding). L-BFGS runs whole on every
+rank and rank 0's result is kept.
 """
 
 from __future__ import annotations
@@ -29,10 +37,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ._distributed import LOCAL, Ranks
 from ._placement import to_device
 from ._stopping import (
     MIN_PATIENCE_STEPS,
     TrainingDiverged,  # noqa: F401 - raised from here, caught by the estimators
+    _Agreed,
     _check_finite,
     _significantly_better,
     _Stopper,
@@ -40,7 +50,9 @@ from ._stopping import (
 )
 
 LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-Hook = Callable[[nn.Module], None]
+#: Sums a tensor over the ranks that train together, in place (alone: returns it).
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+Hook = Callable[[nn.Module, Reduce], None]
 
 
 @dataclass
@@ -57,8 +69,12 @@ class TrainingConfig:
     verbose: int = 0
 
 
-def _nothing(module: nn.Module) -> None:
+def _nothing(module: nn.Module, total: Reduce) -> None:
     pass
+
+
+def _alone(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
 @dataclass
@@ -69,7 +85,9 @@ class Objective:
     ``row_loss(module, rows)`` the loss of each row, by which held-out rows
     judge a model (deterministic for given weights). ``begin_epoch`` runs
     before an epoch's first batch and ``end_epoch`` after its last, before
-    validation (e.g. to set a statistic from the whole epoch).
+    validation (e.g. to set a statistic from the whole epoch); both get a
+    function that sums a tensor over the ranks training together, with which
+    ``end_epoch`` makes a statistic of this rank's rows one of all the rows.
     """
 
     loss: LossFn
@@ -125,6 +143,8 @@ class Trainer:
     """Fits ``module`` in place by minimising ``objective`` on the rows of a tensor.
 
     ``module`` is moved to ``device`` for the call and back to the CPU after it.
+    With several ``ranks``, every rank trains from rank 0's starting weights
+    (see the module notes).
     Adam stops after ``max_iter`` epochs, when the score (minus the validation
     loss with ``early_stopping``, else minus the training loss) has not improved
     by ``tol`` relative for ``n_iter_no_change`` epochs, or at the end of the
@@ -141,14 +161,17 @@ class Trainer:
         generator: torch.Generator,
         device: torch.device,
         log: Callable[[str], None] = print,
+        ranks: Ranks = LOCAL,
     ) -> None:
         self.module = module
+        self.ranks = ranks
         self.objective = objective
         self.config = config
         self.generator = generator
         self.device = device
-        self.log = log
+        self.log = log if ranks.rank == 0 else _alone  # verbose: one rank prints
         self.history = History()
+        self.has_grad: list[bool] | None = None  # which parameters get gradients
 
     def fit(self, X: torch.Tensor) -> History:
         """Train until a stopping rule says so (see the class notes)."""
@@ -159,20 +182,28 @@ class Trainer:
 
         The optimiser continues from ``optimizer_state`` (from
         :meth:`optimizer_state`) when given. No rows are held out and nothing
-        decides to stop: the caller streams the data and decides.
+        decides to stop: the caller streams the data and decides. With several
+        ranks, each passes its own rows, and the pass is the one a single
+        process makes over all of them, rank 0's first.
         """
         return self._run(self.stream_epoch, X, optimizer_state)
 
     def _run(self, step: Callable, *args) -> History:
         self.module.to(self.device)
+        whole = step == self.fit_lbfgs  # runs whole on every rank, no collective
+        self.ranks.broadcast_module(self.module)
         try:
-            with interruptible() as self.interrupt:
+            with interruptible() as interrupt:
+                sharded = self.ranks.active and not whole
+                self.interrupt = _Agreed(interrupt) if sharded else interrupt
                 try:
                     step(*args)
                 except KeyboardInterrupt:
                     if self.interrupt.handled:  # a second Ctrl-C: the user means it
                         raise
                     self.history.interrupted = True  # the first, where no handler could be set
+            if whole:
+                self.ranks.broadcast_module(self.module)  # rank 0's result
         finally:
             self.module.to("cpu")
         return self.history
@@ -193,6 +224,7 @@ class Trainer:
             else (None, None)
         )
         self.X = to_device(X, self.device)
+        self.n_rows, self.mine = len(X), self.ranks.share  # every rank holds X
         self.optimizer = _adam(module, config)
         n_train = len(X) if self.train_idx is None else len(self.train_idx)
         steps_per_epoch = math.ceil(n_train / config.batch_size)
@@ -243,6 +275,7 @@ class Trainer:
         history = self.history
         self.train_idx = self.val_idx = None
         self.X = to_device(X, self.device)
+        self.n_rows, self.mine = self.ranks.stacked(len(X))  # each rank its own rows
         self.optimizer = _adam(self.module, self.config)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
@@ -269,10 +302,12 @@ class Trainer:
         """One pass over shuffled mini-batches of the training rows.
 
         Returns the mean batch loss, or None if Ctrl-C cut the epoch short.
+        With several ranks, each computes on its rows (``self.mine``) of each
+        batch, and a Ctrl-C counts at the end of the epoch.
         """
         self.module.train()
-        self.objective.begin_epoch(self.module)
-        n_train = len(self.X) if self.train_idx is None else len(self.train_idx)
+        self.objective.begin_epoch(self.module, self.ranks.sum_)
+        n_train = self.n_rows if self.train_idx is None else len(self.train_idx)
         perm = torch.randperm(n_train, generator=self.generator, device=self.generator.device)
         if self.train_idx is not None:
             perm = self.train_idx[perm]
@@ -281,38 +316,64 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         batch_size = self.config.batch_size
         for start in range(0, n_train, batch_size):
-            xb = self.X[perm[start : start + batch_size]]
+            rows = perm[start : start + batch_size]
+            xb = self.X[self.mine(rows)]
             if xb.device != self.device:
                 xb = xb.to(self.device)
-            total += self.train_step(xb) * len(xb)
+            total += self.train_step(xb, len(rows)) * len(rows)
             if self.interrupt.requested and start + batch_size < n_train:
                 return None
-        self.objective.end_epoch(self.module)
+        if isinstance(self.interrupt, _Agreed):  # the ranks' last step agreed on it
+            self.interrupt.requested = bool(self.stop)
+        self.objective.end_epoch(self.module, self.ranks.sum_)
         return float(total) / n_train
 
-    def train_step(self, xb: torch.Tensor) -> torch.Tensor:
-        """One optimiser step on one batch; returns its (detached) loss."""
-        loss = self.objective.loss(self.module, xb)
-        if self.first_loss is None:  # one sync per fit: the divergence reference
-            self.first_loss = float(loss.detach())
+    def train_step(self, xb: torch.Tensor, n_rows: int | None = None) -> torch.Tensor:
+        """One optimiser step on one batch; returns its (detached) loss.
+
+        With several ranks, ``xb`` is this rank's share (possibly empty) of a
+        batch of ``n_rows`` rows, and the step and loss are the whole batch's.
+        """
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if len(xb):
+            loss = self.objective.loss(self.module, xb)
+            loss.backward()
+            loss = loss.detach()
+        else:
+            loss = torch.zeros((), dtype=self.X.dtype, device=self.device)
+        if self.ranks.active:
+            params = self.optimizer.param_groups[0]["params"]
+            loss, self.stop, self.has_grad = self.ranks.average_gradients(
+                params, loss, len(xb), n_rows, self.interrupt.raw.requested, self.has_grad
+            )
+        if self.first_loss is None:  # one sync per fit: the divergence reference
+            self.first_loss = float(loss)
         self.optimizer.step()
-        return loss.detach()
+        return loss
 
     @torch.inference_mode()
     def validation_losses(self) -> torch.Tensor:
-        """The loss of each held-out row (float64, on the device), in chunks."""
+        """The loss of each held-out row (float64, on the device), in chunks.
+
+        With several ranks, each scores its share of the rows and the ranks
+        sum the scores into one vector, the same on every rank.
+        """
         self.module.eval()
-        idx, step = self.val_idx, self.config.batch_size
-        return torch.cat(
+        idx, step = self.ranks.share(self.val_idx), self.config.batch_size
+        losses = torch.cat(
             [
                 self.objective.row_loss(
                     self.module, self.X[idx[a : a + step].to(self.X.device)].to(self.device)
                 ).double()
                 for a in range(0, len(idx), step)
             ]
+            or [torch.zeros(0, dtype=torch.float64, device=self.device)]
         )
+        if not self.ranks.active:
+            return losses
+        every = torch.zeros(len(self.val_idx), dtype=torch.float64, device=self.device)
+        every[self.ranks.share(torch.arange(len(every), device=self.device))] = losses
+        return self.ranks.sum_(every)
 
     # ---------------------------------------------------------------- L-BFGS
     def fit_lbfgs(self, X: torch.Tensor) -> None:
@@ -322,7 +383,8 @@ class Trainer:
         starting loss's magnitude (at least ``tol``), or when the loss has not
         improved by ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
         It stops, unconverged, when no step lowers the loss even after the
-        curvature memory is reset to steepest descent.
+        curvature memory is reset to steepest descent. With several ranks it
+        runs whole on each, and :meth:`_run` gives them all rank 0's result.
         """
         config, history, module = self.config, self.history, self.module
         X = X.to(self.device)
@@ -343,10 +405,10 @@ class Trainer:
 
         def evaluate() -> float:
             """The loss at the current weights; the epoch hooks see it whole."""
-            self.objective.begin_epoch(module)
+            self.objective.begin_epoch(module, _alone)
             with torch.no_grad():
                 loss = float(objective())
-            self.objective.end_epoch(module)
+            self.objective.end_epoch(module, _alone)
             return loss
 
         module.train()
