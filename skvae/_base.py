@@ -30,11 +30,12 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
-from ._distributed import LOCAL, Ranks, local_cuda_index, participants
+from ._distributed import LOCAL, Ranks, participants
+from ._inference import _FLOATS, InferenceMixin
 from ._modules import init_parameters
-from ._placement import as_tensor, map_rows
+from ._placement import as_tensor, resolve_device
 from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
@@ -44,35 +45,7 @@ from ._training import (
     TrainingDiverged,
 )
 
-_FLOATS = [np.float64, np.float32]
 _TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when torch sees a GPU (under ``torchrun``, the GPU of
-    ``LOCAL_RANK``), else the CPU; others as given."""
-    if isinstance(device, str) and device == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        index = local_cuda_index()
-        return torch.device("cuda") if index is None else torch.device("cuda", index)
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a device torch knows.") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was asked for, but torch sees no CUDA GPU; "
-            "use device='auto' or 'cpu'."
-        )
-    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
-        raise ValueError(
-            f"device={device!r} was asked for, but torch sees only "
-            f"{torch.cuda.device_count()} CUDA GPU(s)."
-        )
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r}: skvae runs on 'cpu' or 'cuda' devices.")
-    return resolved
 
 
 @contextlib.contextmanager
@@ -112,7 +85,9 @@ def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Te
     return X[order[:n].to(X.device)]
 
 
-class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseAutoencoder(
+    InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Shared fit/transform/inverse_transform/score/sample for torch autoencoders.
 
     A subclass says what differs: how its networks are built
@@ -474,126 +449,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 ConvergenceWarning,
                 stacklevel=4,
             )
-
-    # -------------------------------------------------------------- inference
-    def _map_rows(self, fn, X: np.ndarray, out_width: int, copies: int = 1) -> np.ndarray:
-        """``fn(module, rows)`` over chunks of X on the device; output in X's dtype."""
-        return map_rows(self.module_, fn, X, out_width, self._inference_device(), copies)
-
-    def _inference_device(self) -> torch.device:
-        """``device``, or the CPU with a warning where this machine lacks it.
-
-        A model fitted on a GPU and unpickled on a machine without one still
-        transforms, scores and samples.
-        """
-        try:
-            return resolve_device(self.device)
-        except ValueError as exc:
-            warnings.warn(f"{exc} Computing on the CPU instead.", UserWarning, stacklevel=4)
-            return torch.device("cpu")
-
-    def transform(self, X):
-        """Encode ``X`` into the latent space.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to encode.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, n_components)
-            The codes, in X's floating dtype.
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        return self._map_rows(self._encode, X, self.n_components_)
-
-    def inverse_transform(self, X):
-        """Decode latent points back to the data space.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_components)
-            Latent points, e.g. the output of :meth:`transform`.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, `n_features_in_`)
-            The decoder's mean for each latent point.
-        """
-        check_is_fitted(self)
-        Z = check_array(X, dtype=_FLOATS, input_name="X")
-        if Z.shape[1] != self.n_components_:
-            raise ValueError(
-                f"X has {Z.shape[1]} latent dimensions, but {type(self).__name__}."
-                f"inverse_transform expects n_components={self.n_components_}."
-            )
-        return self._map_rows(self._decode, Z, self.n_features_in_)
-
-    def _row_scores(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        return self._map_rows(self._score_rows, X, 1, copies=self._score_copies())[:, 0]
-
-    def _score_copies(self) -> int:
-        """How many times _score_rows runs the networks on each row."""
-        return 1
-
-    def score(self, X, y=None):
-        """Mean per-row score of ``X`` (higher is better); see the class notes.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to score.
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self._row_scores(X), dtype=np.float64))
-
-    def sample(self, n_samples=1, random_state=None, *, noise=True):
-        """Generate new data from the fitted generative model.
-
-        Draws latent points (see the class notes for their distribution),
-        decodes them, and with ``noise=True`` draws each row from the
-        decoder's distribution around that mean: isotropic Gaussian noise of
-        variance ``noise_variance_`` (a Bernoulli VAE draws 0/1 pixels).
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of points to generate.
-        random_state : int, RandomState instance or None, default=None
-            Seeds the latent draws and the noise.
-        noise : bool, default=True
-            Draw from the full generative model. ``False`` returns the
-            decoder's means, which lie on the decoder's image: a k-dimensional
-            surface, with less spread than the data.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, `n_features_in_`)
-            Samples, in the training data's dtype.
-        """
-        check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        rng = check_random_state(random_state)
-        z = self._draw_latent(int(n_samples), rng)
-        dtype = next(self.module_.parameters()).dtype
-        z = z.astype(np.float32 if dtype == torch.float32 else np.float64, copy=False)
-        means = self._map_rows(self._decode, z, self.n_features_in_)
-        return self._add_noise(means, rng) if noise else means
-
-    def _add_noise(self, means: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-        """Draw from the decoder's distribution around ``means``: Gaussian here."""
-        scale = np.sqrt(self.noise_variance_)
-        return means + (scale * rng.standard_normal(means.shape)).astype(means.dtype)
 
     # ------------------------------------------------------------ the rest
     @property

@@ -28,7 +28,9 @@ def test_torch_layers_do_not_import_sklearn_or_estimators(name):
     assert not [m for m in imported if m.startswith(".") and m not in torch_layers]
 
 
-@pytest.mark.parametrize("name", ["_base.py", "_linear.py", "_autoencoder.py", "_variational.py"])
+@pytest.mark.parametrize(
+    "name", ["_base.py", "_inference.py", "_linear.py", "_autoencoder.py", "_variational.py"]
+)
 def test_estimators_write_no_training_loop(name):
     source = (PACKAGE / name).read_text()
     for marker in (".backward(", ".step(", "torch.optim"):
