@@ -37,6 +37,9 @@ AE = {
     "device": "cpu",
 }
 SHORT_AE = {**AE, "max_iter": 5, "init": "random"}
+# 101 rows in batches of 50: the last batch's one row leaves rank 1 without any
+TAIL_AE = {**SHORT_AE, "batch_size": 50, "early_stopping": False, "max_iter": 3}
+N_TAIL = 101
 VAE = {**AE, "max_iter": 8, "random_state": None}
 LINEAR_VAE = {
     "hidden_layer_sizes": (),
@@ -86,6 +89,7 @@ def main(out: Path) -> None:
     copy.deepcopy(ae)
     clone(ae).set_params(max_iter=1)
     keep("short_ae", skvae.Autoencoder(**SHORT_AE).fit(X))
+    keep("tail_ae", skvae.Autoencoder(**TAIL_AE).fit(X[:N_TAIL]))
     keep("ae_then_partial", skvae.Autoencoder(**AE).fit(X).partial_fit(chunk(X, rank, world)))
     keep("vae", skvae.VariationalAutoencoder(**VAE).fit(X))
     keep("linear_vae", skvae.VariationalAutoencoder(**LINEAR_VAE).fit(X))
@@ -114,6 +118,14 @@ def main(out: Path) -> None:
         skvae.Autoencoder(**AE).fit(X[: N_ROWS - rank])
     except ValueError as exc:
         facts["mismatch"] = str(exc)
+
+    # one rank's data fails validation: it raises its error, the others say so
+    bad = X.copy()
+    bad[0, 0] = np.nan if rank == 1 else 0.0
+    try:
+        skvae.Autoencoder(**AE).fit(bad)
+    except (ValueError, RuntimeError) as exc:
+        facts["failure"] = f"{type(exc).__name__}: {exc}"
 
     np.savez(out / f"rank{rank}.npz", **arrays)
     (out / f"rank{rank}.json").write_text(json.dumps(facts))
