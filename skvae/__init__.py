@@ -5,6 +5,7 @@ and decoder are PyTorch networks.
 """
 
 from ._autoencoder import Autoencoder
+from ._distributed import single_process
 from ._linear import LinearAutoencoder
 from ._persistence import load, save
 from ._variational import VariationalAutoencoder
@@ -20,4 +21,5 @@ __all__ = [
     "load",
     "register_onnx_converters",
     "save",
+    "single_process",
 ]

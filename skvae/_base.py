@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import warnings
+import zlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -29,10 +30,19 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, validate_data
 
+from ._distributed import LOCAL, Ranks, participants
+from ._inference import _FLOATS, InferenceMixin
 from ._modules import init_parameters
-from ._placement import CHUNK_ELEMENTS, Rows, as_tensor, column_mean, is_out_of_core, map_rows
+from ._placement import (
+    CHUNK_ELEMENTS,
+    Rows,
+    as_tensor,
+    column_mean,
+    is_out_of_core,
+    resolve_device,
+)
 from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
@@ -42,31 +52,7 @@ from ._training import (
     TrainingDiverged,
 )
 
-_FLOATS = [np.float64, np.float32]
 _TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when torch sees a GPU, else the CPU; others as given."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a device torch knows.") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was asked for, but torch sees no CUDA GPU; "
-            "use device='auto' or 'cpu'."
-        )
-    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
-        raise ValueError(
-            f"device={device!r} was asked for, but torch sees only "
-            f"{torch.cuda.device_count()} CUDA GPU(s)."
-        )
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r}: skvae runs on 'cpu' or 'cuda' devices.")
-    return resolved
 
 
 @contextlib.contextmanager
@@ -86,6 +72,19 @@ def _kept_on_failure(estimator, *names: str):
 #: What validate_data and fit's first steps set; put back if a fit fails.
 _VALIDATED = ("n_features_in_", "feature_names_in_", "n_components_", "_input_dtype")
 
+#: What the ranks of a process group check they share before training together.
+_FACTS = {
+    "fit": (
+        "estimator and parameters",
+        "dtype",
+        "n_features",
+        "n_samples",
+        "X's values",
+        "X's row order",
+    ),
+    "partial_fit": ("estimator and parameters", "dtype", "n_features", "passes made so far"),
+}
+
 
 def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
     """Up to ``n`` rows of ``X`` drawn without replacement (all of them if fewer)."""
@@ -93,7 +92,9 @@ def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Te
     return X[order[:n].to(X.device)]
 
 
-class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseAutoencoder(
+    InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Shared fit/transform/inverse_transform/score/sample for torch autoencoders.
 
     A subclass says what differs: how its networks are built
@@ -174,9 +175,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             module.set_scaling(X, mean=column_mean(X))
 
     def _trainer(self, module, generator, device) -> Trainer:
-        return Trainer(
-            module, self._objective(module, generator), self._training_config(), generator, device
-        )
+        ranks = self._fit_cache.get("ranks", LOCAL)
+        objective = self._objective(module, ranks.noise_generator(generator))
+        config = self._training_config()
+        return Trainer(module, objective, config, generator, device, ranks=ranks)
 
     def _fit_module(self, X, module, generator, device) -> History:
         """Start and train ``module`` on the tensor ``X``; returns the history in
@@ -211,14 +213,28 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         discarded directions, both as :class:`sklearn.decomposition.PCA`
         computes them, so the start reproduces PCA (and its ``score``) exactly.
         """
-        n, d = X.shape
-        mom = moments(X, device)
+        mom = self._data_moments(X, device)
+        n, d = mom.n_samples, X.shape[1]
         module.set_scaling(X, mean=mom.mean)  # one pass over X for the mean, not two
         k = min(self.n_components_, n - 1, d)
         components, variances = principal_components(mom, k, generator)
         ddof = n / max(n - 1, 1) / float(module.scale) ** 2
         noise = discarded_variance(mom, variances) * ddof
         self._start_at_pca(module, components, variances * ddof, noise)
+
+    def _data_moments(self, X: torch.Tensor, device: torch.device, tall: bool = False):
+        """:func:`~skvae._subspace.moments` of the call's rows.
+
+        Trained data-parallel, each rank reads its part of the rows (its block
+        of X in :meth:`fit`, where every rank holds X; its own X in
+        :meth:`partial_fit`) and the ranks sum; in :meth:`fit`, wide data's
+        Gram matrix is computed whole on every rank.
+        """
+        cache = getattr(self, "_fit_cache", {})  # none outside fit (tests start alone)
+        ranks, shared = cache.get("ranks", LOCAL), cache.get("shared_rows", True)
+        if not ranks.active or (shared and not tall and len(X) < X.shape[1]):
+            return moments(X, device, tall)
+        return moments(ranks.block(X) if shared else X, device, tall=True, total=ranks.sum_)
 
     def _after_fit(self, X: torch.Tensor, module, generator) -> dict:
         """Extra fitted attributes computed from the trained module."""
@@ -237,34 +253,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             raise ValueError(f"n_components must be a positive integer, got {k!r}.")
         return int(k)
 
-    def _compute_dtype(self, input_dtype: np.dtype) -> torch.dtype:
-        """The dtype the networks train and compute in (``compute_dtype``)."""
-        if self.compute_dtype is not None:
-            return _TORCH_DTYPES[np.dtype(self.compute_dtype)]
-        return torch.float32 if input_dtype == np.float32 else torch.float64
-
-    def _training_data(self, X, first: bool, dtype: torch.dtype | None = None):
-        """Validate training data; return its rows as a tensor of the compute
-        dtype (``dtype`` if given), or as out-of-core :class:`Rows`.
-
-        A memmap (or an array that slices like one) is checked one block of
-        rows at a time and never read into memory whole.
-        """
-        if not is_out_of_core(X):
-            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=first)
-            dtype = dtype or self._compute_dtype(X.dtype)
-            self._check_training_data(X, dtype)
-            self._input_dtype = X.dtype
-            return as_tensor(X).to(dtype)  # no copy when the dtype is already right
-        validate_data(self, np.asarray(X[:1]), dtype=_FLOATS, reset=first)  # n_features_in_
-        dtype = dtype or self._compute_dtype(X.dtype)
-        step = max(1, CHUNK_ELEMENTS // max(X.shape[1], 1))
-        for start in range(0, X.shape[0], step):
-            block = check_array(X[start : start + step], dtype=_FLOATS, input_name="X")
-            self._check_training_data(block, dtype)
-        self._input_dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
-        return Rows(X, dtype)
-
     def _check_training_data(self, X: np.ndarray, dtype: torch.dtype) -> None:
         """Refuse finite data whose squares would overflow the compute ``dtype``."""
         if X.size == 0:
@@ -278,6 +266,67 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"scale overflow {finfo.dtype}. Rescale the data first, e.g. with "
                 "sklearn.preprocessing.StandardScaler."
             )
+
+    def _compute_dtype(self, input_dtype: np.dtype) -> torch.dtype:
+        """The dtype the networks train and compute in (``compute_dtype``)."""
+        if self.compute_dtype is not None:
+            return _TORCH_DTYPES[np.dtype(self.compute_dtype)]
+        return torch.float32 if input_dtype == np.float32 else torch.float64
+
+    def _training_data(self, X, reset: bool, dtype: torch.dtype | None, row_sums: bool):
+        """Validate training data: its rows as a tensor of the compute dtype
+        (``dtype`` if given) or as out-of-core :class:`Rows`, and the sum of
+        each row (float64) if ``row_sums``.
+
+        A memmap (or an array that slices like one) is checked one block of
+        rows at a time and never read into memory whole.
+        """
+        if not is_out_of_core(X):
+            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=reset)
+            dtype = dtype or self._compute_dtype(X.dtype)
+            self._check_training_data(X, dtype)
+            self._input_dtype = X.dtype
+            sums = X.sum(axis=1, dtype=np.float64) if row_sums else None
+            return as_tensor(X).to(dtype), sums  # no copy when the dtype is already right
+        validate_data(self, np.asarray(X[:1]), dtype=_FLOATS, reset=reset)  # n_features_in_
+        dtype = dtype or self._compute_dtype(X.dtype)
+        step = max(1, CHUNK_ELEMENTS // max(X.shape[1], 1))
+        sums = []
+        for start in range(0, X.shape[0], step):
+            block = check_array(X[start : start + step], dtype=_FLOATS, input_name="X")
+            self._check_training_data(block, dtype)
+            if row_sums:
+                sums.append(block.sum(axis=1, dtype=np.float64))
+        self._input_dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+        return Rows(X, dtype), np.concatenate(sums) if row_sums else None
+
+    def _validate_training(self, X, ranks: Ranks, method: str, reset=True, dtype=None):
+        """Validate training data (see :meth:`_training_data`); trained
+        data-parallel, also check that every rank called ``method`` alike
+        (:meth:`Ranks.agree`), before any rank starts waiting for the others
+        in training."""
+        names = _FACTS[method]
+        try:
+            self._check_hidden_layer_sizes()
+            row_sums = ranks.active and method == "fit"
+            X, sums = self._training_data(X, reset, dtype, row_sums)
+        except Exception:
+            ranks.agree(None, names)  # tells the other ranks, then raises here
+            raise
+        if not ranks.active:
+            return X
+        params = self.get_params(deep=False)
+        for name in ("random_state", "device", "verbose"):  # may differ by rank
+            params.pop(name, None)
+        described = repr((type(self).__name__, method, sorted(params.items())))
+        facts = [zlib.crc32(described.encode()), torch.finfo(X.dtype).bits, X.shape[1]]
+        if method == "fit":
+            order = np.arange(1, len(sums) + 1, dtype=np.float64)
+            facts += [X.shape[0], sums.sum(), (sums * order).sum()]
+        else:
+            facts.append(getattr(self, "n_iter_", 0) if hasattr(self, "module_") else -1)
+        ranks.agree(facts, names)
+        return X
 
     def _check_hidden_layer_sizes(self) -> None:
         sizes = getattr(self, "hidden_layer_sizes", ())
@@ -295,12 +344,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
 
     # -------------------------------------------------------------------- fit
-    def _generator(self, device: torch.device, offset: int = 0):
+    def _generator(self, device: torch.device, offset: int = 0, ranks: Ranks = LOCAL):
         """The fit's generator on ``device`` (and one on the CPU for the initial
         weights, so that they do not depend on the device), seeded from
-        ``random_state``; ``offset`` gives each partial_fit call its own draws."""
+        ``random_state`` (rank 0's, with several ranks); ``offset`` gives each
+        partial_fit call its own draws."""
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        seed = (seed + offset) % np.iinfo(np.int32).max
+        seed = (ranks.broadcast_seed(seed) + offset) % np.iinfo(np.int32).max
         generator = torch.Generator(device=device).manual_seed(seed)
         init_generator = generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
         return generator, init_generator
@@ -313,6 +363,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Train the encoder and decoder on ``X``.
+
+        In a script launched with ``torchrun`` (a ``torch.distributed``
+        process group of several ranks), every rank calls ``fit`` with the
+        same parameters and the same ``X``, and they train data-parallel:
+        each computes the gradient of its share of each batch, and all end
+        with the same weights, those one process would reach (up to rounding).
+        Rank 0's estimator is the model; see :func:`skvae.single_process` to
+        fit one model per rank instead.
 
         Parameters
         ----------
@@ -327,13 +385,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
             The fitted estimator.
         """
-        self._check_hidden_layer_sizes()
+        ranks = participants()
         with _kept_on_failure(self, *_VALIDATED):
-            Xt = self._training_data(X, first=True)
-            self._fit_cache = {}
+            Xt = self._validate_training(X, ranks, "fit")
+            self._fit_cache = {"ranks": ranks}
             self.n_components_ = self._resolve_n_components(Xt)
             device = resolve_device(self.device)
-            generator, init_generator = self._generator(device)
+            generator, init_generator = self._generator(device, ranks=ranks)
             module = self._new_module(Xt, init_generator)
             try:
                 history = self._fit_module(Xt, module, generator, device)
@@ -357,6 +415,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         :meth:`fit` only): the caller decides how many passes to make. A call
         after :meth:`fit` continues from the fitted model.
 
+        Under ``torchrun`` (see :meth:`fit`), every rank calls ``partial_fit``
+        together, each with its own chunk: the pass is the one a single
+        process makes over all the chunks, rank 0's rows first, and the first
+        call starts every rank from rank 0's start.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -369,14 +432,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self : object
             The estimator, trained one more pass.
         """
-        self._check_hidden_layer_sizes()
         first = not hasattr(self, "module_")
+        ranks = participants()
         with _kept_on_failure(self, *_VALIDATED):
             model_dtype = None if first else next(self.module_.parameters()).dtype
-            Xt = self._training_data(X, first, model_dtype)
-            self._fit_cache = {}
+            Xt = self._validate_training(X, ranks, "partial_fit", first, model_dtype)
+            self._fit_cache = {"ranks": ranks, "shared_rows": False}
             device = resolve_device(self.device)
-            generator, init_generator = self._generator(device, 0 if first else self.n_iter_)
+            offset = 0 if first else self.n_iter_
+            generator, init_generator = self._generator(device, offset, ranks)
             if first:
                 self.n_components_ = self._resolve_n_components(Xt)
                 module = self._new_module(Xt, init_generator)
@@ -425,136 +489,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 ConvergenceWarning,
                 stacklevel=4,
             )
-
-    # -------------------------------------------------------------- inference
-    def _map_rows(self, fn, X, out_width: int, copies: int = 1, check=None) -> np.ndarray:
-        """``fn(module, rows)`` over chunks of X on the device; output in X's dtype."""
-        device = self._inference_device()
-        return map_rows(self.module_, fn, X, out_width, device, copies, check)
-
-    def _inference_data(self, X):
-        """Validate rows to encode or score: (X, per-chunk check or None).
-
-        An out-of-core X is checked chunk by chunk as it is read, not copied.
-        """
-        check_is_fitted(self)
-        if not is_out_of_core(X):
-            return validate_data(self, X, dtype=_FLOATS, reset=False), None
-        validate_data(self, np.asarray(X[:1]), dtype=_FLOATS, reset=False)  # n_features
-        return X, functools.partial(check_array, dtype=_FLOATS, input_name="X")
-
-    def _inference_device(self) -> torch.device:
-        """``device``, or the CPU with a warning where this machine lacks it.
-
-        A model fitted on a GPU and unpickled on a machine without one still
-        transforms, scores and samples.
-        """
-        try:
-            return resolve_device(self.device)
-        except ValueError as exc:
-            warnings.warn(f"{exc} Computing on the CPU instead.", UserWarning, stacklevel=4)
-            return torch.device("cpu")
-
-    def transform(self, X):
-        """Encode ``X`` into the latent space.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to encode.
-
-        Returns
-        -------
-        Z : ndarray of shape (n_samples, n_components)
-            The codes, in X's floating dtype.
-        """
-        X, check = self._inference_data(X)
-        return self._map_rows(self._encode, X, self.n_components_, check=check)
-
-    def inverse_transform(self, X):
-        """Decode latent points back to the data space.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_components)
-            Latent points, e.g. the output of :meth:`transform`.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, `n_features_in_`)
-            The decoder's mean for each latent point.
-        """
-        check_is_fitted(self)
-        Z = check_array(X, dtype=_FLOATS, input_name="X")
-        if Z.shape[1] != self.n_components_:
-            raise ValueError(
-                f"X has {Z.shape[1]} latent dimensions, but {type(self).__name__}."
-                f"inverse_transform expects n_components={self.n_components_}."
-            )
-        return self._map_rows(self._decode, Z, self.n_features_in_)
-
-    def _row_scores(self, X) -> np.ndarray:
-        X, check = self._inference_data(X)
-        return self._map_rows(self._score_rows, X, 1, self._score_copies(), check)[:, 0]
-
-    def _score_copies(self) -> int:
-        """How many times _score_rows runs the networks on each row."""
-        return 1
-
-    def score(self, X, y=None):
-        """Mean per-row score of ``X`` (higher is better); see the class notes.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to score.
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        score : float
-        """
-        return float(np.mean(self._row_scores(X), dtype=np.float64))
-
-    def sample(self, n_samples=1, random_state=None, *, noise=True):
-        """Generate new data from the fitted generative model.
-
-        Draws latent points (see the class notes for their distribution),
-        decodes them, and with ``noise=True`` draws each row from the
-        decoder's distribution around that mean: isotropic Gaussian noise of
-        variance ``noise_variance_`` (a Bernoulli VAE draws 0/1 pixels).
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of points to generate.
-        random_state : int, RandomState instance or None, default=None
-            Seeds the latent draws and the noise.
-        noise : bool, default=True
-            Draw from the full generative model. ``False`` returns the
-            decoder's means, which lie on the decoder's image: a k-dimensional
-            surface, with less spread than the data.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, `n_features_in_`)
-            Samples, in the training data's dtype.
-        """
-        check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        rng = check_random_state(random_state)
-        z = self._draw_latent(int(n_samples), rng)
-        default = np.float32 if next(self.module_.parameters()).dtype == torch.float32 else None
-        z = z.astype(getattr(self, "_input_dtype", default or np.float64), copy=False)
-        means = self._map_rows(self._decode, z, self.n_features_in_)
-        return self._add_noise(means, rng) if noise else means
-
-    def _add_noise(self, means: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-        """Draw from the decoder's distribution around ``means``: Gaussian here."""
-        scale = np.sqrt(self.noise_variance_)
-        return means + (scale * rng.standard_normal(means.shape)).astype(means.dtype)
 
     # ------------------------------------------------------------ the rest
     @property

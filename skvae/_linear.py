@@ -18,13 +18,13 @@ from sklearn.utils.extmath import svd_flip
 
 from ._autoencoder import PointAutoencoder
 from ._base import _VALIDATED, BaseAutoencoder, _kept_on_failure, resolve_device
+from ._distributed import participants
 from ._ppca import ProbabilisticPCAMixin
 from ._subspace import (
     EIGH_MAX_SIZE,
     Moments,
     discarded_variance,
     leading_subspace,
-    moments,
     principal_axes,
     principal_components,
     spectrum,
@@ -246,7 +246,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         # The moments, once: a fraction of variance and "mle" read the whole
         # spectrum, and training (_fit_module) and _after_fit reuse them.
         self._check_width(*X.shape)
-        mom = moments(X, resolve_device(self.device))
+        mom = self._data_moments(X, resolve_device(self.device))
         self._fit_cache["moments"] = mom
         return self._width(mom, X.shape[1])
 
@@ -296,6 +296,10 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         ``solver`` streams this way. A model trained by :meth:`fit` keeps no
         such statistics, so streaming starts from a new estimator.
 
+        Under ``torchrun`` (see :meth:`fit`), every rank calls ``partial_fit``
+        together, each with its own chunk, and the statistics of all the
+        chunks are merged: every rank holds the same model, of all the rows.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -316,19 +320,22 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
                 f"{self.n_features_in_}^2 covariance for partial_fit to continue. "
                 "Start the stream on a new estimator (sklearn.base.clone)."
             )
+        ranks = participants()
         with _kept_on_failure(self, *_VALIDATED, "_moments"):
             model_dtype = None if first else self.module_.decoder.linear.weight.dtype
-            Xt = self._training_data(X, first, model_dtype)
+            Xt = self._validate_training(X, ranks, "partial_fit", first, model_dtype)
             device = resolve_device(self.device)
-            chunk = moments(Xt, device, tall=True)
+            self._fit_cache = {"ranks": ranks, "shared_rows": False}
+            chunk = self._data_moments(Xt, device, tall=True)
             mom = chunk if first else self._moments.merged(chunk)
             n, d = mom.n_samples, Xt.shape[1]
             self._check_width(n, d)
             self.n_components_ = self._width(mom, d)
-            generator, init_generator = self._generator(device, 0 if first else self.n_iter_)
+            offset = 0 if first else self.n_iter_
+            generator, init_generator = self._generator(device, offset, ranks)
             module = self._new_module(Xt, init_generator)
             basis, variances = principal_components(mom, self.n_components_, generator)
-            self._fit_cache = {"moments": mom, "axes": (basis, variances, None)}
+            self._fit_cache.update(moments=mom, axes=(basis, variances, None))
             extra = self._after_fit(None, module, generator)
         history = History(n_iter=1, converged=True)
         lost = max(mom.total_variance - float(variances.sum()), 0.0) / d

@@ -1,9 +1,10 @@
 """Where tensors live: moving training data to the device, and chunked inference.
 
-Plain torch and numpy, no scikit-learn. :func:`map_rows` runs a function of the
-fitted networks over chunks of rows on a device, so inference memory does not
-grow with the number of rows; :func:`to_device` puts training data on the
-device once when it fits there.
+Plain torch and numpy, no scikit-learn. :func:`resolve_device` reads the
+estimators' ``device``; :func:`map_rows` runs a function of the fitted
+networks over chunks of rows on a device, so inference memory does not grow
+with the number of rows; :func:`to_device` puts training data on the device
+once when it fits there.
 """
 
 from __future__ import annotations
@@ -15,8 +16,37 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._distributed import local_cuda_index
+
 #: Activations per chunk of rows at inference: bounds the memory of transform & co.
 CHUNK_ELEMENTS = 1 << 22
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when torch sees a GPU (under ``torchrun``, the GPU of
+    ``LOCAL_RANK``), else the CPU; others as given."""
+    if isinstance(device, str) and device == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        index = local_cuda_index()
+        return torch.device("cuda") if index is None else torch.device("cuda", index)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device torch knows.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was asked for, but torch sees no CUDA GPU; "
+            "use device='auto' or 'cpu'."
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was asked for, but torch sees only "
+            f"{torch.cuda.device_count()} CUDA GPU(s)."
+        )
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: skvae runs on 'cpu' or 'cuda' devices.")
+    return resolved
 
 
 def to_device(X: torch.Tensor | Rows, device: torch.device) -> torch.Tensor | Rows:
@@ -63,20 +93,26 @@ class Rows:
 
     device = torch.device("cpu")
 
-    def __init__(self, X, dtype: torch.dtype) -> None:
+    def __init__(self, X, dtype: torch.dtype, start: int = 0, stop: int | None = None) -> None:
         self.data, self.dtype = X, dtype
-        self.shape = tuple(int(n) for n in X.shape)
+        self.start, self.stop = start, X.shape[0] if stop is None else stop
+        self.shape = (self.stop - self.start, int(X.shape[1]))
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def rows(self, start: int, stop: int) -> Rows:
+        """Rows ``start:stop`` of these, still unread."""
+        return Rows(self.data, self.dtype, self.start + start, self.start + stop)
 
     def _tensor(self, rows) -> torch.Tensor:
         return torch.from_numpy(np.array(rows, copy=True, order="C")).to(self.dtype)
 
     def __getitem__(self, key) -> torch.Tensor:
         if isinstance(key, slice):
-            return self._tensor(self.data[key])
-        idx = torch.as_tensor(key).cpu().numpy().astype(np.int64, copy=False)
+            start, stop, step = key.indices(len(self))
+            return self._tensor(self.data[self.start + start : self.start + stop : step])
+        idx = torch.as_tensor(key).cpu().numpy().astype(np.int64, copy=False) + self.start
         order = np.argsort(idx, kind="stable")
         unique, inverse = np.unique(idx[order], return_inverse=True)
         rows = self._tensor(self.data[unique] if len(unique) else self.data[:0])

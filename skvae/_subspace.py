@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ._placement import CHUNK_ELEMENTS
-from ._training import History, TrainingConfig, interruptible
+from ._training import History, Reduce, TrainingConfig, interruptible
 
 #: Up to this size the moment matrix is diagonalised outright (milliseconds);
 #: beyond it the block iteration of :func:`fit_principal_subspace` is cheaper.
@@ -72,11 +72,19 @@ class Moments:
         return Moments(self.mean + delta * (nb / n), scatter / n, n)
 
 
-def moments(X: torch.Tensor, device: torch.device, tall: bool = False) -> Moments:
+def moments(
+    X: torch.Tensor, device: torch.device, tall: bool = False, total: Reduce | None = None
+) -> Moments:
     """Mean and covariance (or Gram) matrix of ``X`` on ``device``, in float64.
 
     Tall data is read in row chunks, so no float64 copy of X is made. The Gram
     matrix is used when X has fewer rows than columns, unless ``tall``.
+
+    With ``total``, a sum over the processes that share the data
+    (:mod:`skvae._distributed`), ``X`` is this process's part of the rows and
+    the result is the covariance of all the parts: the row sums, then the
+    scatter about the common mean, are summed over the processes (two
+    collectives; exact up to rounding, like :meth:`Moments.merged`).
     """
     n, d = X.shape
     step = max(1, CHUNK_ELEMENTS // max(d, 1))
@@ -85,14 +93,21 @@ def moments(X: torch.Tensor, device: torch.device, tall: bool = False) -> Moment
     def chunk(a: int, b: int) -> torch.Tensor:
         return X[a:b].to(device=device, dtype=torch.float64)
 
-    mean = sum(chunk(a, b).sum(dim=0) for a, b in chunks) / n
-    if n < d and not tall:
+    zero = torch.zeros(d, dtype=torch.float64, device=device)
+    sums = sum((chunk(a, b).sum(dim=0) for a, b in chunks), zero)
+    if total is not None:
+        counted = total(torch.cat([sums, sums.new_tensor([n])]))
+        sums, n = counted[:-1], int(counted[-1])
+    mean = sums / n
+    if n < d and not tall and total is None:
         Xc = chunk(0, n) - mean
         return Moments(mean, Xc @ Xc.T / n, n, Xc)
     cov = torch.zeros(d, d, dtype=torch.float64, device=device)
     for a, b in chunks:
         c = chunk(a, b) - mean
         cov.addmm_(c.T, c)
+    if total is not None:
+        cov = total(cov)
     return Moments(mean, cov / n, n)
 
 

@@ -17,33 +17,42 @@ Hot-path rules: the data is moved to the device once when it fits
 (:mod:`skvae._placement`), batches are index slices of one tensor, and the
 loss is summed on the device, so there is one host synchronisation per epoch,
 not per batch.
+
+Data parallelism (:mod:`skvae._distributed`): handed several :class:`Ranks`,
+Adam trains each batch on all of them, each rank computing the gradient of its
+share of the batch's rows; the gradients, losses and epoch statistics are
+summed across the ranks, so every rank takes the same steps, sees the same
+held-out scores and stops at the same epoch, with the weights one process
+would reach from the same batches (up to rounding). L-BFGS runs whole on every
+rank and rank 0's result is kept.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from ._distributed import LOCAL, Ranks
 from ._placement import to_device
+from ._stopping import (
+    MIN_PATIENCE_STEPS,
+    TrainingDiverged,  # noqa: F401 - raised from here, caught by the estimators
+    _Agreed,
+    _check_finite,
+    _significantly_better,
+    _Stopper,
+    interruptible,
+)
 
 LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-Hook = Callable[[nn.Module], None]
-
-#: A loss this many times its starting magnitude above where it started means
-#: the optimiser has diverged (an absurd learning rate, for instance).
-DIVERGENCE_FACTOR = 1e4
-
-
-class TrainingDiverged(ArithmeticError):
-    """Raised when the loss becomes non-finite or explodes during training."""
+#: Sums a tensor over the ranks that train together, in place (alone: returns it).
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+Hook = Callable[[nn.Module, Reduce], None]
 
 
 @dataclass
@@ -60,8 +69,12 @@ class TrainingConfig:
     verbose: int = 0
 
 
-def _nothing(module: nn.Module) -> None:
+def _nothing(module: nn.Module, total: Reduce) -> None:
     pass
+
+
+def _alone(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
 @dataclass
@@ -72,7 +85,9 @@ class Objective:
     ``row_loss(module, rows)`` the loss of each row, by which held-out rows
     judge a model (deterministic for given weights). ``begin_epoch`` runs
     before an epoch's first batch and ``end_epoch`` after its last, before
-    validation (e.g. to set a statistic from the whole epoch).
+    validation (e.g. to set a statistic from the whole epoch); both get a
+    function that sums a tensor over the ranks training together, with which
+    ``end_epoch`` makes a statistic of this rank's rows one of all the rows.
     """
 
     loss: LossFn
@@ -95,47 +110,6 @@ class History:
     n_iter: int = 0
     converged: bool = False
     interrupted: bool = False
-
-
-# --------------------------------------------------------------------------- #
-# Ctrl-C: finish the current batch, then stop; a second Ctrl-C interrupts.
-# --------------------------------------------------------------------------- #
-class _Interrupt:
-    """Turns the first SIGINT into a flag that the loops read between batches."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.handled = False  # whether SIGINT comes here rather than as an exception
-
-    def _handler(self, signum, frame) -> None:  # pragma: no cover - signal path
-        self.requested = True
-        # a second Ctrl-C raises KeyboardInterrupt as usual, out of fit
-        signal.signal(signal.SIGINT, self._previous)
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[_Interrupt]:
-    """Catch the first Ctrl-C as a request to stop at the end of the batch.
-
-    Off the main thread (or under a handler installed from C) no handler can be
-    set; a ``KeyboardInterrupt`` then ends training where it lands.
-    """
-    interrupt = _Interrupt()
-    previous = (
-        signal.getsignal(signal.SIGINT)
-        if threading.current_thread() is threading.main_thread()
-        else None
-    )
-    if previous is None:
-        yield interrupt
-        return
-    interrupt._previous = previous
-    interrupt.handled = True
-    signal.signal(signal.SIGINT, interrupt._handler)
-    try:
-        yield interrupt
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def split_indices(
@@ -162,81 +136,6 @@ def _adam(module: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def _check_finite(loss: float, reference: float, epoch: int, lr: float | None) -> None:
-    """Raise :class:`TrainingDiverged` if the loss is not finite or has exploded."""
-    if not math.isfinite(reference):
-        raise TrainingDiverged(
-            f"The loss is {reference} before any update: the data's scale overflows "
-            "the network's arithmetic. Rescale X first (e.g. StandardScaler)."
-        )
-    # Losses are in standardised units (a model that predicts the mean scores
-    # about 1), so the floor of 1 keeps a near-perfect start from looking diverged.
-    if not math.isfinite(loss) or (
-        loss - reference > DIVERGENCE_FACTOR * max(abs(reference), 1.0)
-    ):
-        advice = (
-            f"Try a smaller learning_rate (got {lr!r}) or rescale the data"
-            if lr is not None
-            else "Try solver='adam' or rescale the data"
-        )
-        raise TrainingDiverged(
-            f"Training diverged at iteration {epoch}: the loss reached {loss:.4g} "
-            f"after starting at {reference:.4g}. {advice} (e.g. StandardScaler)."
-        )
-
-
-#: Patience is at least this many optimiser steps (up to five times
-#: n_iter_no_change epochs), whatever n_iter_no_change says in epochs: on small
-#: data an epoch is a few steps, too few for networks started at PCA's solution
-#: (a saddle of the deep loss) to leave it.
-MIN_PATIENCE_STEPS = 200
-
-#: How many standard errors of the paired per-row differences the best epoch
-#: must beat the starting point by on held-out rows to replace it.
-SIGNIFICANCE = 2.0
-
-
-def _significantly_better(rows: torch.Tensor, reference: torch.Tensor) -> bool:
-    """Whether per-row losses ``rows`` beat ``reference``'s on the same rows by
-    more than ``SIGNIFICANCE`` standard errors of their mean paired difference.
-
-    The best of many epochs, chosen on a few held-out rows, beats the start on
-    those rows by chance alone; a model that starts at PCA keeps PCA unless
-    the held-out rows say clearly that the trained networks are better.
-    """
-    if rows is reference:
-        return True
-    gains = (reference - rows).double()
-    if len(gains) < 2:
-        return bool(gains.mean() > 0)
-    return bool(gains.mean() > SIGNIFICANCE * gains.std() / math.sqrt(len(gains)))
-
-
-class _Stopper:
-    """Tracks the best score and counts iterations without enough improvement."""
-
-    def __init__(self, tol: float, patience: int) -> None:
-        self.tol, self.patience = tol, patience
-        self.best = -math.inf
-        self.bad = 0
-
-    def update(self, score: float) -> bool:
-        """Record ``score`` (higher is better); True if it is a new best."""
-        improved = score > self.best + self.tol * abs(self.best)
-        if improved or self.best == -math.inf:
-            self.bad = 0
-        else:
-            self.bad += 1
-        is_best = score > self.best
-        if is_best:
-            self.best = score
-        return is_best
-
-    @property
-    def done(self) -> bool:
-        return self.bad >= self.patience
-
-
 # --------------------------------------------------------------------------- #
 # The trainer
 # --------------------------------------------------------------------------- #
@@ -244,6 +143,8 @@ class Trainer:
     """Fits ``module`` in place by minimising ``objective`` on the rows of a tensor.
 
     ``module`` is moved to ``device`` for the call and back to the CPU after it.
+    With several ``ranks``, every rank trains from rank 0's starting weights
+    (see the module notes).
     Adam stops after ``max_iter`` epochs, when the score (minus the validation
     loss with ``early_stopping``, else minus the training loss) has not improved
     by ``tol`` relative for ``n_iter_no_change`` epochs, or at the end of the
@@ -260,14 +161,17 @@ class Trainer:
         generator: torch.Generator,
         device: torch.device,
         log: Callable[[str], None] = print,
+        ranks: Ranks = LOCAL,
     ) -> None:
         self.module = module
+        self.ranks = ranks
         self.objective = objective
         self.config = config
         self.generator = generator
         self.device = device
-        self.log = log
+        self.log = log if ranks.rank == 0 else _alone  # verbose: one rank prints
         self.history = History()
+        self.has_grad: list[bool] | None = None  # which parameters get gradients
 
     def fit(self, X: torch.Tensor) -> History:
         """Train until a stopping rule says so (see the class notes)."""
@@ -278,20 +182,28 @@ class Trainer:
 
         The optimiser continues from ``optimizer_state`` (from
         :meth:`optimizer_state`) when given. No rows are held out and nothing
-        decides to stop: the caller streams the data and decides.
+        decides to stop: the caller streams the data and decides. With several
+        ranks, each passes its own rows, and the pass is the one a single
+        process makes over all of them, rank 0's first.
         """
         return self._run(self.stream_epoch, X, optimizer_state)
 
     def _run(self, step: Callable, *args) -> History:
         self.module.to(self.device)
+        whole = step == self.fit_lbfgs  # runs whole on every rank, no collective
+        self.ranks.broadcast_module(self.module)
         try:
-            with interruptible() as self.interrupt:
+            with interruptible() as interrupt:
+                sharded = self.ranks.active and not whole
+                self.interrupt = _Agreed(interrupt) if sharded else interrupt
                 try:
                     step(*args)
                 except KeyboardInterrupt:
                     if self.interrupt.handled:  # a second Ctrl-C: the user means it
                         raise
                     self.history.interrupted = True  # the first, where no handler could be set
+            if whole:
+                self.ranks.broadcast_module(self.module)  # rank 0's result
         finally:
             self.module.to("cpu")
         return self.history
@@ -312,6 +224,7 @@ class Trainer:
             else (None, None)
         )
         self.X = to_device(X, self.device)
+        self.n_rows, self.mine = len(X), self.ranks.share  # every rank holds X
         self.optimizer = _adam(module, config)
         n_train = len(X) if self.train_idx is None else len(self.train_idx)
         steps_per_epoch = math.ceil(n_train / config.batch_size)
@@ -362,6 +275,7 @@ class Trainer:
         history = self.history
         self.train_idx = self.val_idx = None
         self.X = to_device(X, self.device)
+        self.n_rows, self.mine = self.ranks.stacked(len(X))  # each rank its own rows
         self.optimizer = _adam(self.module, self.config)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
@@ -388,10 +302,12 @@ class Trainer:
         """One pass over shuffled mini-batches of the training rows.
 
         Returns the mean batch loss, or None if Ctrl-C cut the epoch short.
+        With several ranks, each computes on its rows (``self.mine``) of each
+        batch, and a Ctrl-C counts at the end of the epoch.
         """
         self.module.train()
-        self.objective.begin_epoch(self.module)
-        n_train = len(self.X) if self.train_idx is None else len(self.train_idx)
+        self.objective.begin_epoch(self.module, self.ranks.sum_)
+        n_train = self.n_rows if self.train_idx is None else len(self.train_idx)
         perm = torch.randperm(n_train, generator=self.generator, device=self.generator.device)
         if self.train_idx is not None:
             perm = self.train_idx[perm]
@@ -400,38 +316,64 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         batch_size = self.config.batch_size
         for start in range(0, n_train, batch_size):
-            xb = self.X[perm[start : start + batch_size]]
+            rows = perm[start : start + batch_size]
+            xb = self.X[self.mine(rows)]
             if xb.device != self.device:
                 xb = xb.to(self.device)
-            total += self.train_step(xb) * len(xb)
+            total += self.train_step(xb, len(rows)) * len(rows)
             if self.interrupt.requested and start + batch_size < n_train:
                 return None
-        self.objective.end_epoch(self.module)
+        if isinstance(self.interrupt, _Agreed):  # the ranks' last step agreed on it
+            self.interrupt.requested = bool(self.stop)
+        self.objective.end_epoch(self.module, self.ranks.sum_)
         return float(total) / n_train
 
-    def train_step(self, xb: torch.Tensor) -> torch.Tensor:
-        """One optimiser step on one batch; returns its (detached) loss."""
-        loss = self.objective.loss(self.module, xb)
-        if self.first_loss is None:  # one sync per fit: the divergence reference
-            self.first_loss = float(loss.detach())
+    def train_step(self, xb: torch.Tensor, n_rows: int | None = None) -> torch.Tensor:
+        """One optimiser step on one batch; returns its (detached) loss.
+
+        With several ranks, ``xb`` is this rank's share (possibly empty) of a
+        batch of ``n_rows`` rows, and the step and loss are the whole batch's.
+        """
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if len(xb):
+            loss = self.objective.loss(self.module, xb)
+            loss.backward()
+            loss = loss.detach()
+        else:
+            loss = torch.zeros((), dtype=self.X.dtype, device=self.device)
+        if self.ranks.active:
+            params = self.optimizer.param_groups[0]["params"]
+            loss, self.stop, self.has_grad = self.ranks.average_gradients(
+                params, loss, len(xb), n_rows, self.interrupt.raw.requested, self.has_grad
+            )
+        if self.first_loss is None:  # one sync per fit: the divergence reference
+            self.first_loss = float(loss)
         self.optimizer.step()
-        return loss.detach()
+        return loss
 
     @torch.inference_mode()
     def validation_losses(self) -> torch.Tensor:
-        """The loss of each held-out row (float64, on the device), in chunks."""
+        """The loss of each held-out row (float64, on the device), in chunks.
+
+        With several ranks, each scores its share of the rows and the ranks
+        sum the scores into one vector, the same on every rank.
+        """
         self.module.eval()
-        idx, step = self.val_idx, self.config.batch_size
-        return torch.cat(
+        idx, step = self.ranks.share(self.val_idx), self.config.batch_size
+        losses = torch.cat(
             [
                 self.objective.row_loss(
                     self.module, self.X[idx[a : a + step].to(self.X.device)].to(self.device)
                 ).double()
                 for a in range(0, len(idx), step)
             ]
+            or [torch.zeros(0, dtype=torch.float64, device=self.device)]
         )
+        if not self.ranks.active:
+            return losses
+        every = torch.zeros(len(self.val_idx), dtype=torch.float64, device=self.device)
+        every[self.ranks.share(torch.arange(len(every), device=self.device))] = losses
+        return self.ranks.sum_(every)
 
     # ---------------------------------------------------------------- L-BFGS
     def fit_lbfgs(self, X: torch.Tensor) -> None:
@@ -441,7 +383,8 @@ class Trainer:
         starting loss's magnitude (at least ``tol``), or when the loss has not
         improved by ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
         It stops, unconverged, when no step lowers the loss even after the
-        curvature memory is reset to steepest descent.
+        curvature memory is reset to steepest descent. With several ranks it
+        runs whole on each, and :meth:`_run` gives them all rank 0's result.
         """
         config, history, module = self.config, self.history, self.module
         X = X.to(self.device)
@@ -462,10 +405,10 @@ class Trainer:
 
         def evaluate() -> float:
             """The loss at the current weights; the epoch hooks see it whole."""
-            self.objective.begin_epoch(module)
+            self.objective.begin_epoch(module, _alone)
             with torch.no_grad():
                 loss = float(objective())
-            self.objective.end_epoch(module)
+            self.objective.end_epoch(module, _alone)
             return loss
 
         module.train()

@@ -403,6 +403,10 @@ class VariationalAutoencoder(BaseAutoencoder):
         training rows, not from one (possibly tiny) batch. Full-batch L-BFGS
         needs a deterministic objective, so it uses one fixed draw per row;
         validation does too.
+
+        Trained data-parallel, each rank sets a batch's c from its own rows of
+        the batch (the ranks do not wait for each other mid-step), and the
+        epoch's c from all the ranks' rows.
         """
         exact = self._exact_expectation(module)
         lbfgs = self._solver() == "lbfgs"
@@ -429,13 +433,17 @@ class VariationalAutoencoder(BaseAutoencoder):
             eps = None if exact else _cycled_draws(module, x)
             return -self._elbo(module, x, eps, module.log_noise_variance, self.beta)
 
-        def begin_epoch(module):
+        def begin_epoch(module, total):
             epoch["sq"] = torch.zeros((), dtype=torch.float64, device=module.offset.device)
             epoch["rows"] = 0
 
-        def end_epoch(module):
-            if learned and epoch["rows"]:
-                sq = (epoch["sq"] / epoch["rows"]).to(module.offset.dtype)
+        def end_epoch(module, total):
+            if not learned:
+                return
+            # with several ranks, every rank's rows of the epoch: the same c on all
+            sq, rows = total(torch.stack([epoch["sq"], epoch["sq"].new_tensor(epoch["rows"])]))
+            if rows > 0:
+                sq = (sq / rows).to(module.offset.dtype)
                 module.log_noise_variance.copy_(_optimal_log_variance(sq, module.offset.numel()))
 
         return Objective(loss, row_loss, begin_epoch, end_epoch)

@@ -17,15 +17,20 @@ def _imported_modules(path):
             yield ("." * node.level) + (node.module or "")
 
 
-@pytest.mark.parametrize("name", ["_modules.py", "_training.py", "_placement.py", "_subspace.py"])
+TORCH_LAYERS = ["_modules", "_training", "_stopping", "_distributed", "_placement", "_subspace"]
+
+
+@pytest.mark.parametrize("name", TORCH_LAYERS)
 def test_torch_layers_do_not_import_sklearn_or_estimators(name):
-    imported = list(_imported_modules(PACKAGE / name))
+    imported = list(_imported_modules(PACKAGE / f"{name}.py"))
     assert not [m for m in imported if m.split(".")[0] == "sklearn"]
-    torch_layers = {"._modules", "._training", "._placement"}
+    torch_layers = {"._modules", "._training", "._stopping", "._distributed", "._placement"}
     assert not [m for m in imported if m.startswith(".") and m not in torch_layers]
 
 
-@pytest.mark.parametrize("name", ["_base.py", "_linear.py", "_autoencoder.py", "_variational.py"])
+@pytest.mark.parametrize(
+    "name", ["_base.py", "_inference.py", "_linear.py", "_autoencoder.py", "_variational.py"]
+)
 def test_estimators_write_no_training_loop(name):
     source = (PACKAGE / name).read_text()
     for marker in (".backward(", ".step(", "torch.optim"):

@@ -1,0 +1,160 @@
+"""What a fitted estimator computes: transform, inverse_transform, score, sample.
+
+A mixin of :class:`~skvae._base.BaseAutoencoder`. Each verb runs the fitted
+networks over chunks of rows on the estimator's device
+(:func:`~skvae._placement.map_rows`) through the hooks a subclass defines:
+``_encode``, ``_decode``, ``_score_rows`` and ``_draw_latent``.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._placement import is_out_of_core, map_rows, resolve_device
+
+_FLOATS = [np.float64, np.float32]
+
+
+class InferenceMixin(TransformerMixin):
+    """transform, inverse_transform, score and sample, over chunks of rows.
+
+    A TransformerMixin itself, so that scikit-learn's ``set_output`` wraps the
+    ``transform`` defined here.
+    """
+
+    def _map_rows(self, fn, X, out_width: int, copies: int = 1, check=None) -> np.ndarray:
+        """``fn(module, rows)`` over chunks of X on the device; output in X's dtype."""
+        device = self._inference_device()
+        return map_rows(self.module_, fn, X, out_width, device, copies, check)
+
+    def _inference_data(self, X):
+        """Validate rows to encode or score: (X, per-chunk check or None).
+
+        An out-of-core X is checked chunk by chunk as it is read, not copied.
+        """
+        check_is_fitted(self)
+        if not is_out_of_core(X):
+            return validate_data(self, X, dtype=_FLOATS, reset=False), None
+        validate_data(self, np.asarray(X[:1]), dtype=_FLOATS, reset=False)  # n_features
+        return X, functools.partial(check_array, dtype=_FLOATS, input_name="X")
+
+    def _inference_device(self) -> torch.device:
+        """``device``, or the CPU with a warning where this machine lacks it.
+
+        A model fitted on a GPU and unpickled on a machine without one still
+        transforms, scores and samples.
+        """
+        try:
+            return resolve_device(self.device)
+        except ValueError as exc:
+            warnings.warn(f"{exc} Computing on the CPU instead.", UserWarning, stacklevel=4)
+            return torch.device("cpu")
+
+    def transform(self, X):
+        """Encode ``X`` into the latent space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            The codes, in X's floating dtype.
+        """
+        X, check = self._inference_data(X)
+        return self._map_rows(self._encode, X, self.n_components_, check=check)
+
+    def inverse_transform(self, X):
+        """Decode latent points back to the data space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent points, e.g. the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, `n_features_in_`)
+            The decoder's mean for each latent point.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=_FLOATS, input_name="X")
+        if Z.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {Z.shape[1]} latent dimensions, but {type(self).__name__}."
+                f"inverse_transform expects n_components={self.n_components_}."
+            )
+        return self._map_rows(self._decode, Z, self.n_features_in_)
+
+    def _row_scores(self, X) -> np.ndarray:
+        X, check = self._inference_data(X)
+        return self._map_rows(self._score_rows, X, 1, self._score_copies(), check)[:, 0]
+
+    def _score_copies(self) -> int:
+        """How many times _score_rows runs the networks on each row."""
+        return 1
+
+    def score(self, X, y=None):
+        """Mean per-row score of ``X`` (higher is better); see the class notes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self._row_scores(X), dtype=np.float64))
+
+    def sample(self, n_samples=1, random_state=None, *, noise=True):
+        """Generate new data from the fitted generative model.
+
+        Draws latent points (see the class notes for their distribution),
+        decodes them, and with ``noise=True`` draws each row from the
+        decoder's distribution around that mean: isotropic Gaussian noise of
+        variance ``noise_variance_`` (a Bernoulli VAE draws 0/1 pixels).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of points to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the latent draws and the noise.
+        noise : bool, default=True
+            Draw from the full generative model. ``False`` returns the
+            decoder's means, which lie on the decoder's image: a k-dimensional
+            surface, with less spread than the data.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, `n_features_in_`)
+            Samples, in the training data's dtype.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        z = self._draw_latent(int(n_samples), rng)
+        default = np.float32 if next(self.module_.parameters()).dtype == torch.float32 else None
+        z = z.astype(getattr(self, "_input_dtype", default or np.float64), copy=False)
+        means = self._map_rows(self._decode, z, self.n_features_in_)
+        return self._add_noise(means, rng) if noise else means
+
+    def _add_noise(self, means: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
+        """Draw from the decoder's distribution around ``means``: Gaussian here."""
+        scale = np.sqrt(self.noise_variance_)
+        return means + (scale * rng.standard_normal(means.shape)).astype(means.dtype)
