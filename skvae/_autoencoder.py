@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
 
-from ._base import BaseAutoencoder, random_rows
+from ._base import BaseAutoencoder
 from ._modules import ACTIVATIONS, AutoencoderModule
+from ._placement import random_rows
 from ._training import Objective
 
 #: Rows of training data encoded after fit to estimate the codes' Gaussian.

@@ -30,19 +30,11 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, validate_data
 
 from ._distributed import LOCAL, Ranks, participants
-from ._inference import _FLOATS, InferenceMixin
+from ._inference import InferenceMixin
 from ._modules import init_parameters
-from ._placement import (
-    CHUNK_ELEMENTS,
-    Rows,
-    as_tensor,
-    column_mean,
-    is_out_of_core,
-    resolve_device,
-)
+from ._placement import column_mean, resolve_device
 from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
@@ -51,6 +43,7 @@ from ._training import (
     TrainingConfig,
     TrainingDiverged,
 )
+from ._validation import training_rows
 
 _TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
 
@@ -84,12 +77,6 @@ _FACTS = {
     ),
     "partial_fit": ("estimator and parameters", "dtype", "n_features", "passes made so far"),
 }
-
-
-def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-    """Up to ``n`` rows of ``X`` drawn without replacement (all of them if fewer)."""
-    order = torch.randperm(len(X), generator=generator, device=generator.device)
-    return X[order[:n].to(X.device)]
 
 
 class BaseAutoencoder(
@@ -273,33 +260,6 @@ class BaseAutoencoder(
             return _TORCH_DTYPES[np.dtype(self.compute_dtype)]
         return torch.float32 if input_dtype == np.float32 else torch.float64
 
-    def _training_data(self, X, reset: bool, dtype: torch.dtype | None, row_sums: bool):
-        """Validate training data: its rows as a tensor of the compute dtype
-        (``dtype`` if given) or as out-of-core :class:`Rows`, and the sum of
-        each row (float64) if ``row_sums``.
-
-        A memmap (or an array that slices like one) is checked one block of
-        rows at a time and never read into memory whole.
-        """
-        if not is_out_of_core(X):
-            X = validate_data(self, X, dtype=_FLOATS, order="C", reset=reset)
-            dtype = dtype or self._compute_dtype(X.dtype)
-            self._check_training_data(X, dtype)
-            self._input_dtype = X.dtype
-            sums = X.sum(axis=1, dtype=np.float64) if row_sums else None
-            return as_tensor(X).to(dtype), sums  # no copy when the dtype is already right
-        validate_data(self, np.asarray(X[:1]), dtype=_FLOATS, reset=reset)  # n_features_in_
-        dtype = dtype or self._compute_dtype(X.dtype)
-        step = max(1, CHUNK_ELEMENTS // max(X.shape[1], 1))
-        sums = []
-        for start in range(0, X.shape[0], step):
-            block = check_array(X[start : start + step], dtype=_FLOATS, input_name="X")
-            self._check_training_data(block, dtype)
-            if row_sums:
-                sums.append(block.sum(axis=1, dtype=np.float64))
-        self._input_dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
-        return Rows(X, dtype), np.concatenate(sums) if row_sums else None
-
     def _validate_training(self, X, ranks: Ranks, method: str, reset=True, dtype=None):
         """Validate training data (see :meth:`_training_data`); trained
         data-parallel, also check that every rank called ``method`` alike
@@ -309,7 +269,7 @@ class BaseAutoencoder(
         try:
             self._check_hidden_layer_sizes()
             row_sums = ranks.active and method == "fit"
-            X, sums = self._training_data(X, reset, dtype, row_sums)
+            X, sums = training_rows(self, X, reset, dtype, row_sums)
         except Exception:
             ranks.agree(None, names)  # tells the other ranks, then raises here
             raise

@@ -19,8 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._placement import is_out_of_core, map_rows, resolve_device
-
-_FLOATS = [np.float64, np.float32]
+from ._validation import FLOATS
 
 
 class InferenceMixin(TransformerMixin):
@@ -42,9 +41,9 @@ class InferenceMixin(TransformerMixin):
         """
         check_is_fitted(self)
         if not is_out_of_core(X):
-            return validate_data(self, X, dtype=_FLOATS, reset=False), None
-        validate_data(self, np.asarray(X[:1]), dtype=_FLOATS, reset=False)  # n_features
-        return X, functools.partial(check_array, dtype=_FLOATS, input_name="X")
+            return validate_data(self, X, dtype=FLOATS, reset=False), None
+        validate_data(self, np.asarray(X[:1]), dtype=FLOATS, reset=False)  # n_features
+        return X, functools.partial(check_array, dtype=FLOATS, input_name="X")
 
     def _inference_device(self) -> torch.device:
         """``device``, or the CPU with a warning where this machine lacks it.
@@ -88,7 +87,7 @@ class InferenceMixin(TransformerMixin):
             The decoder's mean for each latent point.
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=_FLOATS, input_name="X")
+        Z = check_array(X, dtype=FLOATS, input_name="X")
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} latent dimensions, but {type(self).__name__}."

@@ -351,3 +351,22 @@ def bernoulli_expected_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.
     """E_q log Bernoulli(x; sigmoid(f(z))), averaged over the draws in dimension 0."""
     bce = F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
     return -bce.sum(-1).mean(0)
+
+
+#: Smallest learned decoder variance, as a share of the data's variance.
+C_FLOOR = 1e-6
+
+
+def cycled_draws(module, x):
+    """One fixed draw per row, row i taking score_eps[i % n_draws]: shape (1, rows, k)."""
+    draws = module.score_eps
+    return draws[torch.arange(len(x), device=draws.device) % len(draws)][None]
+
+
+def optimal_log_variance(sq, n_features):
+    """log c maximising the Gaussian ELBO: c = mean E_q||x - f(z)||^2 / d.
+
+    Floored at ``C_FLOOR`` of the data's variance, so that a perfect fit (one
+    row, constant features) keeps a finite likelihood.
+    """
+    return torch.log(torch.clamp(sq.mean() / n_features, min=C_FLOOR))

@@ -193,3 +193,9 @@ def map_rows(
             result = fn(module, chunk.to(device=device, dtype=model_dtype))
             out[start : start + step] = result.reshape(len(chunk), -1).cpu().numpy()
     return out
+
+
+def random_rows(X: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Up to ``n`` rows of ``X`` drawn without replacement (all of them if fewer)."""
+    order = torch.randperm(len(X), generator=generator, device=generator.device)
+    return X[order[:n].to(X.device)]

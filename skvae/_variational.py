@@ -12,17 +12,17 @@ from ._active_units import active_units
 from ._base import BaseAutoencoder
 from ._modules import (
     ACTIVATIONS,
+    C_FLOOR,
     GaussianEncoderModule,
     balanced_draws,
     bernoulli_expected_log_prob,
+    cycled_draws,
     gaussian_expected_log_prob,
     kl_to_standard_normal,
+    optimal_log_variance,
     reparameterize,
 )
 from ._training import Objective
-
-#: Smallest learned decoder variance, as a share of the data's variance.
-_C_FLOOR = 1e-6
 
 
 class VariationalAutoencoder(BaseAutoencoder):
@@ -62,14 +62,12 @@ class VariationalAutoencoder(BaseAutoencoder):
     Parameters
     ----------
     n_components : int or "auto", default=2
-        Width of the latent space. ``"auto"`` keeps the active latent units of
-        a fit with ``min(n_samples, n_features) // 2`` of them (at least one):
-        those whose average KL to the prior is above the largest that a unit
-        reaches when the same model is fitted to the data with each column
-        shuffled on its own (see the Notes). The width kept is
-        ``n_components_``, and the model is refitted at that width (with an
-        int ``random_state``, it is the model ``n_components=n_components_``
-        gives). It costs two fits more.
+        Width of the latent space. ``"auto"`` fits ``min(n_samples,
+        n_features) // 2`` units, keeps as many as are active (average KL to
+        the prior above the largest a unit reaches on the data with each
+        column shuffled; see the Notes) and refits at that width,
+        ``n_components_``. It costs two fits more. ``partial_fit`` chooses
+        on its first chunk.
     hidden_layer_sizes : tuple of int, default=(256, 128)
         Widths of the encoder's hidden layers; the decoder mirrors them.
         ``()`` makes both linear.
@@ -178,16 +176,12 @@ class VariationalAutoencoder(BaseAutoencoder):
     Notes
     -----
     Active units (``n_components="auto"``). A fixed threshold on a unit's
-    average KL, or Burda et al.'s activity Cov_x E_q[z_u] > 0.01, cannot
-    choose the width of a model that starts at probabilistic PCA: there a
-    unit's average KL is 1/2 log(L_u / s2), and units beyond the data's rank
-    keep eigenvalues L_u above the noise estimate s2 (the mean of the smaller
-    ones). On scikit-learn's rank-5 example (500 rows, 25 features, an upper
-    bound of 12) the seven extra units have KLs of 0.12 to 0.23 nats and
-    activities of 0.21 to 0.37: all twelve count as active. Fitted to the
-    same data with shuffled columns, the most informative unit reaches
-    0.31 to 0.34 nats, against 0.39 to 0.51 for the five real ones, so the
-    calibrated threshold keeps five (as ``PCA(n_components="mle")`` does).
+    average KL (or Burda et al.'s activity > 0.01) cannot choose the width of
+    a model that starts at probabilistic PCA: on scikit-learn's rank-5
+    example (bound 12) the seven extra units keep KLs of 0.12 to 0.23 nats,
+    all "active". The KL the most informative unit reaches on the same data
+    with shuffled columns (0.31 to 0.34) separates them from the five real
+    ones (0.39 to 0.51), as ``PCA(n_components="mle")`` does.
 
     The networks see standardised inputs, (x - mean) / scale with the
     training mean and one overall scale, and answer in the data's units.
@@ -332,16 +326,17 @@ class VariationalAutoencoder(BaseAutoencoder):
     def _start_at_pca(self, module, components, variances, noise_variance):
         if self.likelihood == "gaussian" and not self._learns_variance():
             noise_variance = math.exp(self._fixed_log_variance(module))
-        # the floor of a learned c (see _optimal_log_variance) keeps log c finite
-        module.start_at_ppca(components, variances, max(noise_variance, _C_FLOOR))
+        # the floor of a learned c (see optimal_log_variance) keeps log c finite
+        module.start_at_ppca(components, variances, max(noise_variance, C_FLOOR))
 
     def _resolve_n_components(self, X):
-        if isinstance(self.n_components, str):  # "auto": fits two models first
-            # the array itself, for rows read from disk as they are needed
-            n_active, report = active_units(self, X.numpy() if torch.is_tensor(X) else X.data)
-            self._fit_cache = {**getattr(self, "_fit_cache", {}), "active_units": report}
-            return n_active
-        return super()._resolve_n_components(X)
+        if not isinstance(self.n_components, str):
+            return super()._resolve_n_components(X)
+        # "auto" fits two models first (on partial_fit's first chunk, the width is
+        # chosen on that chunk); for out-of-core rows, on the array itself
+        n_active, report = active_units(self, X.numpy() if torch.is_tensor(X) else X.data)
+        self._fit_cache["active_units"] = report
+        return n_active
 
     def _after_fit(self, X, module, generator):
         cache = getattr(self, "_fit_cache", {})
@@ -386,7 +381,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         else:
             sq = module.expected_sq_error(xs, mean, logvar, eps)
             if log_c is None:
-                log_c = _optimal_log_variance(sq.detach(), xs.shape[-1])
+                log_c = optimal_log_variance(sq.detach(), xs.shape[-1])
                 on_sq(sq.detach())
             expected = gaussian_expected_log_prob(sq, xs.shape[-1], log_c)
         return expected - beta * kl_to_standard_normal(mean, logvar)
@@ -417,7 +412,7 @@ class VariationalAutoencoder(BaseAutoencoder):
             if exact:
                 return None  # not needed: E_q is exact
             if lbfgs:
-                return _cycled_draws(module, x)
+                return cycled_draws(module, x)
             shape = (1, len(x), module.score_eps.shape[1])
             return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
 
@@ -430,7 +425,7 @@ class VariationalAutoencoder(BaseAutoencoder):
             return -self._elbo(module, x, draws(x), log_c, self.beta, record).mean()
 
         def row_loss(module, x):
-            eps = None if exact else _cycled_draws(module, x)
+            eps = None if exact else cycled_draws(module, x)
             return -self._elbo(module, x, eps, module.log_noise_variance, self.beta)
 
         def begin_epoch(module, total):
@@ -444,7 +439,7 @@ class VariationalAutoencoder(BaseAutoencoder):
             sq, rows = total(torch.stack([epoch["sq"], epoch["sq"].new_tensor(epoch["rows"])]))
             if rows > 0:
                 sq = (sq / rows).to(module.offset.dtype)
-                module.log_noise_variance.copy_(_optimal_log_variance(sq, module.offset.numel()))
+                module.log_noise_variance.copy_(optimal_log_variance(sq, module.offset.numel()))
 
         return Objective(loss, row_loss, begin_epoch, end_epoch)
 
@@ -498,18 +493,3 @@ class VariationalAutoencoder(BaseAutoencoder):
 
     def _draw_latent(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))
-
-
-def _cycled_draws(module, x):
-    """One fixed draw per row, row i taking score_eps[i % n_draws]: shape (1, rows, k)."""
-    draws = module.score_eps
-    return draws[torch.arange(len(x), device=draws.device) % len(draws)][None]
-
-
-def _optimal_log_variance(sq, n_features):
-    """log c maximising the Gaussian ELBO: c = mean E_q||x - f(z)||^2 / d.
-
-    Floored at ``_C_FLOOR`` of the data's variance, so that a perfect fit (one
-    row, constant features) keeps a finite likelihood.
-    """
-    return torch.log(torch.clamp(sq.mean() / n_features, min=_C_FLOOR))

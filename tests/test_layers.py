@@ -29,7 +29,16 @@ def test_torch_layers_do_not_import_sklearn_or_estimators(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["_base.py", "_inference.py", "_linear.py", "_autoencoder.py", "_variational.py"]
+    "name",
+    [
+        "_base.py",
+        "_inference.py",
+        "_validation.py",
+        "_active_units.py",
+        "_linear.py",
+        "_autoencoder.py",
+        "_variational.py",
+    ],
 )
 def test_estimators_write_no_training_loop(name):
     source = (PACKAGE / name).read_text()

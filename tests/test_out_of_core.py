@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import skvae._base
 import skvae._placement
 import skvae._subspace
+import skvae._validation
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae._placement import on_device
 
@@ -50,7 +50,7 @@ class SlicedOnly:
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 250 rows of 8 features, so that bounded reads are visible."""
-    for module in (skvae._base, skvae._placement, skvae._subspace):
+    for module in (skvae._validation, skvae._placement, skvae._subspace):
         monkeypatch.setattr(module, "CHUNK_ELEMENTS", 250 * 8)
 
 

@@ -1,0 +1,41 @@
+"""Training data checked for the estimators: in memory, or block by block."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_array, validate_data
+
+from ._placement import CHUNK_ELEMENTS, Rows, as_tensor, is_out_of_core
+
+FLOATS = [np.float64, np.float32]
+
+
+def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums: bool):
+    """Validate training data for ``estimator``: its rows as a tensor of the
+    compute dtype (``dtype`` if given, else ``estimator._compute_dtype``) or
+    as out-of-core :class:`~skvae._placement.Rows`, and the float64 sum of
+    each row if ``row_sums``.
+
+    Sets ``n_features_in_`` (with ``reset``) and ``_input_dtype``, the dtype
+    of the estimator's outputs. A memmap (or an array that slices like one)
+    is checked one block of rows at a time and never read into memory whole.
+    """
+    if not is_out_of_core(X):
+        X = validate_data(estimator, X, dtype=FLOATS, order="C", reset=reset)
+        dtype = dtype or estimator._compute_dtype(X.dtype)
+        estimator._check_training_data(X, dtype)
+        estimator._input_dtype = X.dtype
+        sums = X.sum(axis=1, dtype=np.float64) if row_sums else None
+        return as_tensor(X).to(dtype), sums  # no copy when the dtype is already right
+    validate_data(estimator, np.asarray(X[:1]), dtype=FLOATS, reset=reset)  # n_features_in_
+    dtype = dtype or estimator._compute_dtype(X.dtype)
+    step = max(1, CHUNK_ELEMENTS // max(X.shape[1], 1))
+    sums = []
+    for start in range(0, X.shape[0], step):
+        block = check_array(X[start : start + step], dtype=FLOATS, input_name="X")
+        estimator._check_training_data(block, dtype)
+        if row_sums:
+            sums.append(block.sum(axis=1, dtype=np.float64))
+    estimator._input_dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+    return Rows(X, dtype), np.concatenate(sums) if row_sums else None
