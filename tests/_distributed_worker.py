@@ -89,6 +89,14 @@ def main(out: Path) -> None:
     copy.deepcopy(ae)
     clone(ae).set_params(max_iter=1)
     keep("short_ae", skvae.Autoencoder(**SHORT_AE).fit(X))
+    # the same rows read from disk as they are needed, each rank its own block
+    path = out / f"X{rank}.f64"
+    X.tofile(path)
+    mapped = np.memmap(path, dtype=X.dtype, mode="r", shape=X.shape)
+    keep("short_ae_memmap", skvae.Autoencoder(**SHORT_AE).fit(mapped))
+    lae_mapped = skvae.LinearAutoencoder(n_components=3, random_state=0, device="cpu").fit(mapped)
+    arrays["lae_memmap/components"] = lae_mapped.components_
+    del mapped
     keep("tail_ae", skvae.Autoencoder(**TAIL_AE).fit(X[:N_TAIL]))
     keep("ae_then_partial", skvae.Autoencoder(**AE).fit(X).partial_fit(chunk(X, rank, world)))
     keep("vae", skvae.VariationalAutoencoder(**VAE).fit(X))

@@ -136,6 +136,15 @@ def test_autoencoder_matches_one_process_fed_the_same_batches(ranks, X):
     assert max(_relative_errors(arrays, "ae", model).values()) < 1e-5  # measured 5e-8
 
 
+def test_a_memmap_trains_as_its_rows_in_memory(ranks):
+    arrays = ranks[0][0]
+    memmap = {k: v for k, v in arrays.items() if k.startswith("short_ae_memmap/")}
+    assert memmap
+    for key, value in memmap.items():
+        np.testing.assert_array_equal(value, arrays[key.replace("_memmap", "")])
+    np.testing.assert_array_equal(arrays["lae_memmap/components"], arrays["lae/components"])
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_partial_fit_is_one_pass_over_every_ranks_rows(ranks, X):
     # rank 0 passed X[:200], rank 1 X[200:]: the pass of one process over X
