@@ -40,14 +40,16 @@ partial_fit
 dask
     ``transform`` of a memmap in this process (one thread) against
     :func:`skvae.dask.transform_blocks` on a LocalCluster of 2 worker
-    processes of 1 thread, each reading its blocks of rows from the file;
-    medians of 3 runs after one that warms both sides up (the workers import
-    torch). distributed starts its workers with MALLOC_TRIM_THRESHOLD_=65536,
-    which makes glibc hand every large freed block back to the kernel, so
-    each chunk's temporaries are fresh pages to fault in and zero: a second
-    cluster runs without it. Two workers can only gain where two cores are
-    free: compare the speedup with the load average printed. Needs the
-    ``dask`` extra; skipped without it.
+    processes of 1 thread, each reading its blocks of rows from the file.
+    After a run that warms both up (the workers import torch), 5 runs of
+    each alternate, so that the machine's changing load hits both; medians,
+    and the speedup as the ratio of the medians of each cluster's own
+    alternating runs. distributed starts its workers with
+    MALLOC_TRIM_THRESHOLD_=65536, which makes glibc hand every large freed
+    block back to the kernel, so each chunk's temporaries are fresh pages to
+    fault in and zero: a second cluster runs without it. Two workers can only
+    gain where two cores are free: compare the speedup with the load average
+    printed. Needs the ``dask`` extra; skipped without it.
 precision
     Autoencoder and VariationalAutoencoder (hidden (256, 128), early stopping
     as default) on float64 data, the default (float64 compute) against
@@ -161,7 +163,7 @@ def _specs(args, path: Path, tmp: Path) -> dict[str, list[dict]]:
                 "model": "Autoencoder",
                 "rows": n_dask,
                 "block_rows": 1000 if quick else 100_000,
-                "repeats": 1 if quick else 3,
+                "repeats": 1 if quick else 5,
                 "trim_only": quick,  # a second cluster: seconds more for a smoke run
             }
         )
