@@ -68,7 +68,10 @@ needs memory. It grows with the rows read, whatever skvae does, so it says
 nothing of what the process needs; RssAnon is what must stay flat. Budget
 rows also give ``data``, the sampled peak of VmData (what RLIMIT_DATA caps).
 ``anon - output`` is what transform holds beyond its output (0 when the
-output lands in memory the process already held).
+output lands in memory the process already held). glibc keeps some freed
+blocks for reuse, so a call's peak depends on what earlier calls left and
+varies by tens of MiB between runs: the claim is a bound set by the chunk
+size, reached from about 65536 rows on, not a figure to the MiB.
 """
 
 from __future__ import annotations
