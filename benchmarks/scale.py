@@ -25,8 +25,10 @@ throughput
     up to that many rows and is flat beyond: compare 1e6 rows here with the
     4.2e6 of the budget section.
 budget
-    A float32 memmap of 4x a memory budget B is fitted and transformed with
-    the process's private memory capped at (its size after warming up) + B by
+    A float32 memmap of 4x a memory budget B (default 256 MiB: 4.2e6 rows) is
+    fitted (the Autoencoder for one epoch; ``--quick``: LinearAutoencoder
+    only, on 2x B) and transformed with the process's private memory capped
+    at (its size after warming up) + B by
     ``setrlimit(RLIMIT_DATA)``, which counts private writable mappings
     (VmData) and not the read-only mapping of the file; loading the same rows
     into memory (``np.array(memmap)``) is then refused under that cap.
