@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -148,3 +149,57 @@ def test_data_sets_have_the_structure_they_claim():
     assert 0 <= digits.X_train.min() and digits.X_train.max() <= 1
     # the same call gives the same data
     np.testing.assert_array_equal(datasets.load("spiked").X_test, spiked.X_test)
+
+
+@pytest.fixture(scope="module")
+def quick_scale(tmp_path_factory):
+    """One quick run of ``python -m benchmarks.scale`` (all in one child process)."""
+    from benchmarks import scale
+
+    out = tmp_path_factory.mktemp("scale")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        tables = scale.main(["--quick", "--out", str(out)])
+    return {"out": out, "tables": tables, "stdout": stdout.getvalue()}
+
+
+def test_scale_prints_every_section_and_writes_its_files(quick_scale):
+    from benchmarks.scale import TITLES
+
+    for name, title in TITLES.items():
+        assert title in quick_scale["stdout"], name
+        assert (quick_scale["out"] / f"scale_{name}.csv").exists(), name
+    assert "load average" in quick_scale["stdout"]
+    assert set(json.loads((quick_scale["out"] / "scale.json").read_text())) == {
+        "meta",
+        *TITLES,
+    }
+
+
+def test_scale_memmap_gives_the_in_memory_codes_at_sane_speeds(quick_scale):
+    thr = quick_scale["tables"]["throughput"]
+    assert len(thr) == 2 * 2 * 2  # models x storage x rows
+    assert (thr.loc[thr["storage"] == "memmap", "z_diff"] == 0).all()
+    rates = thr[["fit_rows_per_s", "transform_rows_per_s"]].to_numpy()
+    assert np.isfinite(rates).all() and (rates > 100).all()
+    assert (thr.loc[thr["model"] == "Autoencoder", "epochs"] == 2).all()
+
+
+def test_scale_budget_fits_the_memmap_and_refuses_the_copy(quick_scale):
+    budget = quick_scale["tables"]["budget"].set_index("model")
+    assert budget.loc["LinearAutoencoder", "result"] == "ok"
+    assert budget.loc["np.array(memmap)", "result"].startswith("MemoryError")
+    assert (budget["file_mib"] > budget["budget_mib"]).all()
+
+
+def test_scale_partial_fit_dask_and_precision_are_sane(quick_scale):
+    tables = quick_scale["tables"]
+    partial = tables["partial_fit"].set_index("model")
+    assert partial.loc["LinearAutoencoder", "ratio"] == pytest.approx(1, abs=1e-4)  # exact
+    assert 0.5 < partial.loc["Autoencoder", "ratio"] < 2
+    dask = tables["dask"]
+    assert list(dask["where"]) == ["this process", "2 workers"]
+    assert (dask["max_abs_diff"] < 1e-6).all() and (dask["rows_per_s"] > 0).all()
+    precision = tables["precision"]
+    assert len(precision) == 2 * 2 * 2  # data sets x models x dtypes
+    assert np.isfinite(precision[["time_ratio", "mse_ratio"]].to_numpy()).all()
