@@ -103,9 +103,10 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
     compute_dtype : {"float32", "float64"} or None, default=None
         The floating dtype the networks train and compute in. None: the
         input's (float32 data in float32, anything else in float64).
-        ``"float32"`` trains float64 data in float32, typically 20-45% faster
-        on a CPU and much faster on GPUs with slow float64 arithmetic, for
-        the same held-out error; outputs keep the input's dtype either way.
+        ``"float32"`` trains float64 data in float32: 35-50% less time per
+        epoch on a CPU (``benchmarks.scale``), far less on GPUs with slow
+        float64 arithmetic, for the same held-out error up to rounding;
+        outputs keep the input's dtype either way.
     verbose : int, default=0
         Print the loss after each step when positive.
 
