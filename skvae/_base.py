@@ -169,11 +169,14 @@ class BaseAutoencoder(
 
     def _fit_module(self, X, module, generator, device) -> History:
         """Start and train ``module`` on the tensor ``X``; returns the history in
-        data units (and keeps the optimiser's state for :meth:`partial_fit`)."""
+        data units.
+
+        Adam's state is not kept (it would triple a pickle's size): a
+        :meth:`partial_fit` after :meth:`fit` continues from the fitted
+        weights with a fresh optimiser, as from a warm start.
+        """
         self._start(X, module, generator, device)
-        trainer = self._trainer(module, generator, device)
-        history = trainer.fit(X)
-        self._fit_cache["optimizer_state"] = trainer.optimizer_state()
+        history = self._trainer(module, generator, device).fit(X)
         return self._history_in_data_units(module, history)
 
     def _partial_fit_module(self, X, module, generator, device, state) -> History:
@@ -373,7 +376,7 @@ class BaseAutoencoder(
         rows in shuffled mini-batches of ``batch_size``, whatever ``solver``
         says. No rows are held out (``early_stopping`` applies to
         :meth:`fit` only): the caller decides how many passes to make. A call
-        after :meth:`fit` continues from the fitted model.
+        after :meth:`fit` continues from the fitted weights, with a fresh Adam.
 
         Under ``torchrun`` (see :meth:`fit`), every rank calls ``partial_fit``
         together, each with its own chunk: the pass is the one a single

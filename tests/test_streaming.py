@@ -136,8 +136,10 @@ def test_partial_fit_after_fit_continues(cls, one_thread):
     est = small(cls, max_iter=3, early_stopping=False)
     with pytest.warns(Warning):  # ConvergenceWarning: max_iter=3
         est.fit(X_DIGITS[:300])
+    assert est._optimizer_state is None  # fit keeps no Adam state: pickles stay small
     before = weights(est)
     est.partial_fit(X_DIGITS[300:600])
+    assert est._optimizer_state is not None  # a stream carries it
     assert est.n_iter_ == 4 and len(est.loss_curve_) == 4
     assert any(not np.array_equal(before[k], v) for k, v in weights(est).items())
 
