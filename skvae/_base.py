@@ -34,7 +34,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._distributed import LOCAL, Ranks, participants
 from ._inference import InferenceMixin
 from ._modules import init_parameters
-from ._placement import column_mean, resolve_device
+from ._placement import TORCH_DTYPES, column_mean, resolve_device
 from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
@@ -44,8 +44,6 @@ from ._training import (
     TrainingDiverged,
 )
 from ._validation import training_rows
-
-_TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
 
 
 @contextlib.contextmanager
@@ -260,7 +258,7 @@ class BaseAutoencoder(
     def _compute_dtype(self, input_dtype: np.dtype) -> torch.dtype:
         """The dtype the networks train and compute in (``compute_dtype``)."""
         if self.compute_dtype is not None:
-            return _TORCH_DTYPES[np.dtype(self.compute_dtype)]
+            return TORCH_DTYPES[np.dtype(self.compute_dtype)]
         return torch.float32 if input_dtype == np.float32 else torch.float64
 
     def _validate_training(self, X, ranks: Ranks, method: str, reset=True, dtype=None):
@@ -417,13 +415,17 @@ class BaseAutoencoder(
             except TrainingDiverged as exc:
                 raise ValueError(str(exc)) from None
             extra = self._after_fit(Xt, module, generator)
-        if not first:  # the history goes on
-            history.n_iter += self.n_iter_
-            history.loss_curve = self.loss_curve_ + history.loss_curve
+        if not first:
+            self._continue_history(history)
             if self.best_loss_ is not None and history.best_loss is not None:
                 history.best_loss = min(self.best_loss_, history.best_loss)
         self._set_fitted(module, history, extra)
         return self
+
+    def _continue_history(self, history: History) -> None:
+        """Put the fitted model's iterations and loss curve before ``history``'s."""
+        history.n_iter += self.n_iter_
+        history.loss_curve = self.loss_curve_ + history.loss_curve
 
     def _set_fitted(self, module, history: History, extra: dict) -> None:
         """Set the fitted attributes, and warn if training ended early."""

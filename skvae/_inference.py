@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._placement import is_out_of_core, map_rows, resolve_device
-from ._validation import FLOATS
+from ._validation import FLOATS, check_features
 
 
 class InferenceMixin(TransformerMixin):
@@ -42,7 +42,7 @@ class InferenceMixin(TransformerMixin):
         check_is_fitted(self)
         if not is_out_of_core(X):
             return validate_data(self, X, dtype=FLOATS, reset=False), None
-        validate_data(self, np.asarray(X[:1]), dtype=FLOATS, reset=False)  # n_features
+        check_features(self, X, reset=False)
         return X, functools.partial(check_array, dtype=FLOATS, input_name="X")
 
     def _inference_device(self) -> torch.device:

@@ -338,20 +338,19 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             basis, variances = principal_components(mom, self.n_components_, generator)
             self._fit_cache.update(moments=mom, axes=(basis, variances, None))
             extra = self._after_fit(None, module, generator)
-        history = History(n_iter=1, converged=True)
         lost = max(mom.total_variance - float(variances.sum()), 0.0) / d
-        history.loss_curve = [] if first else list(self.loss_curve_)
-        history.loss_curve.append(lost)  # mean squared error of all the rows so far
-        history.best_loss = lost
-        history.n_iter += 0 if first else self.n_iter_
+        # one iteration; its loss, the mean squared error of all the rows so far
+        history = History(loss_curve=[lost], best_loss=lost, n_iter=1, converged=True)
+        if not first:
+            self._continue_history(history)
         self._set_fitted(module, history, extra)
         return self
 
     def _set_fitted(self, module, history, extra):
+        mom = extra.pop("_moments")
         super()._set_fitted(module, history, extra)
         # The running statistics partial_fit continues from, on the CPU: fit's
         # covariance, or one made from a wide fit's centred rows if not too big.
-        mom = extra["_moments"]
         if mom.wide and mom.centred.shape[1] <= EIGH_MAX_SIZE:
             Xc = mom.centred
             mom = Moments(mom.mean, Xc.T @ Xc / mom.n_samples, mom.n_samples)

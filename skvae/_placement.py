@@ -18,6 +18,9 @@ from torch import nn
 
 from ._distributed import local_cuda_index
 
+#: NumPy's floating dtypes and torch's.
+TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
+
 #: Activations per chunk of rows at inference: bounds the memory of transform & co.
 CHUNK_ELEMENTS = 1 << 22
 

@@ -11,6 +11,12 @@ from ._placement import CHUNK_ELEMENTS, Rows, as_tensor, is_out_of_core
 FLOATS = [np.float64, np.float32]
 
 
+def check_features(estimator, X, reset: bool) -> None:
+    """Check (or with ``reset``, set) ``n_features_in_`` from an out-of-core
+    array's first row, without reading the rest."""
+    validate_data(estimator, np.asarray(X[:1]), dtype=FLOATS, reset=reset)
+
+
 def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums: bool):
     """Validate training data for ``estimator``: its rows as a tensor of the
     compute dtype (``dtype`` if given, else ``estimator._compute_dtype``) or
@@ -28,7 +34,7 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
         estimator._input_dtype = X.dtype
         sums = X.sum(axis=1, dtype=np.float64) if row_sums else None
         return as_tensor(X).to(dtype), sums  # no copy when the dtype is already right
-    validate_data(estimator, np.asarray(X[:1]), dtype=FLOATS, reset=reset)  # n_features_in_
+    check_features(estimator, X, reset)
     dtype = dtype or estimator._compute_dtype(X.dtype)
     step = max(1, CHUNK_ELEMENTS // max(X.shape[1], 1))
     sums = []

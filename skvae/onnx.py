@@ -28,12 +28,12 @@ from sklearn.utils.validation import check_is_fitted
 from ._autoencoder import Autoencoder
 from ._linear import LinearAutoencoder
 from ._optional import import_optional
+from ._placement import TORCH_DTYPES
 from ._variational import VariationalAutoencoder
 
 __all__ = ["export_decoder", "export_encoder", "register_converters"]
 
 _ESTIMATORS = (LinearAutoencoder, Autoencoder, VariationalAutoencoder)
-_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 #: torch.onnx.export writes opset 18 or later; older opsets cannot hold its graph.
 _MIN_OPSET = 18
 _EXTRA = "onnx"
@@ -76,7 +76,7 @@ def _export(estimator, verb: str, dtype, opset: int | None):
     if not isinstance(estimator, _ESTIMATORS):
         raise TypeError(f"expected a skvae estimator, got {type(estimator).__name__}.")
     check_is_fitted(estimator)
-    if np.dtype(dtype) not in _TORCH_DTYPES:
+    if np.dtype(dtype) not in TORCH_DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}.")
     if opset is not None and opset < _MIN_OPSET:
         raise ValueError(
@@ -84,7 +84,7 @@ def _export(estimator, verb: str, dtype, opset: int | None):
             f"pass target_opset>={_MIN_OPSET} to skl2onnx."
         )
     width, names = _VERBS[verb]
-    torch_dtype = _TORCH_DTYPES[np.dtype(dtype)]
+    torch_dtype = TORCH_DTYPES[np.dtype(dtype)]
     module = copy.deepcopy(estimator.module_).to(device="cpu", dtype=torch_dtype)
     wrapper = _Method(getattr(estimator, verb), module).eval()
     example = torch.zeros(2, getattr(estimator, width), dtype=torch_dtype)  # 1 row: fixed size

@@ -56,3 +56,16 @@ def digits():
 def blobs():
     rng = np.random.RandomState(0)
     return rng.normal(size=(60, 5)) @ rng.normal(size=(5, 5))
+
+
+def assert_at_pca(est, pca, X, *, atol, rel):
+    """``est`` is PCA's solution on ``X``: an Autoencoder reconstructs as
+    ``pca`` does (to ``atol``), a VAE's ELBO is ``pca.score`` (to ``rel``)."""
+    if isinstance(est, Autoencoder):
+        np.testing.assert_allclose(
+            est.inverse_transform(est.transform(X)),
+            pca.inverse_transform(pca.transform(X)),
+            atol=atol,
+        )
+    else:
+        assert est.score(X) == pytest.approx(pca.score(X), rel=rel)

@@ -22,6 +22,8 @@ from skvae._modules import balanced_draws, init_parameters
 from skvae._training import _significantly_better
 from skvae.metrics import reconstruction_error
 
+from .conftest import assert_at_pca
+
 DEEP = [Autoencoder, VariationalAutoencoder]
 
 
@@ -118,15 +120,7 @@ def test_on_linear_data_the_start_is_kept(cls):
     X = _spiked()
     est = cls(n_components=3, hidden_layer_sizes=(32,), random_state=0).fit(X)
     assert est.best_validation_score_ == est.validation_scores_[0]
-    pca = PCA(3, svd_solver="full").fit(X)
-    if cls is Autoencoder:
-        np.testing.assert_allclose(
-            est.inverse_transform(est.transform(X)),
-            pca.inverse_transform(pca.transform(X)),
-            atol=1e-10,
-        )
-    else:
-        assert est.score(X) == pytest.approx(pca.score(X), rel=1e-12)
+    assert_at_pca(est, PCA(3, svd_solver="full").fit(X), X, atol=1e-10, rel=1e-12)
 
 
 @pytest.mark.parametrize("cls", DEEP)

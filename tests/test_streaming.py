@@ -10,6 +10,8 @@ from sklearn.decomposition import PCA
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 
+from .conftest import assert_at_pca
+
 X_DIGITS = load_digits().data
 DEEP = (Autoencoder, VariationalAutoencoder)
 
@@ -78,15 +80,7 @@ def test_first_call_starts_at_pca_of_the_chunk(cls, one_thread):
     Autoencoder reconstructs as PCA of the first chunk does."""
     chunk = X_DIGITS[:300]
     est = small(cls, learning_rate=1e-12).partial_fit(chunk)
-    pca = PCA(n_components=4).fit(chunk)
-    if cls is Autoencoder:
-        np.testing.assert_allclose(
-            est.inverse_transform(est.transform(chunk)),
-            pca.inverse_transform(pca.transform(chunk)),
-            atol=1e-6,
-        )
-    else:
-        assert est.score(chunk) == pytest.approx(pca.score(chunk), rel=1e-6)
+    assert_at_pca(est, PCA(n_components=4).fit(chunk), chunk, atol=1e-6, rel=1e-6)
 
 
 @pytest.mark.parametrize("cls", DEEP)
