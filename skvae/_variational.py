@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 
 import torch
@@ -10,19 +9,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._active_units import active_units
 from ._base import BaseAutoencoder
-from ._modules import (
-    ACTIVATIONS,
-    C_FLOOR,
-    GaussianEncoderModule,
-    balanced_draws,
-    bernoulli_expected_log_prob,
-    cycled_draws,
-    gaussian_expected_log_prob,
-    kl_to_standard_normal,
-    optimal_log_variance,
-    reparameterize,
-)
+from ._likelihoods import FAMILIES
+from ._modules import ACTIVATIONS
+from ._placement import random_rows
 from ._training import Objective
+from ._vae_module import VAEModule, balanced_draws, cycled_draws
+
+#: Training rows with which a likelihood family calibrates its start.
+_START_ROWS = 4096
 
 
 class VariationalAutoencoder(BaseAutoencoder):
@@ -78,11 +72,23 @@ class VariationalAutoencoder(BaseAutoencoder):
         Bernoulli decoder only the encoder starts there, the decoder at the
         features' mean probabilities). ``"random"``: PyTorch's default random
         initialisation for every layer.
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+    likelihood : {"gaussian", "bernoulli", "poisson", "negative_binomial"}, \
+            default="gaussian"
         The decoder's distribution. ``"bernoulli"`` needs data in [0, 1] and
-        decodes to probabilities.
+        decodes to probabilities. ``"poisson"`` and ``"negative_binomial"``
+        (with one learned dispersion per feature) need counts (non-negative
+        integers), decode to rates and sample counts; the encoder reads
+        log1p of the counts, and the PCA start is PCA of those, with each
+        feature's baseline rate matched to its counts.
     decoder_variance : "learned" or float > 0, default="learned"
         The Gaussian decoder's variance c (one scalar for all features).
+    library_size : bool, default=False
+        Count likelihoods only. ``True`` scales each row's decoded rates by its
+        total count over the training rows' median total, as scVI does, and
+        the encoder reads counts normalised to that median: the codes then
+        describe a row's composition, not its depth, and the likelihood is
+        conditional on each row's total. ``inverse_transform`` and ``sample``
+        give rates and counts at the median total.
     beta : float, default=1.0
         Weight of the KL term (beta-VAE when not 1).
     solver : {"auto", "adam", "lbfgs"}, default="auto"
@@ -219,8 +225,9 @@ class VariationalAutoencoder(BaseAutoencoder):
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "init": [StrOptions({"pca", "random"})],
-        "likelihood": [StrOptions({"gaussian", "bernoulli"})],
+        "likelihood": [StrOptions(set(FAMILIES))],
         "decoder_variance": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
+        "library_size": ["boolean"],
         "beta": [Interval(Real, 0, None, closed="left")],
         "solver": [StrOptions({"auto", "adam", "lbfgs"})],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
@@ -235,6 +242,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         init="pca",
         likelihood="gaussian",
         decoder_variance="learned",
+        library_size=False,
         beta=1.0,
         solver="auto",
         batch_size=128,
@@ -256,6 +264,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         self.init = init
         self.likelihood = likelihood
         self.decoder_variance = decoder_variance
+        self.library_size = library_size
         self.beta = beta
         self.solver = solver
         self.batch_size = batch_size
@@ -272,14 +281,12 @@ class VariationalAutoencoder(BaseAutoencoder):
         self.verbose = verbose
 
     # ---------------------------------------------------------------- set-up
-    def _exact_expectation(self, module=None) -> bool:
-        """A linear decoder with a Gaussian likelihood has a closed-form E_q.
+    def _family(self, n_features: int, dtype: torch.dtype):
+        options = {"decoder_variance": self.decoder_variance, "library_size": self.library_size}
+        return FAMILIES[self.likelihood].build(n_features, dtype, options)
 
-        Fitted models answer from ``module`` (what was trained), not from
-        parameters that may have been changed since.
-        """
-        if module is not None:
-            return module.linear and not module.bernoulli
+    def _exact_expectation(self) -> bool:
+        """A linear decoder with a Gaussian likelihood has a closed-form E_q."""
         return self.likelihood == "gaussian" and len(tuple(self.hidden_layer_sizes)) == 0
 
     def _solver(self):
@@ -294,41 +301,41 @@ class VariationalAutoencoder(BaseAutoencoder):
 
     def _check_training_data(self, X, dtype):
         super()._check_training_data(X, dtype)
-        if self.likelihood == "bernoulli" and X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(
-                "likelihood='bernoulli' needs data in [0, 1]; X ranges over "
-                f"[{X.min():.3g}, {X.max():.3g}]. Scale it (e.g. MinMaxScaler) or use "
-                "likelihood='gaussian'."
-            )
-
-    def _learns_variance(self) -> bool:
-        return self.likelihood == "gaussian" and self.decoder_variance == "learned"
+        self._family(X.shape[1], dtype).check(X)
 
     def _build_module(self, n_features, dtype):
-        return GaussianEncoderModule(
+        return VAEModule(
             n_features,
             self.n_components_,
             tuple(self.hidden_layer_sizes),
             self.activation,
+            self._family(n_features, dtype),
             dtype,
-            bernoulli=self.likelihood == "bernoulli",
         )
 
     def _start(self, X, module, generator, device):
         # Draws fixed before training: the ELBO estimate used for validation and
         # score_samples sees the same eps for every row, whatever its batch.
         module.score_eps.copy_(balanced_draws(*module.score_eps.shape, generator, torch.float64))
-        super()._start(X, module, generator, device)
-
-    def _fixed_log_variance(self, module):
-        """log c of a decoder variance given in data units, in standardised units."""
-        return math.log(float(self.decoder_variance)) - 2 * math.log(float(module.scale))
+        family = module.family
+        rows = None  # some training rows, for the family to calibrate on
+        if family.calibrates():
+            rows = random_rows(X, _START_ROWS, generator).to(device, module.offset.dtype)
+            family.set_reference(rows)
+        inputs = X
+        if family.transforms_input():
+            if not torch.is_tensor(X):
+                raise ValueError(
+                    f"likelihood={self.likelihood!r} reads its training rows in memory; "
+                    "load the out-of-core array first (e.g. with np.asarray)."
+                )
+            inputs = family.encoder_input(X)
+        super()._start(inputs, module, generator, device)
+        if rows is not None and self.init == "pca":
+            module.calibrate(rows)
 
     def _start_at_pca(self, module, components, variances, noise_variance):
-        if self.likelihood == "gaussian" and not self._learns_variance():
-            noise_variance = math.exp(self._fixed_log_variance(module))
-        # the floor of a learned c (see optimal_log_variance) keeps log c finite
-        module.start_at_ppca(components, variances, max(noise_variance, C_FLOOR))
+        module.start_at_ppca(components, variances, noise_variance)
 
     def _resolve_n_components(self, X):
         if not isinstance(self.n_components, str):
@@ -343,71 +350,25 @@ class VariationalAutoencoder(BaseAutoencoder):
         cache = getattr(self, "_fit_cache", {})
         none = {"latent_kl_": None, "null_kl_": None, "kl_threshold_": None}
         extra = cache.get("active_units", none)
-        if self.likelihood != "gaussian":
-            return {**extra, "noise_variance_": None}
-        if not self._learns_variance():
-            return {**extra, "noise_variance_": float(self.decoder_variance)}  # as given
-        c = float(module.log_noise_variance.exp()) * float(module.scale) ** 2
-        return {**extra, "noise_variance_": c}
+        return {**extra, "noise_variance_": module.family.noise_variance(float(module.scale))}
 
     def _in_data_units(self, module, loss):
-        # p(x) = p(x_s) / scale^d: a log-density in data units is d log(scale) lower
-        if module.bernoulli:
-            return loss
-        return loss + module.offset.numel() * math.log(float(module.scale))
+        # e.g. p(x) = p(x_s) / scale^d: a log-density in data units is d log(scale) lower
+        return loss - module.log_unit_change()
 
-    # -------------------------------------------------- the four verbs (+KL)
-    def _encode(self, module, x):
-        """The posterior mean g(x): a deterministic code."""
-        return module.encode(x)[0]
-
-    def _decode(self, module, z):
-        """The decoder's mean: f(z), or sigmoid(f(z)) for a Bernoulli decoder."""
-        out = module.decode(z)
-        return torch.sigmoid(out) if module.bernoulli else out
-
-    def _elbo(self, module, x, eps, log_c, beta=1.0, on_sq=None):
-        """Per-row E_q log p(x|z) - beta KL(q(z|x) || N(0, I)), standardised units.
-
-        ``eps`` (n_draws x rows-or-1 x k) are the draws of the reparameterisation
-        z = g(x) + h(x) * eps; a linear Gaussian decoder needs none (E_q is exact).
-        ``log_c`` is the Gaussian decoder's log variance; None sets it to the
-        batch's maximiser and hands E_q||x - f(z)||^2 to ``on_sq``.
-        """
-        xs = module.scale_in(x)
-        mean, logvar = module.encode_standardised(xs)
-        if module.bernoulli:
-            logits = module.decoder(reparameterize(mean, logvar, eps))
-            expected = bernoulli_expected_log_prob(x, logits)
-        else:
-            sq = module.expected_sq_error(xs, mean, logvar, eps)
-            if log_c is None:
-                log_c = optimal_log_variance(sq.detach(), xs.shape[-1])
-                on_sq(sq.detach())
-            expected = gaussian_expected_log_prob(sq, xs.shape[-1], log_c)
-        return expected - beta * kl_to_standard_normal(mean, logvar)
-
+    # ------------------------------------------------------------- objective
     def _objective(self, module, generator):
         """Minus the beta-weighted ELBO, averaged over the rows of a batch.
 
-        A learned decoder variance is set to its exact maximiser for the batch,
-        c = mean E_q||x - f(z)||^2 / d, rather than followed by gradient steps
-        (which move log c by about the learning rate per step and lag far
-        behind). Since dELBO/dc = 0 there, the gradient for the networks is the
-        same as if c were a parameter at its optimum. The c that validation and
-        scoring use is set at the end of each epoch from all of the epoch's
-        training rows, not from one (possibly tiny) batch. Full-batch L-BFGS
-        needs a deterministic objective, so it uses one fixed draw per row;
-        validation does too.
-
-        Trained data-parallel, each rank sets a batch's c from its own rows of
-        the batch (the ranks do not wait for each other mid-step), and the
-        epoch's c from all the ranks' rows.
+        The family may learn statistics of its own from the training batches
+        (the Gaussian's decoder variance: see
+        :class:`~skvae._likelihoods._gaussian.Gaussian`), through the epoch
+        hooks; with several ranks, from all the ranks' rows. Full-batch
+        L-BFGS needs a deterministic objective, so it uses one fixed draw per
+        row; validation does too.
         """
-        exact = self._exact_expectation(module)
+        exact = module.exact()
         lbfgs = self._solver() == "lbfgs"
-        learned = self._learns_variance()
-        epoch = {}  # on the device: sum of E_q||x - f(z)||^2 and rows, this epoch
 
         def draws(x):
             if exact:
@@ -417,40 +378,37 @@ class VariationalAutoencoder(BaseAutoencoder):
             shape = (1, len(x), module.score_eps.shape[1])
             return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
 
-        def record(sq):
-            epoch["sq"] += sq.sum()
-            epoch["rows"] += len(sq)
-
         def loss(module, x):
-            log_c = None if learned else module.log_noise_variance
-            return -self._elbo(module, x, draws(x), log_c, self.beta, record).mean()
+            return -module.elbo(x, draws(x), self.beta, fit=True).mean()
 
         def row_loss(module, x):
             eps = None if exact else cycled_draws(module, x)
-            return -self._elbo(module, x, eps, module.log_noise_variance, self.beta)
+            return -module.elbo(x, eps, self.beta)
 
         def begin_epoch(module, total):
-            epoch["sq"] = torch.zeros((), dtype=torch.float64, device=module.offset.device)
-            epoch["rows"] = 0
+            module.family.begin_epoch()
 
         def end_epoch(module, total):
-            if not learned:
-                return
-            # with several ranks, every rank's rows of the epoch: the same c on all
-            sq, rows = total(torch.stack([epoch["sq"], epoch["sq"].new_tensor(epoch["rows"])]))
-            if rows > 0:
-                sq = (sq / rows).to(module.offset.dtype)
-                module.log_noise_variance.copy_(optimal_log_variance(sq, module.offset.numel()))
+            module.family.end_epoch(total)
 
         return Objective(loss, row_loss, begin_epoch, end_epoch)
 
+    # ------------------------------------------------------ the fitted verbs
+    def _encode(self, module, x):
+        """The posterior mean g(x): a deterministic code."""
+        return module.encode(x)[0]
+
+    def _decode(self, module, z):
+        """The decoder's mean in the data's units (probabilities, rates, ...)."""
+        return module.decode(z)
+
     def _score_copies(self):
-        return 1 if self._exact_expectation(self.module_) else len(self.module_.score_eps)
+        return 1 if self.module_.exact() else len(self.module_.score_eps)
 
     def _score_rows(self, module, x):
         """The ELBO itself (beta = 1), so that it bounds the log-likelihood."""
-        elbo = self._elbo(module, x, module.score_eps[:, None, :], module.log_noise_variance)
-        return -self._in_data_units(module, -elbo)
+        eps = None if module.exact() else module.score_eps[:, None, :]
+        return module.elbo(x, eps) + module.log_unit_change()
 
     # --------------------------------------------------------------- public
     def score_samples(self, X):
@@ -488,9 +446,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         return super().score(X)
 
     def _add_noise(self, means, rng):
-        if self.module_.bernoulli:  # each pixel is 1 with the decoded probability
-            return (rng.uniform(size=means.shape) < means).astype(means.dtype)
-        return super()._add_noise(means, rng)
+        return self.module_.family.sample(means, rng, float(self.module_.scale))
 
     def _draw_latent(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))

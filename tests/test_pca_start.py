@@ -18,7 +18,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skvae import Autoencoder, VariationalAutoencoder
-from skvae._modules import balanced_draws, init_parameters
+from skvae._modules import init_parameters
+from skvae._vae_module import balanced_draws
 from skvae._training import _significantly_better
 from skvae.metrics import reconstruction_error
 
@@ -78,7 +79,7 @@ def test_vae_starts_at_probabilistic_pca(k):
     X_new = _spiked(n=50, seed=1) * 1e3  # rows the start never saw
     np.testing.assert_allclose(est.score_samples(X_new), pca.score_samples(X_new), rtol=1e-9)
     np.testing.assert_allclose(
-        float(est.module_.log_noise_variance.exp() * est.module_.scale**2),
+        float(est.module_.family.log_noise_variance.exp() * est.module_.scale**2),
         pca.noise_variance_,
         rtol=1e-9,
     )

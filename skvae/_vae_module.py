@@ -1,0 +1,195 @@
+"""The VAE as a torch module with its verbs: encode, reparameterize, decode, elbo.
+
+After pytorch/examples' VAE, each verb is a few lines with its equation; the
+decoder's distribution is a likelihood family (:mod:`skvae._likelihoods`), so
+nothing here branches on which one. No scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ._likelihoods import C_FLOOR, Family
+from ._modules import ACTIVATIONS, LinearPlusMLP, ScaledIO, _linear, mlp, padded
+
+#: Smallest noise variance of the start, as a share of the data's variance.
+NOISE_FLOOR = C_FLOOR
+
+#: Bound on the posterior log-variance (standardised units).
+LOGVAR_BOUND = 30.0
+
+
+class VAEModule(ScaledIO):
+    """Gaussian encoder x -> (g(x), log h(x)^2), decoder z -> f(z), family p(x | f(z)).
+
+    With hidden layers, the mean is an affine map of the encoder's input plus
+    an MLP head on a shared body, the log variance an MLP head on that body,
+    and the decoder an affine map plus an MLP correction; without them all
+    three are affine. The encoder reads ``family.encoder_input(x)``
+    standardised (see :class:`~skvae._modules.ScaledIO`).
+
+    The buffer ``score_eps`` holds draws of eps ~ N(0, I), fixed once per fit
+    (:func:`balanced_draws`, at least twice as many as latent dimensions),
+    with which the ELBO is estimated when it has no closed form.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_components: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        family: Family,
+        dtype: torch.dtype,
+    ) -> None:
+        super().__init__()
+        hidden = list(hidden_layer_sizes)
+        self.body = mlp([n_features, *hidden], activation, dtype)
+        if hidden:
+            self.body.append(ACTIVATIONS[activation]())
+        width = hidden[-1] if hidden else n_features
+        self.skip = _linear(n_features, n_components, dtype) if hidden else None
+        self.mean_head = _linear(width, n_components, dtype)
+        self.logvar_head = _linear(width, n_components, dtype)
+        self.decoder = LinearPlusMLP(n_components, n_features, hidden[::-1], activation, dtype)
+        self.family = family
+        n_draws = max(32, 2 * n_components)
+        self.register_buffer("score_eps", torch.zeros(n_draws, n_components, dtype=dtype))
+        self._init_scaling(n_features, dtype)
+
+    # ----------------------------------------------------------- the verbs
+    def standardised_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale_in(self.family.encoder_input(x))
+
+    def encode_standardised(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(xs)
+        mean = self.mean_head(h)
+        if self.skip is not None:
+            mean = mean + self.skip(xs)
+        # Clamped: far outside the data a head can output log-variances whose
+        # exp overflows, and inf - inf turns a very low score into NaN. The bound
+        # (posterior sd up to e^15 data scales) is never reached on the data:
+        # pPCA's own log-variance log(s2 / L) is above -14 - log(d).
+        return mean, self.logvar_head(h).clamp(-LOGVAR_BOUND, LOGVAR_BOUND)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior q(z|x) = N(mean, diag exp(logvar)) of each row."""
+        return self.encode_standardised(self.standardised_input(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x|z) in the data's units."""
+        out = self.decoder(z)
+        return self.scale_out(out) if self.family.standardised else self.family.mean(out)
+
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        """What the family's log-density reads: x, standardised if the family is."""
+        return self.scale_in(x) if self.family.standardised else x
+
+    def exact(self) -> bool:
+        """E_q log p(x|z) has a closed form (no draws needed)."""
+        return self.family.exact(self.decoder)
+
+    def elbo(self, x, eps, beta=1.0, mask=None, fit=False) -> torch.Tensor:
+        """Per-row E_q log p(x|z) - beta KL(q(z|x) || N(0, I)) (Kingma & Welling, eq. 3),
+        in the family's units (see :meth:`log_unit_change`).
+
+        ``eps`` (draws x rows-or-1 x k) are the draws of the reparameterisation;
+        None where :meth:`exact`. ``fit`` marks a training batch.
+        """
+        mean, logvar = self.encode(x)
+        expected = self.family.expected_log_prob(
+            self.decoder, self.target(x), mean, logvar, eps, mask, fit
+        )
+        return expected - beta * kl_to_standard_normal(mean, logvar)
+
+    def log_unit_change(self) -> float:
+        """A log-density in the data's units minus one in the family's."""
+        return self.family.log_unit_change(float(self.scale))
+
+    @torch.no_grad()
+    def set_scaling(self, X, max_rows=4096, mean=None) -> None:
+        super().set_scaling(X, max_rows, mean)
+        self.family.on_scaling(float(self.scale))
+
+    @torch.no_grad()
+    def start_at_ppca(
+        self,
+        components: torch.Tensor,
+        variances: torch.Tensor,
+        noise_variance: float,
+    ) -> None:
+        """Start at the probabilistic-PCA optimum (Tipping & Bishop, 1999).
+
+        With principal axes U (``components``) of the standardised encoder
+        input, their variances L and the noise variance s2, pPCA's decoder is
+        W = U (L - s2 I)^(1/2) with variance c = s2, and its exact posterior is
+        N(M^-1 W' x, s2 M^-1) with M = W'W + s2 I = L: a linear mean and a
+        constant log-variance log(s2 / L). Corrections start at zero, so a
+        Gaussian ELBO starts equal to pPCA's log-likelihood. Latent dimensions
+        beyond the given axes start at the prior and are ignored by the
+        decoder. The family sets the decoder from W (see also :meth:`calibrate`).
+        """
+        k = self.mean_head.out_features
+        # the floor keeps log s2 finite (one row, constant features)
+        noise_variance = max(self.family.start_noise_variance(noise_variance), NOISE_FLOOR)
+        s2 = torch.as_tensor(noise_variance, dtype=variances.dtype)
+        L = variances.clamp_min(s2)
+        root = torch.sqrt(L - s2)
+        posterior_mean = padded((root / L)[:, None] * components.T, k)
+        mean_map = self.skip if self.skip is not None else self.mean_head
+        mean_map.weight.copy_(posterior_mean)
+        mean_map.bias.zero_()
+        if self.skip is not None:
+            self.mean_head.weight.zero_()
+            self.mean_head.bias.zero_()
+        self.logvar_head.weight.zero_()
+        self.logvar_head.bias.copy_(padded(torch.log(s2 / L), k))
+        W = padded((components * root).T, k).T
+        self.family.start(self.decoder, W, float(s2))
+
+    @torch.no_grad()
+    def calibrate(self, rows: torch.Tensor) -> None:
+        """Let the family set what PCA does not give (a bias, a dispersion) from
+        some training ``rows`` and their codes at the start."""
+        self.family.calibrate(self.decoder, rows, self.encode(rows)[0])
+
+
+# --------------------------------------------------------------------------- #
+# The posterior's distributions, as pure functions
+# --------------------------------------------------------------------------- #
+def balanced_draws(
+    n_draws: int, n_components: int, generator: torch.Generator, dtype: torch.dtype
+) -> torch.Tensor:
+    """Standard normal draws (n_draws x k) with sample mean 0 and covariance I exactly.
+
+    Antithetic pairs (eps, -eps), interleaved, after whitening the first of
+    each pair so that their second moment is the identity. A Monte Carlo
+    average over these draws of any polynomial of degree two in eps is then
+    exact: the expected squared error of a linear decoder has no Monte Carlo
+    error, so a model that starts at probabilistic PCA scores exactly
+    ``PCA.score``, and one near it nearly so. Needs ``n_draws >= 2k``.
+    """
+    half = n_draws // 2
+    g = torch.randn(half, n_components, generator=generator, device=generator.device)
+    g = g.to(dtype=torch.float64)
+    cholesky = torch.linalg.cholesky(g.T @ g / half)
+    g = torch.linalg.solve_triangular(cholesky, g.T, upper=False).T  # g'g / half = I
+    return torch.stack([g, -g], dim=1).reshape(2 * half, n_components).to(dtype)
+
+
+def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = g(x) + h(x) * eps, differentiable in g and h (Kingma & Welling, eq. 10)."""
+    return mean + torch.exp(0.5 * logvar) * eps
+
+
+def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(m, diag s^2) || N(0, I)) = 1/2 sum(m^2 + s^2 - 1 - log s^2), per row."""
+    return 0.5 * torch.sum(mean**2 + logvar.exp() - 1.0 - logvar, dim=-1)
+
+
+def cycled_draws(module: VAEModule, x: torch.Tensor) -> torch.Tensor:
+    """One fixed draw per row, row i taking score_eps[i % n_draws]: shape (1, rows, k)."""
+    draws = module.score_eps
+    return draws[torch.arange(len(x), device=draws.device) % len(draws)][None]
