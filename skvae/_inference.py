@@ -97,6 +97,12 @@ class InferenceMixin(TransformerMixin):
 
     def _row_scores(self, X) -> np.ndarray:
         X, check = self._inference_data(X)
+        # rows outside the model's support (negative counts, say) get a clear error
+        support = getattr(self.module_, "check_support", None)
+        if support is not None and check is None:
+            support(X)
+        elif support is not None:
+            check = functools.partial(_checked, check, support)
         return self._map_rows(self._score_rows, X, 1, self._score_copies(), check)[:, 0]
 
     def _score_copies(self) -> int:
@@ -157,3 +163,10 @@ class InferenceMixin(TransformerMixin):
         """Draw from the decoder's distribution around ``means``: Gaussian here."""
         scale = np.sqrt(self.noise_variance_)
         return means + (scale * rng.standard_normal(means.shape)).astype(means.dtype)
+
+
+def _checked(check, support, rows: np.ndarray) -> np.ndarray:
+    """``check`` a chunk of out-of-core rows, then the model's ``support``."""
+    rows = check(rows)
+    support(rows)
+    return rows

@@ -104,6 +104,10 @@ class VAEModule(ScaledIO):
         )
         return expected - beta * kl_to_standard_normal(mean, logvar)
 
+    def check_support(self, X) -> None:
+        """Raise a ``ValueError`` for rows outside the likelihood's support."""
+        self.family.check(X)
+
     def log_unit_change(self) -> float:
         """A log-density in the data's units minus one in the family's."""
         return self.family.log_unit_change(float(self.scale))

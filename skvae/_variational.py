@@ -225,7 +225,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "init": [StrOptions({"pca", "random"})],
-        "likelihood": [StrOptions(set(FAMILIES))],
+        "likelihood": [StrOptions(FAMILIES.keys())],  # live: registered families count
         "decoder_variance": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
         "library_size": ["boolean"],
         "beta": [Interval(Real, 0, None, closed="left")],
