@@ -160,7 +160,6 @@ class Trainer:
         config: TrainingConfig,
         generator: torch.Generator,
         device: torch.device,
-        log: Callable[[str], None] = print,
         ranks: Ranks = LOCAL,
     ) -> None:
         self.module = module
@@ -169,7 +168,7 @@ class Trainer:
         self.config = config
         self.generator = generator
         self.device = device
-        self.log = log if ranks.rank == 0 else _alone  # verbose: one rank prints
+        self.log = print if ranks.rank == 0 else _alone  # verbose: one rank prints
         self.history = History()
         self.has_grad: list[bool] | None = None  # which parameters get gradients
 
@@ -470,16 +469,3 @@ def _to_cpu(state):
     if isinstance(state, list | tuple):
         return type(state)(_to_cpu(value) for value in state)
     return state
-
-
-def train(
-    module: nn.Module,
-    objective: Objective,
-    X: torch.Tensor,
-    config: TrainingConfig,
-    generator: torch.Generator,
-    device: torch.device,
-    log: Callable[[str], None] = print,
-) -> History:
-    """Fit ``module`` on ``X`` with a :class:`Trainer`; returns the history."""
-    return Trainer(module, objective, config, generator, device, log).fit(X)

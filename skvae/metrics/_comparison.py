@@ -113,9 +113,3 @@ def max_principal_angle(a, b, *, degrees: bool = True) -> float:
     0.0
     """
     return float(np.max(principal_angles(a, b, degrees=degrees)))
-
-
-# ---------------------------------------------------------------------------
-# Latent regularity: are samples realistic, and is the latent space continuous
-# and covered? Only the public API of the estimators is used.
-# ---------------------------------------------------------------------------
