@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._placement import is_out_of_core, map_rows, resolve_device
-from ._validation import FLOATS, check_features
+from ._placement import map_rows, resolve_device
+from ._validation import FLOATS, inference_rows
 
 
 class InferenceMixin(TransformerMixin):
@@ -35,15 +35,9 @@ class InferenceMixin(TransformerMixin):
         return map_rows(self.module_, fn, X, out_width, device, copies, check)
 
     def _inference_data(self, X):
-        """Validate rows to encode or score: (X, per-chunk check or None).
-
-        An out-of-core X is checked chunk by chunk as it is read, not copied.
-        """
+        """Validate rows to encode or score: (X, per-chunk check or None)."""
         check_is_fitted(self)
-        if not is_out_of_core(X):
-            return validate_data(self, X, dtype=FLOATS, reset=False), None
-        check_features(self, X, reset=False)
-        return X, functools.partial(check_array, dtype=FLOATS, input_name="X")
+        return inference_rows(self, X)
 
     def _inference_device(self) -> torch.device:
         """``device``, or the CPU with a warning where this machine lacks it.

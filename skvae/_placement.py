@@ -109,7 +109,7 @@ class Rows:
         return Rows(self.data, self.dtype, self.start + start, self.start + stop)
 
     def _tensor(self, rows) -> torch.Tensor:
-        return torch.from_numpy(np.array(rows, copy=True, order="C")).to(self.dtype)
+        return torch.from_numpy(dense(rows, copy=True)).to(self.dtype)
 
     def __getitem__(self, key) -> torch.Tensor:
         if isinstance(key, slice):
@@ -126,6 +126,31 @@ class Rows:
     def to(self, device=None, dtype=None) -> torch.Tensor:
         """All the rows in memory: for full-batch L-BFGS, which needs them."""
         return self[:].to(device=device, dtype=dtype)
+
+
+def dense(rows, copy: bool = False) -> np.ndarray:
+    """A C-ordered NumPy array of ``rows``: a chunk of a sparse matrix densified."""
+    if hasattr(rows, "toarray"):
+        return rows.toarray(order="C")
+    return np.array(rows, copy=True, order="C") if copy else np.ascontiguousarray(rows)
+
+
+class MappedRows:
+    """``fn`` of the rows of ``X`` (a tensor or :class:`Rows`), a slice at a time.
+
+    Supports what the start reads: ``len``, ``shape``, ``dtype``, ``device`` and
+    slices; ``fn`` maps rows to rows of the same width.
+    """
+
+    def __init__(self, X: torch.Tensor | Rows, fn: Callable[[torch.Tensor], torch.Tensor]):
+        self.X, self.fn = X, fn
+        self.shape, self.dtype, self.device = tuple(X.shape), X.dtype, X.device
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        return self.fn(self.X[key])
 
 
 def column_mean(X: torch.Tensor | Rows) -> torch.Tensor:
@@ -176,7 +201,8 @@ def map_rows(
     there (see :func:`on_device`). ``check`` validates each chunk of rows read
     from an out-of-core X. A chunk holds about ``CHUNK_ELEMENTS`` activations of
     the widest layer, times ``copies`` when ``fn`` runs each row several times
-    (Monte Carlo draws), so memory does not grow with the number of rows.
+    (Monte Carlo draws), so memory does not grow with the number of rows; a
+    sparse X is densified one chunk at a time.
     """
     model_dtype = next(module.parameters()).dtype
     out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
@@ -192,7 +218,7 @@ def map_rows(
             rows = X[start : start + step]
             if check is not None:
                 rows = check(rows)
-            chunk = as_tensor(np.ascontiguousarray(rows))
+            chunk = as_tensor(dense(rows))
             result = fn(module, chunk.to(device=device, dtype=model_dtype))
             out[start : start + step] = result.reshape(len(chunk), -1).cpu().numpy()
     return out

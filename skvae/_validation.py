@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.utils.validation import check_array, validate_data
 
-from ._placement import CHUNK_ELEMENTS, Rows, as_tensor, is_out_of_core
+from ._placement import CHUNK_ELEMENTS, Rows, as_tensor, dense, is_out_of_core
 
 FLOATS = [np.float64, np.float32]
 
@@ -27,6 +30,9 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
     of the estimator's outputs. A memmap (or an array that slices like one)
     is checked one block of rows at a time and never read into memory whole.
     """
+    if sp.issparse(X):  # CSR (other formats converted), densified a block at a time
+        X = validate_data(estimator, X, accept_sparse="csr", dtype=FLOATS, reset=reset)
+        return _blockwise(estimator, X, dtype, row_sums, X.dtype)
     if not is_out_of_core(X):
         X = validate_data(estimator, X, dtype=FLOATS, order="C", reset=reset)
         dtype = dtype or estimator._compute_dtype(X.dtype)
@@ -35,13 +41,34 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
         sums = X.sum(axis=1, dtype=np.float64) if row_sums else None
         return as_tensor(X).to(dtype), sums  # no copy when the dtype is already right
     check_features(estimator, X, reset)
+    input_dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+    return _blockwise(estimator, X, dtype, row_sums, input_dtype)
+
+
+def _blockwise(estimator, X, dtype, row_sums: bool, input_dtype: np.dtype):
+    """Check X one block of rows at a time; X's rows as :class:`Rows`."""
     dtype = dtype or estimator._compute_dtype(X.dtype)
     step = max(1, CHUNK_ELEMENTS // max(X.shape[1], 1))
     sums = []
     for start in range(0, X.shape[0], step):
-        block = check_array(X[start : start + step], dtype=FLOATS, input_name="X")
+        block = X[start : start + step]
+        block = dense(block) if sp.issparse(block) else check_array(block, dtype=FLOATS)
         estimator._check_training_data(block, dtype)
         if row_sums:
             sums.append(block.sum(axis=1, dtype=np.float64))
-    estimator._input_dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
+    estimator._input_dtype = input_dtype
     return Rows(X, dtype), np.concatenate(sums) if row_sums else None
+
+
+def inference_rows(estimator, X):
+    """Validate rows to encode or score: (X, a per-chunk check or None).
+
+    An out-of-core X is checked chunk by chunk as it is read, not copied; a
+    sparse one is densified a chunk at a time.
+    """
+    if sp.issparse(X):
+        return validate_data(estimator, X, accept_sparse="csr", dtype=FLOATS, reset=False), dense
+    if not is_out_of_core(X):
+        return validate_data(estimator, X, dtype=FLOATS, reset=False), None
+    check_features(estimator, X, reset=False)
+    return X, functools.partial(check_array, dtype=FLOATS, input_name="X")

@@ -11,7 +11,7 @@ from ._active_units import active_units
 from ._base import BaseAutoencoder
 from ._likelihoods import FAMILIES
 from ._modules import ACTIVATIONS
-from ._placement import random_rows
+from ._placement import MappedRows, random_rows
 from ._training import Objective
 from ._vae_module import VAEModule, balanced_draws, cycled_draws
 
@@ -323,13 +323,12 @@ class VariationalAutoencoder(BaseAutoencoder):
             rows = random_rows(X, _START_ROWS, generator).to(device, module.offset.dtype)
             family.set_reference(rows)
         inputs = X
-        if family.transforms_input():
-            if not torch.is_tensor(X):
-                raise ValueError(
-                    f"likelihood={self.likelihood!r} reads its training rows in memory; "
-                    "load the out-of-core array first (e.g. with np.asarray)."
-                )
-            inputs = family.encoder_input(X)
+        if family.transforms_input():  # the start reads what the encoder reads
+            inputs = (
+                family.encoder_input(X)
+                if torch.is_tensor(X)
+                else MappedRows(X, family.encoder_input)
+            )
         super()._start(inputs, module, generator, device)
         if rows is not None and self.init == "pca":
             module.calibrate(rows)

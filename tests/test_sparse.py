@@ -1,0 +1,85 @@
+"""Sparse input: fitted, encoded and scored a batch at a time, as dense rows would be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.decomposition import PCA
+
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+from skvae._placement import CHUNK_ELEMENTS
+from skvae.metrics import max_principal_angle
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def _sparse_counts(n=600, d=40, density=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    return sp.random(
+        n, d, density=density, format="csr", random_state=seed,
+        data_rvs=lambda size: rng.poisson(3, size) + 1.0,
+    )  # fmt: skip
+
+
+def test_linear_autoencoder_on_sparse_matches_pca_of_the_same_matrix():
+    X = _sparse_counts()
+    lae = LinearAutoencoder(n_components=5).fit(X)
+    pca = PCA(n_components=5, svd_solver="covariance_eigh").fit(X)
+    assert max_principal_angle(lae, pca) < 0.01
+    np.testing.assert_allclose(lae.score(X), pca.score(X.toarray()), rtol=1e-9)
+    np.testing.assert_allclose(lae.explained_variance_, pca.explained_variance_, rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: LinearAutoencoder(n_components=3),
+        lambda: Autoencoder(n_components=3, hidden_layer_sizes=(8,), max_iter=3, random_state=0),
+        lambda: VariationalAutoencoder(
+            n_components=3, hidden_layer_sizes=(8,), max_iter=3, random_state=0
+        ),
+        lambda: VariationalAutoencoder(
+            n_components=3,
+            likelihood="negative_binomial",
+            hidden_layer_sizes=(8,),
+            max_iter=3,
+            random_state=0,
+        ),  # fmt: skip
+    ],
+    ids=["linear", "autoencoder", "vae", "vae-nb"],
+)
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_fits_and_scores_as_its_dense_rows(make, fmt):
+    X = _sparse_counts(n=300)
+    dense = make().fit(X.toarray())
+    sparse = make().fit(X.asformat(fmt))
+    # the same rows in the same batches; the linear model's moments are summed
+    # in other chunks, so equal up to rounding
+    Z_sparse, Z_dense = sparse.transform(X.asformat(fmt)), dense.transform(X.toarray())
+    np.testing.assert_allclose(Z_sparse, Z_dense, rtol=1e-6, atol=1e-6)
+    scores = sparse.score_samples(X), dense.score_samples(X.toarray())
+    np.testing.assert_allclose(*scores, rtol=1e-8)
+    assert sparse.transform(X.astype(np.float32)).dtype == np.float32
+
+
+def test_sparse_is_never_densified_whole(monkeypatch):
+    """Every densified block is a bounded block of rows, never the matrix."""
+    X = _sparse_counts(n=20_000, d=300, density=0.01)
+    rows = []
+    original = sp.csr_matrix.toarray
+
+    def recording(self, *args, **kwargs):
+        rows.append(self.shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", recording)
+    for model in (
+        LinearAutoencoder(n_components=3),
+        VariationalAutoencoder(n_components=3, hidden_layer_sizes=(8,), max_iter=1),
+    ):
+        rows.clear()
+        model.fit(X).transform(X)
+        model.score_samples(X)
+        # blocks of a bounded number of elements, however many rows X has
+        assert rows and max(rows) * X.shape[1] <= CHUNK_ELEMENTS < X.shape[0] * X.shape[1]
