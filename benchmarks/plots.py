@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from sklearn.utils import check_random_state
 
+from . import regularity
 from .compare import MODELS, FittedModels
-from .regularity import plot_regularity
 
 __all__ = [
     "draw_samples",
@@ -29,6 +29,7 @@ __all__ = [
     "plot_error_vs_k",
     "plot_interpolation",
     "plot_latent_2d",
+    "plot_regularity",
     "plot_samples",
 ]
 
@@ -154,6 +155,70 @@ def plot_error_vs_k(results: pd.DataFrame, out_dir, filename: str = "error_vs_k.
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, title="model", loc="outside right center")
     fig.suptitle("Held-out reconstruction error vs. latent size (lower is better)")
+    return _save(fig, out_dir, filename)
+
+
+def plot_regularity(results_df: pd.DataFrame, out_dir, filename: str = "regularity.png") -> Path:
+    """Bar charts of the latent-regularity columns, one panel per metric.
+
+    In each panel the bars are grouped by data set (and latent size ``k``,
+    when the table has that column), one bar per model; a dashed line marks
+    the metric's best value (:data:`benchmarks.regularity.IDEAL`).
+
+    Parameters
+    ----------
+    results_df : pandas.DataFrame
+        One row per fitted model, with columns ``dataset``, ``model``,
+        optionally ``k``, and the columns of
+        :func:`benchmarks.regularity.regularity_columns` (those present are
+        drawn).
+    out_dir : str or path-like
+        Directory to write into (created if missing).
+    filename : str, default="regularity.png"
+        Name of the PNG file.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The written file.
+    """
+    metrics = [name for name in regularity.COLUMNS if name in results_df.columns]
+    if not metrics:
+        raise ValueError(
+            f"results_df has none of the regularity columns {list(regularity.COLUMNS)}; "
+            "compute them with regularity_columns first."
+        )
+    keys = ["dataset", "k"] if "k" in results_df.columns else ["dataset"]
+    groups = results_df.set_index(keys).index.unique()
+    models = list(dict.fromkeys(results_df["model"]))
+    labels = [f"{g[0]}\nk={g[1]}" if isinstance(g, tuple) else str(g) for g in groups]
+    n_cols = min(3, len(metrics))
+    n_rows = -(-len(metrics) // n_cols)
+    panel_width = max(3.0, 0.45 * len(groups) * len(models))
+    fig = _new_figure(1.2 + n_cols * panel_width, 0.8 + 2.8 * n_rows)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    width = 0.8 / len(models)
+    positions = np.arange(len(groups))
+    for ax, metric in zip(axes, metrics, strict=False):
+        table = results_df.pivot_table(index=keys, columns="model", values=metric)
+        table = table.reindex(index=groups, columns=models)
+        for i, model in enumerate(models):
+            ax.bar(
+                positions + (i - (len(models) - 1) / 2) * width,
+                table[model].to_numpy(),
+                width,
+                label=_SHORT.get(model, model),
+                color=_STYLE.get(model, {}).get("color"),
+            )
+        ax.axhline(regularity.IDEAL[metric], color="grey", linestyle="--", linewidth=1)
+        ax.set_xticks(positions, labels)
+        ax.set_title(regularity.COLUMNS[metric], fontsize="medium")
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    handles, legend_labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, legend_labels, title="model", loc="outside right center")
+    fig.suptitle("Latent regularity (dashed: the best value)")
     return _save(fig, out_dir, filename)
 
 

@@ -1,8 +1,12 @@
 """The PCA comparison in benchmarks/: a tiny quick run, its table, CSV and figures."""
 
+import ast
 import contextlib
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +15,7 @@ import sklearn
 import torch
 from sklearn.decomposition import PCA
 
+import benchmarks
 import skvae
 from benchmarks import datasets
 from benchmarks.__main__ import main
@@ -203,3 +208,86 @@ def test_scale_partial_fit_dask_and_precision_are_sane(quick_scale):
     precision = tables["precision"]
     assert len(precision) == 2 * 2 * 2  # data sets x models x dtypes
     assert np.isfinite(precision[["time_ratio", "mse_ratio"]].to_numpy()).all()
+
+
+# ------------------------------------------------------------ the package's shape
+BENCHMARKS = Path(benchmarks.__file__).resolve().parent
+
+
+def _imported_benchmark_modules(path: Path) -> set[str]:
+    """The benchmarks modules that ``path`` imports, inside functions too."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module is None:  # from . import x
+                names.update(alias.name for alias in node.names)
+            elif node.level == 1:  # from .x import y
+                names.add(node.module.split(".")[0])
+            elif node.module and node.module.startswith("benchmarks."):
+                names.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("benchmarks."):
+                    names.add(alias.name.split(".")[1])
+    return names
+
+
+def test_benchmark_modules_import_one_another_without_a_cycle():
+    graph = {p.stem: _imported_benchmark_modules(p) for p in BENCHMARKS.glob("*.py")}
+    assert graph["compare"] >= {"regularity", "datasets"}  # the parser sees imports
+    visiting, done = [], set()
+
+    def visit(module):
+        if module in visiting:
+            pytest.fail(
+                f"import cycle: {' -> '.join([*visiting[visiting.index(module) :], module])}"
+            )
+        if module in done or module not in graph:
+            return
+        visiting.append(module)
+        for other in sorted(graph[module]):
+            visit(other)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+
+
+def test_the_comparison_runs_without_matplotlib():
+    # only benchmarks.plots draws: the table and CSV need no bench extra
+    code = (
+        "import sys, benchmarks.compare, benchmarks.__main__; print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_every_entry_point_is_named_in_the_package_docstring():
+    scripts = [
+        p.stem for p in BENCHMARKS.glob("*.py") if '__name__ == "__main__"' in p.read_text()
+    ]
+    assert {"__main__", "speed", "memory", "scale", "peers"} <= set(scripts)
+    for name in scripts:
+        command = "python -m benchmarks" + ("" if name == "__main__" else f".{name}")
+        assert f"``{command}``" in benchmarks.__doc__, name
+
+
+def test_the_device_is_resolved_as_the_estimators_resolve_it(monkeypatch):
+    # under torchrun on a 4-GPU node, rank 2 uses cuda:2 (as skvae's estimators
+    # do), not cuda:0 with every other rank
+    from benchmarks import compare
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(
+        torch.cuda, "get_device_name", lambda d: f"GPU {torch.device(d).index or 0}"
+    )
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert compare._device_and_name("auto") == ("cuda:2", "GPU 2")
+    assert compare._device_and_name("cuda:1") == ("cuda:1", "GPU 1")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert compare._device_and_name("auto") == ("cuda", "GPU 0")
+    assert compare._device_and_name("cpu") == ("cpu", "cpu")
+    with pytest.raises(ValueError, match="not a device torch knows"):
+        run(datasets=["s_curve"], device="gpu7")
