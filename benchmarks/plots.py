@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 from sklearn.utils import check_random_state
 
 from . import regularity
@@ -159,11 +159,14 @@ def plot_error_vs_k(results: pd.DataFrame, out_dir, filename: str = "error_vs_k.
 
 
 def plot_regularity(results_df: pd.DataFrame, out_dir, filename: str = "regularity.png") -> Path:
-    """Bar charts of the latent-regularity columns, one panel per metric.
+    """Bar charts of the latent-regularity columns: a row per metric, a column per data set.
 
-    In each panel the bars are grouped by data set (and latent size ``k``,
-    when the table has that column), one bar per model; a dashed line marks
-    the metric's best value (:data:`benchmarks.regularity.IDEAL`).
+    In each panel the bars are grouped by latent size ``k`` (when the table
+    has that column), one bar per model, on the panel's own scale; a dashed
+    line marks the metric's best value (:data:`benchmarks.regularity.IDEAL`).
+    The figure grows downwards with the metrics and is at most about 16
+    inches (some 1900 pixels) wide whatever the number of data sets, so that
+    one metric's row can be read at once on a laptop screen.
 
     Parameters
     ----------
@@ -188,37 +191,51 @@ def plot_regularity(results_df: pd.DataFrame, out_dir, filename: str = "regulari
             f"results_df has none of the regularity columns {list(regularity.COLUMNS)}; "
             "compute them with regularity_columns first."
         )
-    keys = ["dataset", "k"] if "k" in results_df.columns else ["dataset"]
-    groups = results_df.set_index(keys).index.unique()
+    has_k = "k" in results_df.columns
+    names = list(dict.fromkeys(results_df["dataset"]))
     models = list(dict.fromkeys(results_df["model"]))
-    labels = [f"{g[0]}\nk={g[1]}" if isinstance(g, tuple) else str(g) for g in groups]
-    n_cols = min(3, len(metrics))
-    n_rows = -(-len(metrics) // n_cols)
-    panel_width = max(3.0, 0.45 * len(groups) * len(models))
-    fig = _new_figure(1.2 + n_cols * panel_width, 0.8 + 2.8 * n_rows)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    panel_width = min(2.7, 13.5 / len(names))
+    fig = _new_figure(2.6 + panel_width * len(names), 0.8 + 1.9 * len(metrics))
+    axes = fig.subplots(len(metrics), len(names), squeeze=False)
     width = 0.8 / len(models)
-    positions = np.arange(len(groups))
-    for ax, metric in zip(axes, metrics, strict=False):
-        table = results_df.pivot_table(index=keys, columns="model", values=metric)
-        table = table.reindex(index=groups, columns=models)
-        for i, model in enumerate(models):
-            ax.bar(
-                positions + (i - (len(models) - 1) / 2) * width,
-                table[model].to_numpy(),
-                width,
-                label=_SHORT.get(model, model),
-                color=_STYLE.get(model, {}).get("color"),
-            )
-        ax.axhline(regularity.IDEAL[metric], color="grey", linestyle="--", linewidth=1)
-        ax.set_xticks(positions, labels)
-        ax.set_title(regularity.COLUMNS[metric], fontsize="medium")
-        ax.grid(True, axis="y", alpha=0.3)
-    for ax in axes[len(metrics) :]:
-        ax.set_visible(False)
-    handles, legend_labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, legend_labels, title="model", loc="outside right center")
-    fig.suptitle("Latent regularity (dashed: the best value)")
+    for col, name in enumerate(names):
+        subset = results_df[results_df["dataset"] == name]
+        ks = sorted(set(subset["k"])) if has_k else [None]
+        positions = np.arange(len(ks))
+        for row, metric in enumerate(metrics):
+            ax = axes[row, col]
+            table = subset.pivot_table(
+                index="k" if has_k else "dataset", columns="model", values=metric
+            ).reindex(columns=models)
+            for i, model in enumerate(models):
+                ax.bar(
+                    positions + (i - (len(models) - 1) / 2) * width,
+                    table[model].to_numpy(),
+                    width,
+                    label=_SHORT.get(model, model),
+                    color=_STYLE.get(model, {}).get("color"),
+                )
+            ax.axhline(regularity.IDEAL[metric], color="grey", linestyle="--", linewidth=1)
+            ax.set_xticks(positions, [f"k={k}" for k in ks] if has_k else [""])
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.tick_params(labelsize="small")
+            ax.grid(True, axis="y", alpha=0.3)
+            if row == 0:
+                ax.set_title(name)
+            if col == 0:
+                ax.set_ylabel(regularity.COLUMNS[metric], fontsize="small")
+    for row, metric in enumerate(metrics):
+        # rounding noise (1e-16 where every model is linear) is drawn as zero:
+        # each panel spans at least 5% of the largest value of its metric
+        values = np.abs(results_df[metric].to_numpy(dtype=float))
+        span = 0.05 * max(np.nanmax(values, initial=0.0), abs(regularity.IDEAL[metric]))
+        for ax in axes[row]:
+            bottom, top = ax.get_ylim()
+            if top - bottom < span:
+                ax.set_ylim(min(bottom, 0.0), max(top, bottom + span))
+    handles, legend_labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, legend_labels, title="model", loc="outside right upper")
+    fig.suptitle("Latent regularity on held-out rows, per data set (dashed: the best value)")
     return _save(fig, out_dir, filename)
 
 

@@ -291,3 +291,32 @@ def test_the_device_is_resolved_as_the_estimators_resolve_it(monkeypatch):
     assert compare._device_and_name("cpu") == ("cpu", "cpu")
     with pytest.raises(ValueError, match="not a device torch knows"):
         run(datasets=["s_curve"], device="gpu7")
+
+
+def _png_size(path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]  # the signature, then the IHDR chunk
+    assert header[12:16] == b"IHDR"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_the_regularity_figure_of_a_whole_run_fits_a_screen(tmp_path):
+    # the default run's table: 5 data sets x 3 k x 4 models, six measures
+    from benchmarks.plots import plot_regularity
+    from benchmarks.regularity import COLUMNS
+
+    rng = np.random.RandomState(0)
+    table = pd.DataFrame(
+        [
+            {"dataset": name, "k": k, "model": model, **{c: rng.rand() for c in COLUMNS}}
+            for name in datasets.DATASETS
+            for k in (1, 2, 5)
+            for model in MODEL_NAMES
+        ]
+    )
+    width, height = _png_size(plot_regularity(table, tmp_path))
+    # it was 9864 x 768: 60 bars a panel, unreadable unless zoomed far out
+    assert 1000 <= width <= 2000 and 600 <= height <= 2000, (width, height)
+    assert 0.8 <= width / height <= 2.5, (width, height)
+    # one data set alone is not stretched to the full width
+    alone = _png_size(plot_regularity(table[table["dataset"] == "digits"], tmp_path, "one.png"))
+    assert alone[0] < width / 2 and alone[1] == height
