@@ -241,3 +241,17 @@ def test_the_docs_extra_installs_what_the_gallery_needs():
         needed = {modules[m] for m in imported if m in modules}
         needed |= {extra for name, extra in functions.items() if f"{name}(" in source}
         assert needed <= extras["docs"], f"{path.name} needs skvae{sorted(needed)}"
+
+
+def test_the_patience_floor_quoted_in_the_docs_is_the_codes():
+    from skvae._stopping import MIN_PATIENCE_STEPS
+
+    sources = [*DOCS.rglob("*.rst"), *(ROOT / "skvae").rglob("*.py"), ROOT / "README.md"]
+    quoted = {}
+    for path in sources:
+        if not any(part in GENERATED for part in path.relative_to(ROOT).parts):
+            text = " ".join(path.read_text().split())  # phrases broken across lines
+            for number in re.findall(r"at least (\d+) optimiser steps", text):
+                quoted.setdefault(int(number), []).append(path.name)
+    assert len(sum(quoted.values(), [])) >= 3, quoted  # the user guide and two docstrings
+    assert set(quoted) == {MIN_PATIENCE_STEPS}, quoted
