@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +321,19 @@ def test_the_regularity_figure_of_a_whole_run_fits_a_screen(tmp_path):
     # one data set alone is not stretched to the full width
     alone = _png_size(plot_regularity(table[table["dataset"] == "digits"], tmp_path, "one.png"))
     assert alone[0] < width / 2 and alone[1] == height
+
+
+def test_a_default_fit_on_the_benchmark_data_ends_by_its_stopping_rule(one_thread):
+    # s_curve at k=2 improved on its held-out rows until epoch 238 and stopped
+    # at 272, but max_iter=200 cut it short with a ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning
+
+    data = datasets.load("s_curve")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = skvae.Autoencoder(2, random_state=0, device="cpu").fit(data.X_train)
+    assert model.n_iter_ < model.max_iter
+    scores = model.validation_scores_
+    # it stopped after its patience ran out, keeping the best epoch
+    assert model.best_validation_score_ == max(scores) > scores[0]
+    assert 200 < model.n_iter_ and scores.index(max(scores)) < model.n_iter_
