@@ -1,7 +1,31 @@
-"""Benchmarks of skvae against PCA: tables and figures, run with ``python -m benchmarks``.
+"""Benchmarks of skvae: against PCA, against a plain PyTorch loop, at scale.
 
-:mod:`benchmarks.datasets` holds the data sets, :mod:`benchmarks.compare` fits
-and measures the models (:func:`benchmarks.compare.run`) and
-:mod:`benchmarks.plots` draws the figures. ``python -m benchmarks --help``
-lists the options of the command line.
+Entry points, each a module run with ``python -m`` (``--help`` lists its options):
+
+``python -m benchmarks``
+    The main job: PCA against skvae's three estimators on every data set; a
+    table and a summary on stdout, ``results.csv`` and PNG figures in
+    ``benchmarks/results/``. :mod:`benchmarks.datasets` holds the data sets,
+    :mod:`benchmarks.regularity` the latent-regularity measures,
+    :mod:`benchmarks.compare` fits and measures the models
+    (:func:`benchmarks.compare.run`) and :mod:`benchmarks.plots` draws the
+    figures (it alone needs matplotlib).
+``python -m benchmarks.speed``
+    The training engine against a hand-written PyTorch loop, and
+    ``LinearAutoencoder`` against PCA.
+``python -m benchmarks.memory``
+    Peak memory of inference, which runs in chunks.
+``python -m benchmarks.scale``
+    How costs grow with rows: in memory, as a memmap, under a memory budget,
+    with ``partial_fit``, with Dask and with ``compute_dtype="float32"``.
+``python -m benchmarks.peers``
+    The default ``Autoencoder`` against a skorch autoencoder of the same shape
+    (needs the ``peers`` extra).
+
+A new entry point (the planned ``benchmarks.counts`` and ``benchmarks.impute``,
+for instance) is listed here too; ``tests/test_benchmarks.py`` checks that
+every module of the package that runs as a script is named above.
+
+The modules import one another in one direction only, ``datasets`` and
+``regularity`` <- ``compare`` <- ``plots`` <- ``__main__``, with no cycle.
 """

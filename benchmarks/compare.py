@@ -27,6 +27,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skvae
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+from skvae._placement import resolve_device
 from skvae.metrics import max_principal_angle, reconstruction_error
 
 from . import datasets as _datasets
@@ -193,15 +194,14 @@ _TABLE_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
-def _resolve_device(device: str) -> tuple[str, str]:
-    """The device the skvae estimators will use, and a readable name for it."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a device torch knows.") from exc
-    if resolved.type == "cuda" and torch.cuda.is_available():
+def _device_and_name(device: str) -> tuple[str, str]:
+    """The device the skvae estimators will use, and a readable name for it.
+
+    The estimators' own rule (:func:`skvae._placement.resolve_device`): under
+    ``torchrun``, ``"auto"`` is the GPU of ``LOCAL_RANK``.
+    """
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
         return str(resolved), torch.cuda.get_device_name(resolved)
     return str(resolved), resolved.type
 
@@ -325,7 +325,10 @@ def run(
         per data set, and ``max_iter=QUICK.max_iter`` epochs for the deep
         models (which then stop before converging).
     device : str, default="auto"
-        Passed to the skvae estimators (``"auto"``, ``"cpu"``, ``"cuda"``).
+        Passed to the skvae estimators (``"auto"``, ``"cpu"``, ``"cuda"``),
+        and resolved as they resolve it (``"auto"`` under ``torchrun``: the GPU
+        of ``LOCAL_RANK``); a device torch does not know or cannot see raises
+        ``ValueError`` before anything is fitted.
     log : callable or None, default=None
         Called with one line of progress (what is being fitted, time elapsed)
         before each fit, and after a fit that stopped at ``max_iter`` before
@@ -365,7 +368,7 @@ def run(
     """
     names = _check_names(datasets)
     ks = _check_ks(ks)
-    device_str, device_name = _resolve_device(device)
+    device_str, device_name = _device_and_name(device)
     constants = {
         "quick": quick,
         "device": device_str,

@@ -3,10 +3,11 @@
 ``python -m benchmarks.peers`` fits, on each benchmark data set and latent
 size, skvae's default :class:`~skvae.Autoencoder` and a skorch autoencoder of
 the same shape: encoder 256-128, mirrored decoder, ReLU, Adam at 1e-3,
-batches of 128, at most 200 epochs, trained on float32 with skorch's
-``EarlyStopping`` on a 10% validation split (patience 10, best weights
-restored). It prints, for each, the held-out reconstruction error (and its
-ratio to PCA's) and the fit time, then the ratios skvae / skorch.
+batches of 128, at most as many epochs as skvae's default ``max_iter``
+(500), trained on float32 with skorch's ``EarlyStopping`` on a 10%
+validation split (patience 10, best weights restored). It prints, for
+each, the held-out reconstruction error (and its ratio to PCA's) and the fit
+time, then the ratios skvae / skorch.
 
 Needs skorch (``pip install -e ".[peers]"``).
 """
@@ -70,7 +71,7 @@ def skorch_autoencoder(n_features: int, n_components: int, seed: int = 0):
         optimizer=torch.optim.Adam,
         lr=1e-3,
         batch_size=128,
-        max_epochs=200,
+        max_epochs=Autoencoder().max_iter,  # the same budget as skvae's default
         callbacks=[EarlyStopping(monitor="valid_loss", patience=10, load_best=True)],
         verbose=0,
     )

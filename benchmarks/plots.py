@@ -17,11 +17,11 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 from sklearn.utils import check_random_state
 
+from . import regularity
 from .compare import MODELS, FittedModels
-from .regularity import plot_regularity
 
 __all__ = [
     "draw_samples",
@@ -29,6 +29,7 @@ __all__ = [
     "plot_error_vs_k",
     "plot_interpolation",
     "plot_latent_2d",
+    "plot_regularity",
     "plot_samples",
 ]
 
@@ -154,6 +155,87 @@ def plot_error_vs_k(results: pd.DataFrame, out_dir, filename: str = "error_vs_k.
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, title="model", loc="outside right center")
     fig.suptitle("Held-out reconstruction error vs. latent size (lower is better)")
+    return _save(fig, out_dir, filename)
+
+
+def plot_regularity(results_df: pd.DataFrame, out_dir, filename: str = "regularity.png") -> Path:
+    """Bar charts of the latent-regularity columns: a row per metric, a column per data set.
+
+    In each panel the bars are grouped by latent size ``k`` (when the table
+    has that column), one bar per model, on the panel's own scale; a dashed
+    line marks the metric's best value (:data:`benchmarks.regularity.IDEAL`).
+    The figure grows downwards with the metrics and is at most about 16
+    inches (some 1900 pixels) wide whatever the number of data sets, so that
+    one metric's row can be read at once on a laptop screen.
+
+    Parameters
+    ----------
+    results_df : pandas.DataFrame
+        One row per fitted model, with columns ``dataset``, ``model``,
+        optionally ``k``, and the columns of
+        :func:`benchmarks.regularity.regularity_columns` (those present are
+        drawn).
+    out_dir : str or path-like
+        Directory to write into (created if missing).
+    filename : str, default="regularity.png"
+        Name of the PNG file.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The written file.
+    """
+    metrics = [name for name in regularity.COLUMNS if name in results_df.columns]
+    if not metrics:
+        raise ValueError(
+            f"results_df has none of the regularity columns {list(regularity.COLUMNS)}; "
+            "compute them with regularity_columns first."
+        )
+    has_k = "k" in results_df.columns
+    names = list(dict.fromkeys(results_df["dataset"]))
+    models = list(dict.fromkeys(results_df["model"]))
+    panel_width = min(2.7, 13.5 / len(names))
+    fig = _new_figure(2.6 + panel_width * len(names), 0.8 + 1.9 * len(metrics))
+    axes = fig.subplots(len(metrics), len(names), squeeze=False)
+    width = 0.8 / len(models)
+    for col, name in enumerate(names):
+        subset = results_df[results_df["dataset"] == name]
+        ks = sorted(set(subset["k"])) if has_k else [None]
+        positions = np.arange(len(ks))
+        for row, metric in enumerate(metrics):
+            ax = axes[row, col]
+            table = subset.pivot_table(
+                index="k" if has_k else "dataset", columns="model", values=metric
+            ).reindex(columns=models)
+            for i, model in enumerate(models):
+                ax.bar(
+                    positions + (i - (len(models) - 1) / 2) * width,
+                    table[model].to_numpy(),
+                    width,
+                    label=_SHORT.get(model, model),
+                    color=_STYLE.get(model, {}).get("color"),
+                )
+            ax.axhline(regularity.IDEAL[metric], color="grey", linestyle="--", linewidth=1)
+            ax.set_xticks(positions, [f"k={k}" for k in ks] if has_k else [""])
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.tick_params(labelsize="small")
+            ax.grid(True, axis="y", alpha=0.3)
+            if row == 0:
+                ax.set_title(name)
+            if col == 0:
+                ax.set_ylabel(regularity.COLUMNS[metric], fontsize="small")
+    for row, metric in enumerate(metrics):
+        # rounding noise (1e-16 where every model is linear) is drawn as zero:
+        # each panel spans at least 5% of the largest value of its metric
+        values = np.abs(results_df[metric].to_numpy(dtype=float))
+        span = 0.05 * max(np.nanmax(values, initial=0.0), abs(regularity.IDEAL[metric]))
+        for ax in axes[row]:
+            bottom, top = ax.get_ylim()
+            if top - bottom < span:
+                ax.set_ylim(min(bottom, 0.0), max(top, bottom + span))
+    handles, legend_labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, legend_labels, title="model", loc="outside right upper")
+    fig.suptitle("Latent regularity on held-out rows, per data set (dashed: the best value)")
     return _save(fig, out_dir, filename)
 
 

@@ -1,9 +1,11 @@
-"""Latent-regularity columns for the PCA comparison, and their figure.
+"""Latent-regularity columns for the PCA comparison.
 
 :func:`regularity_columns` measures one fitted model (PCA or an skvae
 estimator) with the latent-regularity metrics of :mod:`skvae.metrics`: are its
 samples realistic, is its latent space continuous and covered.
-:func:`plot_regularity` draws the columns of a results table as bar charts.
+:func:`benchmarks.plots.plot_regularity` draws the columns of a results table.
+This module draws nothing and imports no matplotlib, so that
+:mod:`benchmarks.compare` (which imports it) runs without the ``bench`` extra.
 
 The metrics run on a few hundred rows, samples and latent paths, so that one
 model takes a fraction of a second on digits-sized data.
@@ -11,10 +13,7 @@ model takes a fraction of a second on digits-sized data.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 from sklearn.utils import check_random_state
 
 from skvae.metrics import (
@@ -26,7 +25,7 @@ from skvae.metrics import (
     sample_realism,
 )
 
-__all__ = ["COLUMNS", "IDEAL", "plot_regularity", "regularity_columns"]
+__all__ = ["COLUMNS", "IDEAL", "regularity_columns"]
 
 #: The columns of :func:`regularity_columns`, with the label of their panel.
 COLUMNS: dict[str, str] = {
@@ -106,70 +105,3 @@ def regularity_columns(model, data_train, data_test, random_state=0) -> dict[str
             model, X_train, n_draws=_N_DRAWS, random_state=random_state
         ),
     }
-
-
-def plot_regularity(results_df: pd.DataFrame, out_dir, filename: str = "regularity.png") -> Path:
-    """Bar charts of the latent-regularity columns, one panel per metric.
-
-    In each panel the bars are grouped by data set (and latent size ``k``,
-    when the table has that column), one bar per model; a dashed line marks
-    the metric's best value (:data:`IDEAL`).
-
-    Parameters
-    ----------
-    results_df : pandas.DataFrame
-        One row per fitted model, with columns ``dataset``, ``model``,
-        optionally ``k``, and the columns of :func:`regularity_columns` (those
-        present are drawn).
-    out_dir : str or path-like
-        Directory to write into (created if missing).
-    filename : str, default="regularity.png"
-        Name of the PNG file.
-
-    Returns
-    -------
-    path : pathlib.Path
-        The written file.
-    """
-    # Imported here: benchmarks.plots imports benchmarks.compare, which may
-    # import this module for its columns.
-    from .plots import _SHORT, _STYLE, _new_figure, _save
-
-    metrics = [name for name in COLUMNS if name in results_df.columns]
-    if not metrics:
-        raise ValueError(
-            f"results_df has none of the regularity columns {list(COLUMNS)}; "
-            "compute them with regularity_columns first."
-        )
-    keys = ["dataset", "k"] if "k" in results_df.columns else ["dataset"]
-    groups = results_df.set_index(keys).index.unique()
-    models = list(dict.fromkeys(results_df["model"]))
-    labels = [f"{g[0]}\nk={g[1]}" if isinstance(g, tuple) else str(g) for g in groups]
-    n_cols = min(3, len(metrics))
-    n_rows = -(-len(metrics) // n_cols)
-    panel_width = max(3.0, 0.45 * len(groups) * len(models))
-    fig = _new_figure(1.2 + n_cols * panel_width, 0.8 + 2.8 * n_rows)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
-    width = 0.8 / len(models)
-    positions = np.arange(len(groups))
-    for ax, metric in zip(axes, metrics, strict=False):
-        table = results_df.pivot_table(index=keys, columns="model", values=metric)
-        table = table.reindex(index=groups, columns=models)
-        for i, model in enumerate(models):
-            ax.bar(
-                positions + (i - (len(models) - 1) / 2) * width,
-                table[model].to_numpy(),
-                width,
-                label=_SHORT.get(model, model),
-                color=_STYLE.get(model, {}).get("color"),
-            )
-        ax.axhline(IDEAL[metric], color="grey", linestyle="--", linewidth=1)
-        ax.set_xticks(positions, labels)
-        ax.set_title(COLUMNS[metric], fontsize="medium")
-        ax.grid(True, axis="y", alpha=0.3)
-    for ax in axes[len(metrics) :]:
-        ax.set_visible(False)
-    handles, legend_labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, legend_labels, title="model", loc="outside right center")
-    fig.suptitle("Latent regularity (dashed: the best value)")
-    return _save(fig, out_dir, filename)

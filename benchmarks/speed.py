@@ -24,7 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
-from skvae._base import resolve_device
+from skvae._placement import resolve_device
 from skvae.metrics import max_principal_angle
 
 HIDDEN = (512, 256)

@@ -39,6 +39,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax from a pip package, copied into _static: the maths renders
+    # offline (sphinx.ext.mathjax alone loads it from a CDN)
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
@@ -88,3 +91,11 @@ html_theme_options = {
 }
 html_static_path = []
 html_show_sourcelink = False
+
+
+def setup(app):
+    # MathJax's SVG output draws every glyph itself, so no web font has to
+    # load (browsers may refuse fonts to pages opened from disk). Set here
+    # because sphinx-mathjax-offline sets its CHTML file when it loads, after
+    # the values above; this runs after the extensions.
+    app.config.mathjax_path = "mathjax/tex-svg.js"

@@ -152,9 +152,10 @@ class Autoencoder(PointAutoencoder):
         Rows per mini-batch (Adam).
     learning_rate : float, default=1e-3
         Adam's step size.
-    max_iter : int, default=200
+    max_iter : int, default=500
         Maximum number of epochs (L-BFGS: iterations): a safety limit; fits
-        normally end by the ``n_iter_no_change`` rule.
+        normally end by the ``n_iter_no_change`` rule (the default fits of
+        ``python -m benchmarks`` end after 35 to 272 epochs).
     tol : float, default=1e-4
         Adam: relative improvement of the validation score (without held-out
         rows, of the training loss) below which an epoch counts as no
@@ -163,7 +164,7 @@ class Autoencoder(PointAutoencoder):
         than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
         Epochs without improvement after which training stops; with Adam, at
-        least 250 optimiser steps' worth of epochs (up to five times
+        least 200 optimiser steps' worth of epochs (up to five times
         ``n_iter_no_change``), since on small data an epoch is a few steps,
         too few for networks started at PCA's solution to move away from it.
     early_stopping : bool, default=True
@@ -265,7 +266,7 @@ class Autoencoder(PointAutoencoder):
         solver="adam",
         batch_size=128,
         learning_rate=1e-3,
-        max_iter=200,
+        max_iter=500,
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=True,

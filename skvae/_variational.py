@@ -111,7 +111,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         than ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     n_iter_no_change : int, default=10
         Epochs without improvement after which training stops; with Adam, at
-        least 250 optimiser steps' worth of epochs (up to five times
+        least 200 optimiser steps' worth of epochs (up to five times
         ``n_iter_no_change``), since on small data an epoch is a few steps,
         too few for networks started at PCA's solution to move away from it.
     early_stopping : bool, default=True

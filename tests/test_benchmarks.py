@@ -1,8 +1,11 @@
 """The PCA comparison in benchmarks/: a tiny quick run, its table, CSV and figures."""
 
+import ast
 import contextlib
 import io
 import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +14,7 @@ import sklearn
 import torch
 from sklearn.decomposition import PCA
 
+import benchmarks
 import skvae
 from benchmarks import datasets
 from benchmarks.__main__ import main
@@ -203,3 +207,140 @@ def test_scale_partial_fit_dask_and_precision_are_sane(quick_scale):
     precision = tables["precision"]
     assert len(precision) == 2 * 2 * 2  # data sets x models x dtypes
     assert np.isfinite(precision[["time_ratio", "mse_ratio"]].to_numpy()).all()
+
+
+# ------------------------------------------------------------ the package's shape
+BENCHMARKS = Path(benchmarks.__file__).resolve().parent
+
+
+def _imported_benchmark_modules(path: Path) -> set[str]:
+    """The benchmarks modules that ``path`` imports, inside functions too."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module is None:  # from . import x
+                names.update(alias.name for alias in node.names)
+            elif node.level == 1:  # from .x import y
+                names.add(node.module.split(".")[0])
+            elif node.module and node.module.startswith("benchmarks."):
+                names.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("benchmarks."):
+                    names.add(alias.name.split(".")[1])
+    return names
+
+
+def test_benchmark_modules_import_one_another_without_a_cycle():
+    graph = {p.stem: _imported_benchmark_modules(p) for p in BENCHMARKS.glob("*.py")}
+    assert graph["compare"] >= {"regularity", "datasets"}  # the parser sees imports
+    visiting, done = [], set()
+
+    def visit(module):
+        if module in visiting:
+            pytest.fail(
+                f"import cycle: {' -> '.join([*visiting[visiting.index(module) :], module])}"
+            )
+        if module in done or module not in graph:
+            return
+        visiting.append(module)
+        for other in sorted(graph[module]):
+            visit(other)
+        visiting.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+
+
+def test_only_the_figures_need_matplotlib():
+    # the table and the CSV run without the bench extra: nothing that
+    # benchmarks.compare imports, directly or not, imports matplotlib
+    def imports_matplotlib(module):
+        tree = ast.parse((BENCHMARKS / f"{module}.py").read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        return any(name.split(".")[0] == "matplotlib" for name in names)
+
+    needed, todo = set(), ["compare"]
+    while todo:
+        module = todo.pop()
+        if module not in needed and (BENCHMARKS / f"{module}.py").exists():
+            needed.add(module)
+            todo += _imported_benchmark_modules(BENCHMARKS / f"{module}.py")
+    assert {"compare", "regularity", "datasets"} <= needed
+    assert imports_matplotlib("plots")
+    assert not [module for module in needed if imports_matplotlib(module)]
+
+
+def test_every_entry_point_is_named_in_the_package_docstring():
+    scripts = [
+        p.stem for p in BENCHMARKS.glob("*.py") if '__name__ == "__main__"' in p.read_text()
+    ]
+    assert {"__main__", "speed", "memory", "scale", "peers"} <= set(scripts)
+    for name in scripts:
+        command = "python -m benchmarks" + ("" if name == "__main__" else f".{name}")
+        assert f"``{command}``" in benchmarks.__doc__, name
+
+
+def test_the_device_is_resolved_as_the_estimators_resolve_it(monkeypatch):
+    # under torchrun on a 4-GPU node, rank 2 uses cuda:2 (as skvae's estimators
+    # do), not cuda:0 with every other rank
+    from benchmarks import compare
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(
+        torch.cuda, "get_device_name", lambda d: f"GPU {torch.device(d).index or 0}"
+    )
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert compare._device_and_name("auto") == ("cuda:2", "GPU 2")
+    assert compare._device_and_name("cuda:1") == ("cuda:1", "GPU 1")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert compare._device_and_name("auto") == ("cuda", "GPU 0")
+    assert compare._device_and_name("cpu") == ("cpu", "cpu")
+    with pytest.raises(ValueError, match="not a device torch knows"):
+        run(datasets=["s_curve"], device="gpu7")
+
+
+def _png_size(path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]  # the signature, then the IHDR chunk
+    assert header[12:16] == b"IHDR"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_the_regularity_figure_of_a_whole_run_fits_a_screen(tmp_path):
+    # the default run's table: 5 data sets x 3 k x 4 models, six measures
+    from benchmarks.plots import plot_regularity
+    from benchmarks.regularity import COLUMNS
+
+    rng = np.random.RandomState(0)
+    table = pd.DataFrame(
+        [
+            {"dataset": name, "k": k, "model": model, **{c: rng.rand() for c in COLUMNS}}
+            for name in datasets.DATASETS
+            for k in (1, 2, 5)
+            for model in MODEL_NAMES
+        ]
+    )
+    width, height = _png_size(plot_regularity(table, tmp_path))
+    # it was 9864 x 768: 60 bars a panel, unreadable unless zoomed far out
+    assert 1000 <= width <= 2000 and 600 <= height <= 2000, (width, height)
+    assert 0.8 <= width / height <= 2.5, (width, height)
+
+
+def test_a_default_fit_on_the_benchmark_data_ends_by_its_stopping_rule(one_thread):
+    # s_curve at k=2 improved on its held-out rows until epoch 238 and stopped
+    # at 272, but max_iter=200 cut it short with a ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning
+
+    data = datasets.load("s_curve")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = skvae.Autoencoder(2, random_state=0, device="cpu").fit(data.X_train)
+    assert model.n_iter_ < model.max_iter
+    scores = model.validation_scores_
+    # it stopped after its patience ran out, keeping the best epoch
+    assert model.best_validation_score_ == max(scores) > scores[0]
+    assert model.n_iter_ > 200  # the old cap
+    assert model.n_iter_ - scores.index(max(scores)) >= model.n_iter_no_change

@@ -7,6 +7,7 @@ an earlier build in ``docs/`` already ran) and nothing is written into the
 source tree.
 """
 
+import ast
 import doctest
 import os
 import re
@@ -103,7 +104,14 @@ def test_every_page_with_code_has_some():
 
 @pytest.fixture(scope="module")
 def built_docs(tmp_path_factory):
-    for module in ("sphinx", "numpydoc", "sphinx_gallery", "pydata_sphinx_theme", "matplotlib"):
+    for module in (
+        "sphinx",
+        "numpydoc",
+        "sphinx_gallery",
+        "pydata_sphinx_theme",
+        "matplotlib",
+        "sphinx-mathjax-offline",
+    ):
         pytest.importorskip(module)
     tmp = tmp_path_factory.mktemp("docs")
     source, html = tmp / "docs", tmp / "html"
@@ -153,3 +161,97 @@ def test_gallery_renders_its_figures(built_docs):
     # every example produced at least one figure
     for name in EXAMPLES:
         assert any(p.name.startswith(f"sphx_glr_{name}_") for p in figures), name
+
+
+def test_maths_renders_offline(built_docs):
+    """The pages load MathJax from _static, not from a CDN: opened without a
+    network they would show raw ``\\(\\mathcal{N}(0, I)\\)``."""
+    _, html = built_docs
+    pages = [p for p in html.rglob("*.html") if 'class="math' in p.read_text()]
+    assert len(pages) >= 5, "no maths found: the check below would pass vacuously"
+    for page in pages:
+        scripts = re.findall(r'<script[^>]*\bsrc="([^"]*)"', page.read_text())
+        maths = [src for src in scripts if "mathjax" in src.lower()]
+        assert maths, f"{page.name} has maths but loads no MathJax"
+        for src in maths:
+            assert not re.match(r"(https?:)?//", src), f"{page.name} loads {src}"
+            assert (page.parent / src.split("?")[0]).resolve().is_file(), (page.name, src)
+    # the whole TeX-to-SVG component (2 MB), not a stub that fetches the rest
+    assert (html / "_static" / "mathjax" / "tex-svg.js").stat().st_size > 1_000_000
+
+
+def _extras(pyproject: dict) -> dict[str, set[str]]:
+    """Each extra of skvae, with the extras it includes (``skvae[a,b]``) expanded."""
+    direct = pyproject["project"]["optional-dependencies"]
+
+    def expand(name, seen):
+        seen.add(name)
+        for requirement in direct[name]:
+            match = re.fullmatch(r"skvae\[([\w,\s-]+)\]", requirement.strip())
+            for other in match.group(1).split(",") if match else []:
+                if other.strip() not in seen:
+                    expand(other.strip(), seen)
+        return seen
+
+    return {name: expand(name, set()) for name in direct}
+
+
+def _optional_features() -> tuple[dict[str, str], dict[str, str]]:
+    """From skvae's ``import_optional`` calls: the extra of each optional module
+    (top level), and of each public function named as its purpose."""
+    modules, functions = {}, {}
+    for path in (ROOT / "skvae").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        constants = {
+            target.id: node.value.value
+            for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call) and getattr(node.func, "id", None) == "import_optional"
+            ):
+                continue
+            name, extra, purpose = node.args
+            extra = extra.value if isinstance(extra, ast.Constant) else constants[extra.id]
+            modules[name.value.split(".")[0]] = extra
+            if isinstance(purpose, ast.Constant) and purpose.value.startswith("skvae."):
+                functions[purpose.value] = extra
+    return modules, functions
+
+
+def test_the_docs_extra_installs_what_the_gallery_needs():
+    """``pip install -e ".[docs]"`` alone must build the docs: every optional
+    module a gallery example imports, or that a skvae function it calls needs
+    (``skvae.save`` needs safetensors), comes with the docs extra."""
+    tomllib = pytest.importorskip("tomllib")
+    extras = _extras(tomllib.loads((ROOT / "pyproject.toml").read_text()))
+    modules, functions = _optional_features()
+    assert functions["skvae.save"] == "safetensors"  # the scan finds them
+    for path in sorted((DOCS / "examples").glob("*.py")) + [DOCS / "conf.py"]:
+        source = path.read_text()
+        imported = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+        needed = {modules[m] for m in imported if m in modules}
+        needed |= {extra for name, extra in functions.items() if f"{name}(" in source}
+        assert needed <= extras["docs"], f"{path.name} needs skvae{sorted(needed)}"
+
+
+def test_the_patience_floor_quoted_in_the_docs_is_the_codes():
+    from skvae._stopping import MIN_PATIENCE_STEPS
+
+    sources = [*DOCS.rglob("*.rst"), *(ROOT / "skvae").rglob("*.py"), ROOT / "README.md"]
+    quoted = {}
+    for path in sources:
+        if not any(part in GENERATED for part in path.relative_to(ROOT).parts):
+            text = " ".join(path.read_text().split())  # phrases broken across lines
+            for number in re.findall(r"at least (\d+) optimiser steps", text):
+                quoted.setdefault(int(number), []).append(path.name)
+    assert len(sum(quoted.values(), [])) >= 3, quoted  # the user guide and two docstrings
+    assert set(quoted) == {MIN_PATIENCE_STEPS}, quoted

@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 
-from benchmarks.regularity import COLUMNS, plot_regularity, regularity_columns
+from benchmarks.regularity import COLUMNS, regularity_columns
 from skvae.metrics import (
     generate_samples,
     latent_continuity,
@@ -290,6 +290,8 @@ def test_skvae_estimators_are_measured(cls, digits):
 # ----------------------------------------------------------------- benchmark
 def test_regularity_columns_and_their_figure(spiked, pca, tmp_path):
     import pandas as pd
+
+    from benchmarks.plots import plot_regularity
 
     X_train, X_test = spiked
     columns = regularity_columns(pca, X_train, X_test, random_state=0)
