@@ -21,9 +21,13 @@ Entry points, each a module run with ``python -m`` (``--help`` lists its options
 ``python -m benchmarks.peers``
     The default ``Autoencoder`` against a skorch autoencoder of the same shape
     (needs the ``peers`` extra).
+``python -m benchmarks.counts``
+    The Poisson and negative binomial VAEs against NMF with the
+    Kullback-Leibler loss, TruncatedSVD and PCA of log1p counts: held-out
+    log-likelihood and fit time on count data.
 
-A new entry point (the planned ``benchmarks.counts`` and ``benchmarks.impute``,
-for instance) is listed here too; ``tests/test_benchmarks.py`` checks that
+A new entry point (the planned ``benchmarks.impute``, for instance) is listed
+here too; ``tests/test_benchmarks.py`` checks that
 every module of the package that runs as a script is named above.
 
 The modules import one another in one direction only, ``datasets`` and
