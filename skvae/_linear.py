@@ -106,7 +106,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         ``"float32"`` trains float64 data in float32: 35-50% less time per
         epoch on a CPU (``benchmarks.scale``), far less on GPUs with slow
         float64 arithmetic, for the same held-out error up to rounding;
-        outputs keep the input's dtype either way.
+        outputs and fitted arrays keep the input's dtype either way.
     verbose : int, default=0
         Print the loss after each step when positive.
 
@@ -389,16 +389,17 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         total = mom.total_variance * ddof_scale
         k = self.n_components_
         noise = discarded_variance(mom, variances) * ddof_scale
-        dtype = module.decoder.linear.weight.dtype
-        mean = mom.mean.to("cpu", dtype)
-        np_dtype = mean.numpy().dtype
+        # the fitted arrays keep the input's dtype, as the outputs do, whatever
+        # dtype the networks compute in (compute_dtype)
+        np_dtype = np.dtype(self._input_dtype)
+        mean = mom.mean.to("cpu", torch.float64)
         latent_variance = explained_variance
         scale = None
         if self.whiten:
             # PCA's whitening: divide the codes by the standard deviations
             # (clipped at eps, against components of no variance), multiply back
             scale = np.sqrt(explained_variance)
-            eps = np.finfo(np_dtype).eps
+            eps = torch.finfo(module.decoder.linear.weight.dtype).eps  # the encoder's clip
             latent_variance = np.where(scale >= eps, 1.0, explained_variance / eps**2)
         _set_projection(module, mean, torch.from_numpy(components.T), scale)
         return {
@@ -411,7 +412,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             "singular_values_": np.sqrt(explained_variance * max(n - 1, 0)).astype(np_dtype),
             "noise_variance_": float(noise),
             "n_samples_": n,
-            "mean_": mean.numpy().copy(),
+            "mean_": mean.numpy().astype(np_dtype),
             "latent_mean_": np.zeros(k),
             "latent_covariance_": np.diag(latent_variance),
         }
