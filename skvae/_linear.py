@@ -202,6 +202,10 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         "solver": [StrOptions({"als", "adam", "lbfgs"})],
     }
 
+    # Every partial_fit builds the model anew from the running moments, so a new
+    # n_components or whiten applies to the next call; only compute_dtype is fixed.
+    _network_parameters = ()
+
     def __init__(
         self,
         n_components=2,
@@ -294,8 +298,11 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         set, the model is the one :meth:`fit` gives on all of it (up to
         rounding), whatever the chunk sizes. This needs ``n_features``
         squared float64 numbers of memory, kept between calls; every
-        ``solver`` streams this way. A model trained by :meth:`fit` keeps no
-        such statistics, so streaming starts from a new estimator.
+        ``solver`` streams this way; :meth:`fit` keeps them too, unless its
+        data had more features than rows, and over 2048 features. Each call
+        builds the model anew from these statistics, so a new
+        ``n_components`` or ``whiten`` applies to it; a new ``compute_dtype``
+        is refused.
 
         Under ``torchrun`` (see :meth:`fit`), every rank calls ``partial_fit``
         together, each with its own chunk, and the statistics of all the
