@@ -321,7 +321,14 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             The estimator, updated with these rows.
         """
         first = not hasattr(self, "module_")
-        if not first and getattr(self, "_moments", None) is None:
+        if not first and not hasattr(self, "_moments"):
+            raise ValueError(
+                "This LinearAutoencoder holds no running moments of its training rows "
+                "for partial_fit to continue from: it was loaded from a file of format "
+                "version 1, which did not store them. Start the stream on a new "
+                "estimator (sklearn.base.clone)."
+            )
+        if not first and self._moments is None:
             raise ValueError(
                 f"This LinearAutoencoder was fitted on {self.n_samples_} rows of "
                 f"{self.n_features_in_} features, too wide to keep their "

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import pickle
 import re
 
 import numpy as np
@@ -13,7 +14,7 @@ from sklearn.exceptions import NotFittedError
 
 import skvae
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
-from skvae._persistence import _digest
+from skvae._persistence import FORMAT_VERSION, _digest
 
 from ._deploy import tiny
 from .conftest import ESTIMATORS, single_thread
@@ -138,6 +139,75 @@ def test_device_can_be_replaced_on_load(fitted, tmp_path):
     assert skvae.load(path, device="cpu").device == "cpu"
 
 
+# ------------------------------------------------- the whole model, as pickle
+def _every_output(est, X):
+    """Every public method's output on ``X`` (fit_transform aside)."""
+    Z = est.transform(X)
+    out = {
+        "transform": Z,
+        "inverse_transform": est.inverse_transform(Z),
+        "score": est.score(X),
+        "score_samples": est.score_samples(X),
+        "sample": est.sample(5, random_state=1),
+        "sample_mean": est.sample(5, random_state=1, noise=False),
+        "get_feature_names_out": est.get_feature_names_out(),
+    }
+    if isinstance(est, LinearAutoencoder):
+        out.update(get_covariance=est.get_covariance(), get_precision=est.get_precision())
+    return out
+
+
+def _assert_same_model(got, want, X):
+    attributes, expected = _fitted_attributes(got), _fitted_attributes(want)
+    assert attributes.keys() == expected.keys()
+    for name, value in expected.items():
+        assert type(attributes[name]) is type(value), name
+        np.testing.assert_array_equal(attributes[name], value, err_msg=name)
+        assert np.asarray(attributes[name]).dtype == np.asarray(value).dtype, name
+    outputs, expected = _every_output(got, X), _every_output(want, X)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(outputs[name], value, err_msg=name)
+        assert np.asarray(outputs[name]).dtype == np.asarray(value).dtype, name
+
+
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+@pytest.mark.parametrize("compute_dtype", [None, "float32"])
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_a_loaded_model_is_a_pickled_model(cls, compute_dtype, how, X, tmp_path):
+    # float64 data, trained in float64 or float32; fitted, or streamed in two
+    # chunks (Adam's state, LinearAutoencoder's running moments)
+    est = tiny(cls, compute_dtype=compute_dtype)
+    if how == "fit":
+        est.fit(X[:120])
+    else:
+        est.partial_fit(X[:60]).partial_fit(X[60:120])
+    path = tmp_path / "model.safetensors"
+    skvae.save(est, path)
+    loaded, pickled = skvae.load(path), pickle.loads(pickle.dumps(est))
+    _assert_same_model(loaded, pickled, X)
+    # and both train on alike
+    loaded.partial_fit(X[120:])
+    pickled.partial_fit(X[120:])
+    _assert_same_model(loaded, pickled, X)
+    for name, tensor in pickled.module_.state_dict().items():
+        assert torch.equal(loaded.module_.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
+def test_a_loaded_model_has_the_networks_it_was_fitted_with(cls, X, tmp_path):
+    # parameters changed after fit describe other networks; the file keeps the
+    # networks the model has, as a pickle does, and their parameters
+    est = tiny(cls).fit(X).set_params(activation="tanh", hidden_layer_sizes=(5,))
+    path = tmp_path / "model.safetensors"
+    skvae.save(est, path)
+    loaded = skvae.load(path)
+    assert loaded.get_params() == est.get_params()
+    _assert_same_model(loaded, pickle.loads(pickle.dumps(est)), X)
+    with pytest.raises(ValueError, match="cannot change hidden_layer_sizes"):
+        loaded.partial_fit(X)
+    loaded.set_params(activation="relu", hidden_layer_sizes=(8,)).partial_fit(X)
+
+
 # ------------------------------------------------------------------ refusals
 def test_refuses_unfitted_and_unknown_estimators(fitted, tmp_path):
     with pytest.raises(NotFittedError):
@@ -233,9 +303,34 @@ def test_refuses_files_that_do_not_match(saved, edit, message):
 
 
 def test_refuses_a_newer_format(saved):
-    _rewrite(saved, lambda header, arrays: header.update(format_version=2))
-    with pytest.raises(ValueError, match="format version 2.*reads versions up to 1. Upgrade"):
+    _rewrite(saved, lambda header, arrays: header.update(format_version=FORMAT_VERSION + 1))
+    newer, current = FORMAT_VERSION + 1, FORMAT_VERSION
+    with pytest.raises(ValueError, match=f"version {newer}.*up to {current}. Upgrade"):
         skvae.load(saved)
+
+
+def _as_format_1(header, arrays):
+    """What skvae wrote before files held the training state."""
+    header["format_version"] = 1
+    del header["state"]
+    for name in [name for name in arrays if name.startswith("state.")]:
+        del arrays[name]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_reads_format_1_files(cls, fitted, X, tmp_path):
+    est = fitted[cls, np.float64]
+    path = tmp_path / "model.safetensors"
+    skvae.save(est, path)
+    _rewrite(path, _as_format_1)
+    loaded = skvae.load(path)
+    for name, value in _outputs(est, X).items():
+        np.testing.assert_array_equal(_outputs(loaded, X)[name], value, err_msg=name)
+    if cls is LinearAutoencoder:  # it cannot continue, and says why
+        with pytest.raises(ValueError, match="no running moments.*format version 1"):
+            loaded.partial_fit(X)
+    else:  # from the weights, with a fresh Adam, as after fit
+        assert loaded.partial_fit(X).n_iter_ == est.n_iter_ + 1
 
 
 def test_refuses_an_edited_header(saved):
