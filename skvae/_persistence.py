@@ -35,8 +35,8 @@ from sklearn.utils.validation import check_is_fitted
 from ._autoencoder import Autoencoder
 from ._linear import LinearAutoencoder
 from ._optional import import_optional
-from ._persistence_json import Unstorable, from_json, to_json
-from ._persistence_state import STATE, decode, encode, network_params
+from ._persistence_json import Unstorable, from_json, parse, to_json
+from ._persistence_state import STATE, check_attributes, decode, encode, network_params
 from ._variational import VariationalAutoencoder
 
 #: Version of the file layout; a reader refuses files of a later version.
@@ -48,6 +48,9 @@ _CLASSES = {cls.__name__: cls for cls in (LinearAutoencoder, Autoencoder, Variat
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _MODULE, _ATTRIBUTE = "module.", "attribute."
 _PAYLOAD, _DIGEST = "skvae", "skvae_sha256"
+#: The most characters and the deepest nesting of the JSON document that load
+#: parses; save writes far less (feature names are the bulk) and 8 levels deep.
+MAX_METADATA_CHARS, MAX_DEPTH = 64 * 2**20, 32
 _EXTRA = "safetensors"
 
 
@@ -255,7 +258,10 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
     ValueError
         If the file is not a skvae file, comes from a newer file format, fails
         its checksum (damaged or edited), names an unknown class, or holds
-        tensors that do not match the networks its parameters describe.
+        tensors that do not match the networks its parameters describe; or if
+        its metadata is malformed in any way: over ``MAX_METADATA_CHARS``
+        characters or nested over ``MAX_DEPTH`` deep (both checked before it
+        is parsed), or holding a value of the wrong type or shape.
 
     See Also
     --------
@@ -275,17 +281,22 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
     metadata, arrays = _read(safe_open, os.fspath(path))
     header = _check_header(metadata, arrays, path)
     estimator = _rebuild(header, device)
-    attributes = {name: from_json(v) for name, v in header["attributes"].items()}
+    attributes = _decoded(header["attributes"], path)
     attributes.update(_attribute_arrays(header["arrays"], arrays, path))
     refused = [name for name in attributes if not _is_fitted_attribute(name)]
     if refused:
         raise ValueError(f"{path}: {refused} are not names of fitted attributes.")
+    check_attributes(attributes, estimator, path)
     vars(estimator).update(attributes)  # before _build_module, which may read them
     network = {}  # format 1: the parameters stored are those of the networks
     if "state" in header:
         network = network_params(header["state"].get("network_params"), estimator, path)
-    module = _build(estimator, network, _DTYPES[header["dtype"]], path, header)
     module_arrays = {k[len(_MODULE) :]: v for k, v in arrays.items() if k.startswith(_MODULE)}
+    dtype = _DTYPES[header["dtype"]]
+    with torch.device("meta"):  # the shapes first, with no memory: a file cannot
+        meta = _build(estimator, network, dtype, path, header)  # make load allocate
+    _check_tensors(meta.state_dict(), module_arrays, path, header)  # more than it holds
+    module = _build(estimator, network, dtype, path, header)
     _load_state(module, module_arrays, path, header)
     module.train(bool(header["module_training"]))
     if "state" in header:
@@ -304,7 +315,7 @@ def _build(estimator, network: dict, dtype: torch.dtype, path, header: dict):
     vars(estimator).update(network)
     try:
         return estimator._build_module(estimator.n_features_in_, dtype)
-    except (ValueError, TypeError, RuntimeError) as exc:
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise ValueError(
             f"{path}: cannot rebuild the networks ({_versions(header)}): {exc}"
         ) from exc
@@ -326,12 +337,14 @@ def _check_header(metadata: dict, arrays: dict, path) -> dict:
     """The JSON document of the file, once its version and checksum are checked."""
     if _PAYLOAD not in metadata:
         raise ValueError(f"{path} is a safetensors file, but not one written by skvae.save.")
-    try:
-        header = json.loads(metadata[_PAYLOAD])
-        version = header["format_version"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path}: the skvae metadata is not JSON; the file is damaged.") from None
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    try:  # the size and depth first: no parser sees a document it could choke on
+        header = parse(metadata[_PAYLOAD], MAX_METADATA_CHARS, MAX_DEPTH)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc} The file is damaged.") from None
+    version = header.get("format_version") if isinstance(header, dict) else None
+    if type(version) is not int or version < 1:
+        raise ValueError(f"{path}: the skvae metadata has no valid format version; damaged.")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path} has file format version {version!r}, written by skvae "
             f"{header.get('skvae_version', '?')}; this skvae ({_skvae_version()}) reads "
@@ -342,11 +355,11 @@ def _check_header(metadata: dict, arrays: dict, path) -> dict:
             f"{path} fails its checksum: the file was damaged or modified after "
             "skvae.save wrote it."
         )
-    if header.get("class") not in _CLASSES:
+    if not isinstance(header.get("class"), str) or header["class"] not in _CLASSES:
         raise ValueError(
             f"{path} holds a {header.get('class')!r}; skvae.load knows only {', '.join(_CLASSES)}."
         )
-    if header.get("dtype") not in _DTYPES:
+    if not isinstance(header.get("dtype"), str) or header["dtype"] not in _DTYPES:
         raise ValueError(f"{path}: unknown module dtype {header.get('dtype')!r}.")
     fields = {
         "params": dict,
@@ -362,15 +375,24 @@ def _check_header(metadata: dict, arrays: dict, path) -> dict:
     return header
 
 
+def _decoded(values: dict, path) -> dict:
+    """The JSON values of a document's mapping, each decoded (ValueError if mangled)."""
+    try:
+        return {name: from_json(value) for name, value in values.items()}
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def _rebuild(header: dict, device):
     """An unfitted estimator of the stored class with the stored parameters."""
     estimator = _CLASSES[header["class"]]()
-    params = {name: from_json(v) for name, v in header["params"].items()}
+    params = _decoded(header["params"], f"{header['class']}'s parameters")
     if device is not None:
         params["device"] = device
     try:
         estimator.set_params(**params)
         estimator._validate_params()
+        estimator._check_hidden_layer_sizes()
         estimator.set_output(**header["output_config"])
     except (ValueError, TypeError) as exc:
         raise ValueError(
@@ -391,8 +413,10 @@ def _attribute_arrays(kinds: dict, arrays: dict, path) -> dict:
         "scalar": lambda a: a[()],
         "tensor": lambda a: torch.from_numpy(a.copy()),
     }
-    if any(kind not in restore for kind in kinds.values()):
-        raise ValueError(f"{path}: unknown attribute kinds {sorted(set(kinds.values()))}.")
+    wrong = {name: kind for name, kind in kinds.items() if not isinstance(kind, str)
+             or kind not in restore}  # fmt: skip
+    if wrong:
+        raise ValueError(f"{path}: unknown attribute kinds {wrong}.")
     return {name: restore[kind](arrays[_ATTRIBUTE + name]) for name, kind in kinds.items()}
 
 
@@ -408,19 +432,23 @@ def _check_same_names(expected: set, found: set, what: str, path, header=None) -
 
 def _load_state(module: torch.nn.Module, arrays: dict, path, header: dict) -> None:
     """Copy ``arrays`` into ``module`` after checking names, shapes and dtypes."""
-    expected = module.state_dict()
+    _check_tensors(module.state_dict(), arrays, path, header)
+    state = {name: torch.from_numpy(arrays[name].copy()) for name in module.state_dict()}
+    module.load_state_dict(state, strict=True)
+
+
+def _check_tensors(expected: dict, arrays: dict, path, header: dict) -> None:
+    """Refuse ``arrays`` unless they have ``expected``'s names, shapes and dtypes."""
     _check_same_names(set(expected), set(arrays), "network tensors", path, header)
-    state = {}
     for name, target in expected.items():
-        tensor = torch.from_numpy(arrays[name].copy())
-        if tensor.shape != target.shape or tensor.dtype != target.dtype:
+        array = arrays[name]
+        dtype = _DTYPES.get(array.dtype.name, array.dtype)
+        if tuple(array.shape) != tuple(target.shape) or dtype != target.dtype:
             raise ValueError(
-                f"{path}: the tensor {name!r} is {tensor.dtype} of shape "
-                f"{tuple(tensor.shape)}, but the network expects {target.dtype} of "
+                f"{path}: the tensor {name!r} is {dtype} of shape "
+                f"{tuple(array.shape)}, but the network expects {target.dtype} of "
                 f"shape {tuple(target.shape)} ({_versions(header)})."
             )
-        state[name] = tensor
-    module.load_state_dict(state, strict=True)
 
 
 def _versions(header: dict) -> str:

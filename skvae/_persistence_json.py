@@ -7,6 +7,9 @@ and :func:`from_json` builds them back, never anything else.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from typing import Any
 
 import numpy as np
@@ -48,20 +51,88 @@ def _is_string_array(array: np.ndarray) -> bool:
 
 
 def from_json(value: Any) -> Any:
-    """Inverse of :func:`to_json`; builds only lists, tuples, dicts, devices, arrays."""
+    """Inverse of :func:`to_json`; builds only lists, tuples, dicts, devices and
+    string arrays, and raises ValueError for a tag that holds anything else."""
     if isinstance(value, list):
         return [from_json(v) for v in value]
     if not isinstance(value, dict):
         return value
-    if "__tuple__" in value:
-        return tuple(from_json(v) for v in value["__tuple__"])
-    if "__dict__" in value:
-        return {k: from_json(v) for k, v in value["__dict__"].items()}
-    if "__device__" in value:
-        return torch.device(value["__device__"])
-    if "__str_array__" in value:
-        dtype = np.dtype(value["dtype"])
-        if dtype.kind not in "UO":
-            raise ValueError(f"a string array of dtype {dtype} is not valid.")
-        return np.array(value["__str_array__"], dtype=dtype).reshape(value["shape"])
-    raise ValueError(f"unknown JSON tag {sorted(value)}.")
+    tag = next((t for t in _TAGS if t in value), None)
+    if tag is None or set(value) != _TAGS[tag]:
+        raise ValueError(f"unknown JSON tag {sorted(value)}.")
+    held = value[tag]
+    if tag == "__tuple__" and isinstance(held, list):
+        return tuple(from_json(v) for v in held)
+    if tag == "__dict__" and isinstance(held, dict):
+        return {k: from_json(v) for k, v in held.items()}
+    if tag == "__device__" and isinstance(held, str):
+        try:
+            return torch.device(held)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"{held!r} is not a torch device.") from None
+    if tag == "__str_array__":
+        return _string_array(held, value["dtype"], value["shape"])
+    raise ValueError(f"a {tag} tag holds {_short(held)}.")
+
+
+#: Each tag and the keys of its object.
+_TAGS = {
+    "__tuple__": {"__tuple__"},
+    "__dict__": {"__dict__"},
+    "__device__": {"__device__"},
+    "__str_array__": {"__str_array__", "dtype", "shape"},
+}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _string_array(values: Any, dtype: Any, shape: Any) -> np.ndarray:
+    """The array of strings ``values`` of ``dtype`` (a NumPy dtype string of
+    kind U or O) and ``shape``, or a ValueError saying what is wrong."""
+    try:
+        kind = np.dtype(dtype).kind if isinstance(dtype, str) else None
+    except TypeError:
+        kind = None
+    if kind is None or kind not in "UO":
+        raise ValueError(f"a string array of dtype {_short(dtype)} is not valid.")
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"a string array holds {_short(values)}, not a list of strings.")
+    if (
+        not isinstance(shape, list)
+        or not all(type(n) is int and n >= 0 for n in shape)
+        or math.prod(shape) != len(values)
+    ):
+        raise ValueError(f"a string array of {len(values)} strings has shape {_short(shape)}.")
+    return np.array(values, dtype=dtype).reshape(shape)
+
+
+def parse(text: str, max_chars: int, max_depth: int) -> Any:
+    """The JSON document ``text``, refused (ValueError) before it is parsed if
+    it is longer than ``max_chars`` or nested deeper than ``max_depth``."""
+    if not isinstance(text, str) or len(text) > max_chars:
+        size = len(text) if isinstance(text, str) else type(text).__name__
+        raise ValueError(f"metadata of {size} characters; skvae reads at most {max_chars}.")
+    depth = nesting_depth(text)
+    if depth > max_depth:
+        raise ValueError(
+            f"the metadata is nested {depth} deep; skvae.save writes at most {max_depth}."
+        )
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"the metadata is not JSON ({exc}).") from None
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of the JSON ``text`` nest (0 for a scalar),
+    counted without parsing it: brackets inside strings do not count."""
+    brackets = np.frombuffer(_STRING.sub("", text).encode(), dtype=np.uint8)
+    steps = np.isin(brackets, (ord("["), ord("{"))).astype(np.int64)
+    steps -= np.isin(brackets, (ord("]"), ord("}")))
+    return int(np.cumsum(steps).max(initial=0))

@@ -15,22 +15,27 @@ later ``partial_fit`` read:
 :func:`encode` splits them into a JSON document and tensors named
 ``state.<...>``; :func:`decode` checks both against the rebuilt networks and
 builds the attributes back, raising ValueError for anything else.
+:func:`check_attributes` checks the fitted attributes the same way.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+from sklearn.utils._param_validation import validate_parameter_constraints
 
 from ._linear import LinearAutoencoder
 from ._persistence_json import from_json, to_json
 from ._subspace import Moments
+from ._variational import VariationalAutoencoder
 
 STATE = "state."
 _OPTIMIZER, _MOMENTS = STATE + "optimizer.", STATE + "moments."
 _INPUT_DTYPES = ("float32", "float64")
-#: Adam's per-parameter state (max_exp_avg_sq with amsgrad)
-_ADAM_KEYS = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
+#: Adam's per-parameter state (without amsgrad, which skvae does not use)
+_ADAM_KEYS = frozenset({"step", "exp_avg", "exp_avg_sq"})
 
 
 def _array(tensor: torch.Tensor, name: str) -> np.ndarray:
@@ -88,6 +93,10 @@ def decode(doc, arrays: dict, estimator, module: torch.nn.Module, path) -> dict:
     state["_optimizer_state"] = _optimizer(doc["optimizer"], arrays, module, used, path)
     if "moments" in doc:
         state["_moments"] = _moments(doc["moments"], arrays, estimator, used, path)
+    if isinstance(estimator, VariationalAutoencoder) and (
+        estimator.noise_variance_ is None
+    ) != bool(module.bernoulli):
+        raise ValueError(f"{path}: noise_variance_ does not fit the decoder's likelihood.")
     stored = {name for name in arrays if name.startswith(STATE)}
     if stored != used:
         raise ValueError(
@@ -105,6 +114,14 @@ def network_params(doc, estimator, path) -> dict:
         raise ValueError(
             f"{path}: the networks' parameters are {params!r}, not values of {names}."
         )
+    constraints = {name: estimator._parameter_constraints[name] for name in params}
+    try:
+        validate_parameter_constraints(constraints, params, caller_name="the stored networks")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    sizes = params.get("hidden_layer_sizes", ())
+    if not isinstance(sizes, tuple) or not all(_count(size) for size in sizes):
+        raise ValueError(f"{path}: the networks' hidden_layer_sizes {sizes!r} are not valid.")
     return params
 
 
@@ -148,8 +165,7 @@ def _optimizer(doc, arrays: dict, module, used: set, path) -> dict | None:
             or int(key) >= len(params)
             or not isinstance(names, list)
             or not all(isinstance(name, str) for name in names)
-            or not set(names) <= _ADAM_KEYS
-            or "step" not in names
+            or set(names) != _ADAM_KEYS
         ):
             raise ValueError(f"{path}: the optimiser's state for parameter {key!r} is malformed.")
         i = int(key)
@@ -167,17 +183,30 @@ def _optimizer(doc, arrays: dict, module, used: set, path) -> dict | None:
 
 
 def _is_group(group) -> bool:
-    """An Adam parameter group: indices of parameters, and numbers or flags."""
-    if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+    """A parameter group of the Adam skvae makes: indices of parameters, its
+    hyperparameters, and the flags torch sets (those skvae never turns on off)."""
+    if not isinstance(group, dict) or not set(group) <= _GROUP_KEYS:
         return False
-    if not all(type(i) is int for i in group["params"]):
-        return False
-    scalar = (type(None), bool, int, float)
-    return all(
-        isinstance(v, scalar) or (isinstance(v, tuple) and all(isinstance(x, scalar) for x in v))
-        for k, v in group.items()
-        if k != "params"
+    params, betas = group.get("params"), group.get("betas")
+    return (
+        isinstance(params, list)
+        and all(type(i) is int for i in params)
+        and all(_count(group.get(key), 0) or _positive(group.get(key)) for key in _REALS)
+        and isinstance(betas, tuple)
+        and len(betas) == 2
+        and all(_number(b) and 0 <= b < 1 for b in betas)
+        and all(group.get(flag, False) is False for flag in _OFF)
+        and all(group.get(flag) in (None, True, False) for flag in ("foreach", "fused"))
     )
+
+
+def _positive(value) -> bool:
+    return _number(value) and math.isfinite(value) and value >= 0
+
+
+_REALS = ("lr", "eps", "weight_decay")
+_OFF = ("amsgrad", "maximize", "capturable", "differentiable", "decoupled_weight_decay")
+_GROUP_KEYS = {"params", "betas", "foreach", "fused", *_REALS, *_OFF}
 
 
 def _moments(doc, arrays: dict, estimator, used: set, path) -> Moments | None:
@@ -192,3 +221,95 @@ def _moments(doc, arrays: dict, estimator, used: set, path) -> Moments | None:
     mean = _tensor(arrays, _MOMENTS + "mean", used, like_mean, path)
     matrix = _tensor(arrays, _MOMENTS + "matrix", used, like_matrix, path)
     return Moments(mean, matrix, n)
+
+
+# ---------------------------------------------------------- fitted attributes
+def _number(value) -> bool:
+    return isinstance(value, int | float | np.floating | np.integer) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _count(value, least: int = 1) -> bool:
+    return type(value) is int and value >= least
+
+
+#: What each fitted attribute must be: a test, or the shape of a float array in
+#: terms of k (n_components_) and d (n_features_in_); "?" allows None too.
+_KINDS = {
+    "n_features_in_": _count,
+    "n_components_": _count,
+    "n_samples_": _count,
+    "n_iter_": lambda v: _count(v, 0),
+    "loss_curve_": lambda v: isinstance(v, list) and all(_number(x) for x in v),
+    "validation_scores_": lambda v: v is None or isinstance(v, list) and all(map(_number, v)),
+    "best_loss_": lambda v: v is None or _number(v),
+    "best_validation_score_": lambda v: v is None or _number(v),
+    "noise_variance_": lambda v: v is None or _positive(v),
+    "kl_threshold_": lambda v: v is None or _number(v),
+    "components_": "kd",
+    "explained_variance_": "k",
+    "explained_variance_ratio_": "k",
+    "singular_values_": "k",
+    "mean_": "d",
+    "latent_mean_": "k",
+    "latent_covariance_": "kk",
+    "latent_kl_": "k?",
+    "null_kl_": "k?",
+}
+_COMMON = ("n_features_in_", "n_components_", "n_iter_", "loss_curve_", "best_loss_",
+           "validation_scores_", "best_validation_score_", "noise_variance_")  # fmt: skip
+#: The fitted attributes every model of a class has (what fit sets).
+REQUIRED = {
+    "LinearAutoencoder": (
+        *_COMMON,
+        "components_",
+        "explained_variance_",
+        "mean_",
+        "explained_variance_ratio_",
+        "singular_values_",
+        "n_samples_",
+        "latent_mean_",
+        "latent_covariance_",
+    ),  # fmt: skip
+    "Autoencoder": (*_COMMON, "latent_mean_", "latent_covariance_"),
+    "VariationalAutoencoder": (*_COMMON, "latent_kl_", "null_kl_", "kl_threshold_"),
+}
+
+
+def check_attributes(attributes: dict, estimator, path) -> None:
+    """Refuse fitted ``attributes`` that a fit of ``estimator``'s class could not
+    have set: one missing, of another type, or an array of another shape."""
+    missing = [n for n in REQUIRED[type(estimator).__name__] if n not in attributes]
+    if missing:
+        raise ValueError(f"{path}: the fitted attributes {missing} are missing.")
+    k, d = attributes["n_components_"], attributes["n_features_in_"]
+    for name in ("n_features_in_", "n_components_"):
+        if not _count(attributes[name]):
+            raise ValueError(f"{path}: {name}={attributes[name]!r} is not a positive int.")
+    for name, value in attributes.items():
+        kind = _KINDS.get(name)
+        if callable(kind) and not kind(value):
+            raise ValueError(f"{path}: the fitted attribute {name}={value!r} is not valid.")
+        if isinstance(kind, str) and not (kind.endswith("?") and value is None):
+            shape = tuple({"k": k, "d": d}[c] for c in kind.rstrip("?"))
+            if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"
+                    and value.shape == shape):  # fmt: skip
+                raise ValueError(
+                    f"{path}: the fitted attribute {name} is {_describe(value)}, but "
+                    f"n_components_={k} and n_features_in_={d} make it a float array of "
+                    f"shape {shape}."
+                )
+    if attributes["noise_variance_"] is None and not isinstance(estimator, VariationalAutoencoder):
+        raise ValueError(f"{path}: noise_variance_ is None; this model has a noise variance.")
+    names = attributes.get("feature_names_in_")
+    if names is not None and not (
+        isinstance(names, np.ndarray) and names.shape == (d,) and names.dtype.kind in "UO"
+    ):
+        raise ValueError(f"{path}: feature_names_in_ is not {d} strings.")
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
+    return f"a {type(value).__name__}"
