@@ -31,6 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._continuation import NETWORK_PARAMETERS, check_unchanged, network_params
 from ._distributed import LOCAL, Ranks, participants
 from ._inference import InferenceMixin
 from ._modules import init_parameters
@@ -103,6 +104,11 @@ class BaseAutoencoder(
         "compute_dtype": [StrOptions({"float32", "float64"}), None],
         "verbose": ["verbose"],
     }
+
+    #: The parameters read once, when the networks are built (those of them an
+    #: estimator has): a partial_fit that continues training refuses new values
+    #: (see skvae._continuation).
+    _network_parameters: tuple[str, ...] = NETWORK_PARAMETERS
 
     # ------------------------------------------------------------------ hooks
     def _build_module(self, n_features: int, dtype: torch.dtype) -> torch.nn.Module:
@@ -269,6 +275,8 @@ class BaseAutoencoder(
         names = _FACTS[method]
         try:
             self._check_hidden_layer_sizes()
+            if not reset:  # a partial_fit that continues training
+                check_unchanged(self)
             row_sums = ranks.active and method == "fit"
             X, sums = training_rows(self, X, reset, dtype, row_sums)
         except Exception:
@@ -319,6 +327,7 @@ class BaseAutoencoder(
     def _new_module(self, X: torch.Tensor, init_generator) -> torch.nn.Module:
         module = self._build_module(X.shape[1], X.dtype)
         init_parameters(module, init_generator)
+        self._fit_cache["network_params"] = network_params(self)
         return module
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -375,6 +384,9 @@ class BaseAutoencoder(
         says. No rows are held out (``early_stopping`` applies to
         :meth:`fit` only): the caller decides how many passes to make. A call
         after :meth:`fit` continues from the fitted weights, with a fresh Adam.
+        The parameters the networks were built with (``n_components``,
+        ``hidden_layer_sizes``, ``activation``, a VAE's ``likelihood`` and
+        ``decoder_variance``, ``compute_dtype``) cannot change between calls.
 
         Under ``torchrun`` (see :meth:`fit`), every rank calls ``partial_fit``
         together, each with its own chunk: the pass is the one a single
@@ -432,6 +444,8 @@ class BaseAutoencoder(
         cache = self.__dict__.pop("_fit_cache", {})  # what the hooks shared during the fit
         self.module_ = module
         self._optimizer_state = cache.get("optimizer_state")
+        if "network_params" in cache:  # new networks, not the fitted ones trained on
+            self._network_params = cache["network_params"]
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve
         self.best_loss_ = history.best_loss

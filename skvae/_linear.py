@@ -106,7 +106,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         ``"float32"`` trains float64 data in float32: 35-50% less time per
         epoch on a CPU (``benchmarks.scale``), far less on GPUs with slow
         float64 arithmetic, for the same held-out error up to rounding;
-        outputs keep the input's dtype either way.
+        outputs and fitted arrays keep the input's dtype either way.
     verbose : int, default=0
         Print the loss after each step when positive.
 
@@ -202,6 +202,10 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         "solver": [StrOptions({"als", "adam", "lbfgs"})],
     }
 
+    # Every partial_fit builds the model anew from the running moments, so a new
+    # n_components or whiten applies to the next call; only compute_dtype is fixed.
+    _network_parameters = ()
+
     def __init__(
         self,
         n_components=2,
@@ -294,8 +298,11 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         set, the model is the one :meth:`fit` gives on all of it (up to
         rounding), whatever the chunk sizes. This needs ``n_features``
         squared float64 numbers of memory, kept between calls; every
-        ``solver`` streams this way. A model trained by :meth:`fit` keeps no
-        such statistics, so streaming starts from a new estimator.
+        ``solver`` streams this way; :meth:`fit` keeps them too, unless its
+        data had more features than rows, and over 2048 features. Each call
+        builds the model anew from these statistics, so a new
+        ``n_components`` or ``whiten`` applies to it; a new ``compute_dtype``
+        is refused.
 
         Under ``torchrun`` (see :meth:`fit`), every rank calls ``partial_fit``
         together, each with its own chunk, and the statistics of all the
@@ -314,7 +321,14 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             The estimator, updated with these rows.
         """
         first = not hasattr(self, "module_")
-        if not first and getattr(self, "_moments", None) is None:
+        if not first and not hasattr(self, "_moments"):
+            raise ValueError(
+                "This LinearAutoencoder holds no running moments of its training rows "
+                "for partial_fit to continue from: it was loaded from a file of format "
+                "version 1, which did not store them. Start the stream on a new "
+                "estimator (sklearn.base.clone)."
+            )
+        if not first and self._moments is None:
             raise ValueError(
                 f"This LinearAutoencoder was fitted on {self.n_samples_} rows of "
                 f"{self.n_features_in_} features, too wide to keep their "
@@ -389,16 +403,17 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
         total = mom.total_variance * ddof_scale
         k = self.n_components_
         noise = discarded_variance(mom, variances) * ddof_scale
-        dtype = module.decoder.linear.weight.dtype
-        mean = mom.mean.to("cpu", dtype)
-        np_dtype = mean.numpy().dtype
+        # the fitted arrays keep the input's dtype, as the outputs do, whatever
+        # dtype the networks compute in (compute_dtype)
+        np_dtype = np.dtype(self._input_dtype)
+        mean = mom.mean.to("cpu", torch.float64)
         latent_variance = explained_variance
         scale = None
         if self.whiten:
             # PCA's whitening: divide the codes by the standard deviations
             # (clipped at eps, against components of no variance), multiply back
             scale = np.sqrt(explained_variance)
-            eps = np.finfo(np_dtype).eps
+            eps = torch.finfo(module.decoder.linear.weight.dtype).eps  # the encoder's clip
             latent_variance = np.where(scale >= eps, 1.0, explained_variance / eps**2)
         _set_projection(module, mean, torch.from_numpy(components.T), scale)
         return {
@@ -411,7 +426,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             "singular_values_": np.sqrt(explained_variance * max(n - 1, 0)).astype(np_dtype),
             "noise_variance_": float(noise),
             "n_samples_": n,
-            "mean_": mean.numpy().copy(),
+            "mean_": mean.numpy().astype(np_dtype),
             "latent_mean_": np.zeros(k),
             "latent_covariance_": np.diag(latent_variance),
         }

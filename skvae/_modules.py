@@ -24,8 +24,11 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def _linear(n_in: int, n_out: int, dtype: torch.dtype) -> nn.Linear:
-    # skip_init builds the layer without drawing from torch's global RNG.
-    return torch.nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=dtype)
+    # skip_init builds the layer without drawing from torch's global RNG; on the
+    # default device (the CPU, or "meta" inside `with torch.device("meta")`, where
+    # skvae.load sizes the networks before it allocates them), not always the CPU
+    device = torch.empty(0).device
+    return torch.nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=dtype, device=device)
 
 
 def mlp(sizes: Sequence[int], activation: str, dtype: torch.dtype) -> nn.Sequential:

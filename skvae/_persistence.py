@@ -2,13 +2,15 @@
 
 One file holds a fitted estimator:
 
-* the tensors: the module's ``state_dict`` under ``module.<key>``, and every
+* the tensors: the module's ``state_dict`` under ``module.<key>``, every
   fitted attribute that is a NumPy array, NumPy scalar or torch tensor under
-  ``attribute.<name>``;
+  ``attribute.<name>``, and the training state's tensors (Adam's, the running
+  moments) under ``state.<...>``;
 * the safetensors metadata, a str -> str mapping with two entries:
   ``"skvae"``, a JSON document (format version, class name, skvae and torch
   versions, ``get_params(deep=False)``, the ``set_output`` choice, the
-  module's dtype and the fitted attributes that are plain JSON values), and
+  module's dtype, the fitted attributes that are plain JSON values and the
+  rest of the training state, see :mod:`skvae._persistence_state`), and
   ``"skvae_sha256"``, a SHA-256 digest of that document and of every tensor
   (name, dtype, shape, bytes).
 
@@ -25,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
 
 import numpy as np
 import torch
@@ -34,72 +35,23 @@ from sklearn.utils.validation import check_is_fitted
 from ._autoencoder import Autoencoder
 from ._linear import LinearAutoencoder
 from ._optional import import_optional
+from ._persistence_json import Unstorable, from_json, parse, to_json
+from ._persistence_state import STATE, check_attributes, decode, encode, network_params
 from ._variational import VariationalAutoencoder
 
 #: Version of the file layout; a reader refuses files of a later version.
-FORMAT_VERSION = 1
+#: Version 2 added the training state (skvae._persistence_state).
+FORMAT_VERSION = 2
 
 #: The only classes a file may name: loading never imports anything else.
 _CLASSES = {cls.__name__: cls for cls in (LinearAutoencoder, Autoencoder, VariationalAutoencoder)}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _MODULE, _ATTRIBUTE = "module.", "attribute."
 _PAYLOAD, _DIGEST = "skvae", "skvae_sha256"
+#: The most characters and the deepest nesting of the JSON document that load
+#: parses; save writes far less (feature names are the bulk) and 8 levels deep.
+MAX_METADATA_CHARS, MAX_DEPTH = 64 * 2**20, 32
 _EXTRA = "safetensors"
-
-
-class _Unstorable(TypeError):
-    """A value that the JSON part of the file cannot hold."""
-
-
-# ------------------------------------------------------------------ JSON values
-def _to_json(value: Any) -> Any:
-    """``value`` as plain JSON, with tuples, dicts, devices and string arrays tagged.
-
-    Every JSON object in the result is a tag with one key, so no user dict can
-    be mistaken for one.
-    """
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, np.bool_ | np.integer | np.floating):
-        return value.item()
-    if isinstance(value, list):
-        return [_to_json(v) for v in value]
-    if isinstance(value, tuple):
-        return {"__tuple__": [_to_json(v) for v in value]}
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"__dict__": {k: _to_json(v) for k, v in value.items()}}
-    if isinstance(value, torch.device):
-        return {"__device__": str(value)}
-    if isinstance(value, np.ndarray) and _is_string_array(value):
-        return {"__str_array__": value.ravel().tolist(), "dtype": value.dtype.str,
-                "shape": list(value.shape)}  # fmt: skip
-    raise _Unstorable(type(value).__name__)
-
-
-def _is_string_array(array: np.ndarray) -> bool:
-    if array.dtype.kind == "U":
-        return True
-    return array.dtype == object and all(isinstance(v, str) for v in array.flat)
-
-
-def _from_json(value: Any) -> Any:
-    """Inverse of :func:`_to_json`; builds only lists, tuples, dicts, devices, arrays."""
-    if isinstance(value, list):
-        return [_from_json(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if "__tuple__" in value:
-        return tuple(_from_json(v) for v in value["__tuple__"])
-    if "__dict__" in value:
-        return {k: _from_json(v) for k, v in value["__dict__"].items()}
-    if "__device__" in value:
-        return torch.device(value["__device__"])
-    if "__str_array__" in value:
-        dtype = np.dtype(value["dtype"])
-        if dtype.kind not in "UO":
-            raise ValueError(f"a string array of dtype {dtype} is not valid.")
-        return np.array(value["__str_array__"], dtype=dtype).reshape(value["shape"])
-    raise ValueError(f"unknown JSON tag {sorted(value)}.")
 
 
 # ------------------------------------------------------------------- the parts
@@ -115,8 +67,8 @@ def _parameters(estimator) -> dict:
     encoded = {}
     for name, value in params.items():
         try:
-            encoded[name] = _to_json(value)
-        except _Unstorable as exc:
+            encoded[name] = to_json(value)
+        except Unstorable as exc:
             raise TypeError(
                 f"parameter {name}={value!r} holds a {exc}, which a file cannot hold: "
                 "only None, bool, int, float, str, torch.device and lists, tuples "
@@ -144,8 +96,8 @@ def _fitted_attributes(estimator) -> tuple[dict, dict, dict]:
             arrays[name], kinds[name] = _to_numpy(value, name), "tensor"
         else:
             try:
-                values[name] = _to_json(value)
-            except _Unstorable as exc:
+                values[name] = to_json(value)
+            except Unstorable as exc:
                 raise TypeError(
                     f"the fitted attribute {name} is a {exc}, which skvae.save cannot "
                     "store: it stores NumPy arrays and scalars, torch tensors, and "
@@ -243,6 +195,8 @@ def save(estimator, path: str | os.PathLike) -> None:
     arrays = {_MODULE + k: _to_numpy(v, k) for k, v in module.state_dict().items()}
     attribute_arrays, kinds, values = _fitted_attributes(estimator)
     arrays.update({_ATTRIBUTE + k: v for k, v in attribute_arrays.items()})
+    state, state_arrays = encode(estimator)
+    arrays.update(state_arrays)
     payload = json.dumps(
         {
             "format_version": FORMAT_VERSION,
@@ -256,6 +210,7 @@ def save(estimator, path: str | os.PathLike) -> None:
             "output_config": getattr(estimator, "_sklearn_output_config", {}),
             "arrays": kinds,
             "attributes": values,
+            "state": state,
         },
         sort_keys=True,
     )
@@ -278,7 +233,9 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
     read onto the CPU, whatever device the model was fitted on, and must match
     the rebuilt networks name for name, shape for shape and dtype for dtype.
     ``transform``, ``inverse_transform``, ``score_samples`` and ``sample`` of
-    the result give the same bits as the saved estimator.
+    the result give the same bits as the saved estimator, and ``partial_fit``
+    continues its training as it would continue the saved one's, as after a
+    pickle round trip.
 
     Parameters
     ----------
@@ -301,7 +258,10 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
     ValueError
         If the file is not a skvae file, comes from a newer file format, fails
         its checksum (damaged or edited), names an unknown class, or holds
-        tensors that do not match the networks its parameters describe.
+        tensors that do not match the networks its parameters describe; or if
+        its metadata is malformed in any way: over ``MAX_METADATA_CHARS``
+        characters or nested over ``MAX_DEPTH`` deep (both checked before it
+        is parsed), or holding a value of the wrong type or shape.
 
     See Also
     --------
@@ -321,23 +281,46 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
     metadata, arrays = _read(safe_open, os.fspath(path))
     header = _check_header(metadata, arrays, path)
     estimator = _rebuild(header, device)
-    attributes = {name: _from_json(v) for name, v in header["attributes"].items()}
+    attributes = _decoded(header["attributes"], path)
     attributes.update(_attribute_arrays(header["arrays"], arrays, path))
     refused = [name for name in attributes if not _is_fitted_attribute(name)]
     if refused:
         raise ValueError(f"{path}: {refused} are not names of fitted attributes.")
+    check_attributes(attributes, estimator, path)
     vars(estimator).update(attributes)  # before _build_module, which may read them
+    network = {}  # format 1: the parameters stored are those of the networks
+    if "state" in header:
+        network = network_params(header["state"].get("network_params"), estimator, path)
+    module_arrays = {k[len(_MODULE) :]: v for k, v in arrays.items() if k.startswith(_MODULE)}
+    dtype = _DTYPES[header["dtype"]]
+    with torch.device("meta"):  # the shapes first, with no memory: a file cannot
+        meta = _build(estimator, network, dtype, path, header)  # make load allocate
+    _check_tensors(meta.state_dict(), module_arrays, path, header)  # more than it holds
+    module = _build(estimator, network, dtype, path, header)
+    _load_state(module, module_arrays, path, header)
+    module.train(bool(header["module_training"]))
+    if "state" in header:
+        vars(estimator).update(decode(header["state"], arrays, estimator, module, path))
+    else:  # format 1: no Adam state (as after fit), no running moments
+        estimator._input_dtype = np.dtype(str(_DTYPES[header["dtype"]]).removeprefix("torch."))
+        estimator._optimizer_state = None
+    estimator.module_ = module
+    return estimator
+
+
+def _build(estimator, network: dict, dtype: torch.dtype, path, header: dict):
+    """The estimator's networks, built with the parameters ``network`` (those
+    they were fitted with, which may differ from the estimator's own now)."""
+    current = {name: getattr(estimator, name) for name in network}
+    vars(estimator).update(network)
     try:
-        module = estimator._build_module(attributes["n_features_in_"], _DTYPES[header["dtype"]])
-    except (ValueError, TypeError, RuntimeError) as exc:
+        return estimator._build_module(estimator.n_features_in_, dtype)
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise ValueError(
             f"{path}: cannot rebuild the networks ({_versions(header)}): {exc}"
         ) from exc
-    module_arrays = {k[len(_MODULE) :]: v for k, v in arrays.items() if k.startswith(_MODULE)}
-    _load_state(module, module_arrays, path, header)
-    module.train(bool(header["module_training"]))
-    estimator.module_ = module
-    return estimator
+    finally:
+        vars(estimator).update(current)
 
 
 def _read(safe_open, path: str) -> tuple[dict, dict]:
@@ -354,12 +337,14 @@ def _check_header(metadata: dict, arrays: dict, path) -> dict:
     """The JSON document of the file, once its version and checksum are checked."""
     if _PAYLOAD not in metadata:
         raise ValueError(f"{path} is a safetensors file, but not one written by skvae.save.")
-    try:
-        header = json.loads(metadata[_PAYLOAD])
-        version = header["format_version"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path}: the skvae metadata is not JSON; the file is damaged.") from None
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    try:  # the size and depth first: no parser sees a document it could choke on
+        header = parse(metadata[_PAYLOAD], MAX_METADATA_CHARS, MAX_DEPTH)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc} The file is damaged.") from None
+    version = header.get("format_version") if isinstance(header, dict) else None
+    if type(version) is not int or version < 1:
+        raise ValueError(f"{path}: the skvae metadata has no valid format version; damaged.")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path} has file format version {version!r}, written by skvae "
             f"{header.get('skvae_version', '?')}; this skvae ({_skvae_version()}) reads "
@@ -370,11 +355,11 @@ def _check_header(metadata: dict, arrays: dict, path) -> dict:
             f"{path} fails its checksum: the file was damaged or modified after "
             "skvae.save wrote it."
         )
-    if header.get("class") not in _CLASSES:
+    if not isinstance(header.get("class"), str) or header["class"] not in _CLASSES:
         raise ValueError(
             f"{path} holds a {header.get('class')!r}; skvae.load knows only {', '.join(_CLASSES)}."
         )
-    if header.get("dtype") not in _DTYPES:
+    if not isinstance(header.get("dtype"), str) or header["dtype"] not in _DTYPES:
         raise ValueError(f"{path}: unknown module dtype {header.get('dtype')!r}.")
     fields = {
         "params": dict,
@@ -382,6 +367,7 @@ def _check_header(metadata: dict, arrays: dict, path) -> dict:
         "arrays": dict,
         "module_training": bool,
         "output_config": dict,
+        "state": dict if version >= 2 else type(None),  # format 1 has no training state
     }
     wrong = [key for key, kind in fields.items() if not isinstance(header.get(key), kind)]
     if wrong or "n_features_in_" not in header["attributes"]:
@@ -389,15 +375,24 @@ def _check_header(metadata: dict, arrays: dict, path) -> dict:
     return header
 
 
+def _decoded(values: dict, path) -> dict:
+    """The JSON values of a document's mapping, each decoded (ValueError if mangled)."""
+    try:
+        return {name: from_json(value) for name, value in values.items()}
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
 def _rebuild(header: dict, device):
     """An unfitted estimator of the stored class with the stored parameters."""
     estimator = _CLASSES[header["class"]]()
-    params = {name: _from_json(v) for name, v in header["params"].items()}
+    params = _decoded(header["params"], f"{header['class']}'s parameters")
     if device is not None:
         params["device"] = device
     try:
         estimator.set_params(**params)
         estimator._validate_params()
+        estimator._check_hidden_layer_sizes()
         estimator.set_output(**header["output_config"])
     except (ValueError, TypeError) as exc:
         raise ValueError(
@@ -409,7 +404,7 @@ def _rebuild(header: dict, device):
 def _attribute_arrays(kinds: dict, arrays: dict, path) -> dict:
     """The fitted attributes stored as tensors, each in its original kind."""
     stored = {k[len(_ATTRIBUTE) :] for k in arrays if k.startswith(_ATTRIBUTE)}
-    unknown = [k for k in arrays if not k.startswith((_MODULE, _ATTRIBUTE))]
+    unknown = [k for k in arrays if not k.startswith((_MODULE, _ATTRIBUTE, STATE))]
     _check_same_names(set(kinds), stored, "fitted-attribute tensors", path)
     if unknown:
         raise ValueError(f"{path} holds unexpected tensors: {sorted(unknown)}.")
@@ -418,8 +413,10 @@ def _attribute_arrays(kinds: dict, arrays: dict, path) -> dict:
         "scalar": lambda a: a[()],
         "tensor": lambda a: torch.from_numpy(a.copy()),
     }
-    if any(kind not in restore for kind in kinds.values()):
-        raise ValueError(f"{path}: unknown attribute kinds {sorted(set(kinds.values()))}.")
+    wrong = {name: kind for name, kind in kinds.items() if not isinstance(kind, str)
+             or kind not in restore}  # fmt: skip
+    if wrong:
+        raise ValueError(f"{path}: unknown attribute kinds {wrong}.")
     return {name: restore[kind](arrays[_ATTRIBUTE + name]) for name, kind in kinds.items()}
 
 
@@ -435,19 +432,23 @@ def _check_same_names(expected: set, found: set, what: str, path, header=None) -
 
 def _load_state(module: torch.nn.Module, arrays: dict, path, header: dict) -> None:
     """Copy ``arrays`` into ``module`` after checking names, shapes and dtypes."""
-    expected = module.state_dict()
+    _check_tensors(module.state_dict(), arrays, path, header)
+    state = {name: torch.from_numpy(arrays[name].copy()) for name in module.state_dict()}
+    module.load_state_dict(state, strict=True)
+
+
+def _check_tensors(expected: dict, arrays: dict, path, header: dict) -> None:
+    """Refuse ``arrays`` unless they have ``expected``'s names, shapes and dtypes."""
     _check_same_names(set(expected), set(arrays), "network tensors", path, header)
-    state = {}
     for name, target in expected.items():
-        tensor = torch.from_numpy(arrays[name].copy())
-        if tensor.shape != target.shape or tensor.dtype != target.dtype:
+        array = arrays[name]
+        dtype = _DTYPES.get(array.dtype.name, array.dtype)
+        if tuple(array.shape) != tuple(target.shape) or dtype != target.dtype:
             raise ValueError(
-                f"{path}: the tensor {name!r} is {tensor.dtype} of shape "
-                f"{tuple(tensor.shape)}, but the network expects {target.dtype} of "
+                f"{path}: the tensor {name!r} is {dtype} of shape "
+                f"{tuple(array.shape)}, but the network expects {target.dtype} of "
                 f"shape {tuple(target.shape)} ({_versions(header)})."
             )
-        state[name] = tensor
-    module.load_state_dict(state, strict=True)
 
 
 def _versions(header: dict) -> str:

@@ -326,3 +326,28 @@ def test_mle_needs_as_many_samples_as_features():
 def test_bad_whiten_names_itself():
     with pytest.raises(ValueError, match="whiten"):
         LinearAutoencoder(whiten="yes").fit(IRIS)
+
+
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+@pytest.mark.parametrize("whiten", [False, True])
+def test_fitted_arrays_keep_the_inputs_dtype_whatever_the_compute_dtype(how, whiten):
+    # trained in float32 on float64 data: every array the model hands out is
+    # float64, as its outputs are, and equal to a float64 fit's to float32 rounding
+    X = IRIS.astype(np.float64)
+    fast = LinearAutoencoder(n_components=2, whiten=whiten, compute_dtype="float32")
+    full = LinearAutoencoder(n_components=2, whiten=whiten)
+    getattr(fast, how)(X)
+    getattr(full, how)(X)
+    arrays = {
+        name: value
+        for name, value in vars(fast).items()
+        if name.endswith("_") and isinstance(value, np.ndarray)
+    }
+    arrays.update(get_covariance=fast.get_covariance(), get_precision=fast.get_precision())
+    assert {"components_", "explained_variance_", "mean_", "singular_values_"} <= arrays.keys()
+    for name, value in arrays.items():
+        assert value.dtype == np.float64, name
+        want = getattr(full, name)() if name.startswith("get_") else getattr(full, name)
+        _close(value, want, rtol=1e-4)
+    assert isinstance(fast.noise_variance_, float)
+    assert fast.sample(3, random_state=0).dtype == np.float64

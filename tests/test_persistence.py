@@ -2,6 +2,7 @@
 
 import copy
 import json
+import pickle
 import re
 
 import numpy as np
@@ -13,7 +14,7 @@ from sklearn.exceptions import NotFittedError
 
 import skvae
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
-from skvae._persistence import _digest
+from skvae._persistence import FORMAT_VERSION, _digest
 
 from ._deploy import tiny
 from .conftest import ESTIMATORS, single_thread
@@ -138,6 +139,75 @@ def test_device_can_be_replaced_on_load(fitted, tmp_path):
     assert skvae.load(path, device="cpu").device == "cpu"
 
 
+# ------------------------------------------------- the whole model, as pickle
+def _every_output(est, X):
+    """Every public method's output on ``X`` (fit_transform aside)."""
+    Z = est.transform(X)
+    out = {
+        "transform": Z,
+        "inverse_transform": est.inverse_transform(Z),
+        "score": est.score(X),
+        "score_samples": est.score_samples(X),
+        "sample": est.sample(5, random_state=1),
+        "sample_mean": est.sample(5, random_state=1, noise=False),
+        "get_feature_names_out": est.get_feature_names_out(),
+    }
+    if isinstance(est, LinearAutoencoder):
+        out.update(get_covariance=est.get_covariance(), get_precision=est.get_precision())
+    return out
+
+
+def _assert_same_model(got, want, X):
+    attributes, expected = _fitted_attributes(got), _fitted_attributes(want)
+    assert attributes.keys() == expected.keys()
+    for name, value in expected.items():
+        assert type(attributes[name]) is type(value), name
+        np.testing.assert_array_equal(attributes[name], value, err_msg=name)
+        assert np.asarray(attributes[name]).dtype == np.asarray(value).dtype, name
+    outputs, expected = _every_output(got, X), _every_output(want, X)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(outputs[name], value, err_msg=name)
+        assert np.asarray(outputs[name]).dtype == np.asarray(value).dtype, name
+
+
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+@pytest.mark.parametrize("compute_dtype", [None, "float32"])
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_a_loaded_model_is_a_pickled_model(cls, compute_dtype, how, X, tmp_path):
+    # float64 data, trained in float64 or float32; fitted, or streamed in two
+    # chunks (Adam's state, LinearAutoencoder's running moments)
+    est = tiny(cls, compute_dtype=compute_dtype)
+    if how == "fit":
+        est.fit(X[:120])
+    else:
+        est.partial_fit(X[:60]).partial_fit(X[60:120])
+    path = tmp_path / "model.safetensors"
+    skvae.save(est, path)
+    loaded, pickled = skvae.load(path), pickle.loads(pickle.dumps(est))
+    _assert_same_model(loaded, pickled, X)
+    # and both train on alike
+    loaded.partial_fit(X[120:])
+    pickled.partial_fit(X[120:])
+    _assert_same_model(loaded, pickled, X)
+    for name, tensor in pickled.module_.state_dict().items():
+        assert torch.equal(loaded.module_.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
+def test_a_loaded_model_has_the_networks_it_was_fitted_with(cls, X, tmp_path):
+    # parameters changed after fit describe other networks; the file keeps the
+    # networks the model has, as a pickle does, and their parameters
+    est = tiny(cls).fit(X).set_params(activation="tanh", hidden_layer_sizes=(5,))
+    path = tmp_path / "model.safetensors"
+    skvae.save(est, path)
+    loaded = skvae.load(path)
+    assert loaded.get_params() == est.get_params()
+    _assert_same_model(loaded, pickle.loads(pickle.dumps(est)), X)
+    with pytest.raises(ValueError, match="cannot change hidden_layer_sizes"):
+        loaded.partial_fit(X)
+    loaded.set_params(activation="relu", hidden_layer_sizes=(8,)).partial_fit(X)
+
+
 # ------------------------------------------------------------------ refusals
 def test_refuses_unfitted_and_unknown_estimators(fitted, tmp_path):
     with pytest.raises(NotFittedError):
@@ -233,9 +303,34 @@ def test_refuses_files_that_do_not_match(saved, edit, message):
 
 
 def test_refuses_a_newer_format(saved):
-    _rewrite(saved, lambda header, arrays: header.update(format_version=2))
-    with pytest.raises(ValueError, match="format version 2.*reads versions up to 1. Upgrade"):
+    _rewrite(saved, lambda header, arrays: header.update(format_version=FORMAT_VERSION + 1))
+    newer, current = FORMAT_VERSION + 1, FORMAT_VERSION
+    with pytest.raises(ValueError, match=f"version {newer}.*up to {current}. Upgrade"):
         skvae.load(saved)
+
+
+def _as_format_1(header, arrays):
+    """What skvae wrote before files held the training state."""
+    header["format_version"] = 1
+    del header["state"]
+    for name in [name for name in arrays if name.startswith("state.")]:
+        del arrays[name]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_reads_format_1_files(cls, fitted, X, tmp_path):
+    est = fitted[cls, np.float64]
+    path = tmp_path / "model.safetensors"
+    skvae.save(est, path)
+    _rewrite(path, _as_format_1)
+    loaded = skvae.load(path)
+    for name, value in _outputs(est, X).items():
+        np.testing.assert_array_equal(_outputs(loaded, X)[name], value, err_msg=name)
+    if cls is LinearAutoencoder:  # it cannot continue, and says why
+        with pytest.raises(ValueError, match="no running moments.*format version 1"):
+            loaded.partial_fit(X)
+    else:  # from the weights, with a fresh Adam, as after fit
+        assert loaded.partial_fit(X).n_iter_ == est.n_iter_ + 1
 
 
 def test_refuses_an_edited_header(saved):
@@ -267,3 +362,144 @@ def test_refuses_files_that_are_not_skvae_files(tmp_path):
         skvae.load(plain)
     with pytest.raises(FileNotFoundError):
         skvae.load(tmp_path / "absent.safetensors")
+
+
+# ------------------------------------------------------ malformed files: fuzzed
+def _paths(value, path=()):
+    """Every place in a JSON document: (path, value) for each node."""
+    yield path, value
+    if isinstance(value, dict | list):
+        for key, child in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from _paths(child, (*path, key))
+
+
+def _replaced(document, path, new):
+    document = copy.deepcopy(document)
+    *parents, last = path
+    node = document
+    for key in parents:
+        node = node[key]
+    node[last] = new
+    return document
+
+
+def _loads_or_refuses(path):
+    """load either succeeds or raises ValueError, as it documents; True if refused."""
+    try:
+        skvae.load(path)
+    except ValueError:
+        return True
+    return False
+
+
+# wrong types, and the tags JSON values use, holding what they must not
+MISTYPED = [None, True, -1, 2.5, 10**6, "x", [], {}, [[1]], {"a": 1},
+            {"__tuple__": 5}, {"__dict__": [1]}, {"__device__": "nowhere"},
+            {"__device__": 3}, {"__str_array__": ["a"], "dtype": "nonsense", "shape": [1]},
+            {"__str_array__": [1, 2], "dtype": "|O", "shape": [2]},
+            {"__str_array__": ["a"], "dtype": "<U1", "shape": [5]},
+            {"__tuple__": [], "extra": 1}]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_files(fitted, tmp_path_factory):
+    """A saved file of each estimator, float32, streamed (so with Adam's state)."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    paths = {}
+    for cls in ESTIMATORS:
+        est = copy.deepcopy(fitted[cls, np.float32]).partial_fit(load_digits().data[:40] / 16)
+        paths[cls] = folder / f"{cls.__name__}.safetensors"
+        skvae.save(est, paths[cls])
+    return paths
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_every_mistyped_value_is_a_value_error(cls, small_files, tmp_path):
+    with safe_open(str(small_files[cls]), framework="np") as f:
+        header = json.loads(f.metadata()["skvae"])
+        arrays = {k: f.get_tensor(k) for k in f.keys()}
+    path = tmp_path / "m.safetensors"
+    places = [p for p, _ in _paths(header) if p]
+    rng = np.random.RandomState(0)
+    refused = 0
+    for place in places:  # two mistypes, drawn from MISTYPED, at every place
+        for new in [MISTYPED[i] for i in rng.choice(len(MISTYPED), 2, replace=False)]:
+            payload = json.dumps(_replaced(header, place, new))
+            metadata = {"skvae": payload, "skvae_sha256": _digest(payload, arrays)}
+            safetensors_numpy.save_file(arrays, str(path), metadata=metadata)
+            refused += _loads_or_refuses(path)
+    assert refused > 0.8 * 2 * len(places)  # the rest are values a model may hold
+
+
+_HUGE = {"__dict__": {"n_components": 3, "hidden_layer_sizes": {"__tuple__": [10**9]},
+                     "activation": "relu"}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "where, new, message",
+    [
+        (("params", "device"), {"__device__": "nowhere"}, "'nowhere' is not a torch device"),
+        (("params", "device"), {"__device__": 3}, "a __device__ tag holds 3"),
+        (("params", "hidden_layer_sizes"), {"__tuple__": 5}, "a __tuple__ tag holds 5"),
+        (
+            ("attributes", "feature_names_in_"),
+            {"__str_array__": ["a"], "dtype": "nonsense", "shape": [1]},
+            "string array of dtype 'nonsense'",
+        ),  # fmt: skip
+        (("attributes", "n_iter_"), "3", "n_iter_='3' is not valid"),
+        (("attributes", "loss_curve_"), 5, "loss_curve_=5 is not valid"),
+        (("attributes", "n_components_"), 10**9, r"latent_\w+ is .*n_components_=1000000000"),
+        (("arrays", "latent_mean_"), ["ndarray"], "unknown attribute kinds"),
+        (("state", "optimizer", "param_groups"), {"__tuple__": 1}, "a __tuple__ tag holds 1"),
+        (("state", "optimizer", "state", "0"), ["step", "x"], "state for parameter '0'"),
+        (("state", "input_dtype"), "int8", "unknown input dtype 'int8'"),
+        (("state", "network_params"), {"__dict__": {"activation": "relu"}}, "networks' param"),
+        (("state", "network_params"), _HUGE, r"expects torch.float32 of shape \(1000000000, "),
+    ],
+    ids=str,
+)
+def test_named_malformations_are_value_errors(where, new, message, small_files, tmp_path):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(small_files[Autoencoder].read_bytes())
+    with safe_open(str(path), framework="np") as f:
+        header = json.loads(f.metadata()["skvae"])
+    header = _replaced(header, where, new)
+    _rewrite(path, lambda h, a: h.update(header))
+    with pytest.raises(ValueError, match=message):
+        skvae.load(path)
+
+
+def test_truncated_and_bit_flipped_files_are_value_errors(small_files, tmp_path):
+    data = small_files[VariationalAutoencoder].read_bytes()
+    rng = np.random.RandomState(0)
+    path = tmp_path / "m.safetensors"
+    for length in [0, 7, 8, 9, 100, *rng.randint(9, len(data) - 1, size=20)]:
+        path.write_bytes(data[:length])
+        with pytest.raises(ValueError):
+            skvae.load(path)
+    for position in rng.randint(0, len(data), size=60):
+        flipped = bytearray(data)
+        flipped[position] ^= 1 << rng.randint(8)
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(ValueError):
+            skvae.load(path)
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_deeply_nested_metadata_is_refused_before_parsing(depth, small_files, tmp_path):
+    path = tmp_path / "m.safetensors"
+    with safe_open(str(small_files[Autoencoder]), framework="np") as f:
+        arrays = {k: f.get_tensor(k) for k in f.keys()}
+    nested = "[" * depth + "]" * depth
+    wrapped = '{"format_version": 2, "attributes": {"x_": ' + nested + "}}"
+    for payload, deep in [(nested, depth), (wrapped, depth + 2)]:
+        metadata = {"skvae": payload, "skvae_sha256": _digest(payload, arrays)}
+        safetensors_numpy.save_file(arrays, str(path), metadata=metadata)
+        with pytest.raises(ValueError, match=f"nested {deep} deep; .* at most 32"):
+            skvae.load(path)
+
+
+def test_oversized_metadata_is_refused_before_parsing(saved, monkeypatch):
+    monkeypatch.setattr(skvae._persistence, "MAX_METADATA_CHARS", 100)
+    with pytest.raises(ValueError, match=r"metadata of \d+ characters.* at most 100"):
+        skvae.load(saved)

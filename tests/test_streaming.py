@@ -1,12 +1,15 @@
 """partial_fit: streaming over chunks, as scikit-learn's incremental estimators do."""
 
 import pickle
+import re
+import warnings
 
 import numpy as np
 import pytest
 from scipy.linalg import subspace_angles
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 
@@ -170,3 +173,79 @@ def test_later_chunks_take_the_models_dtype(cls, one_thread):
     assert next(est.module_.parameters()).dtype.is_floating_point
     assert str(next(est.module_.parameters()).dtype) == "torch.float32"
     assert est.transform(X_DIGITS[:3]).dtype == np.float64
+
+
+# ------------------------------------------- parameters that fix the networks
+NETWORK_CHANGES = [
+    (Autoencoder, "n_components", 3, 4),
+    (Autoencoder, "hidden_layer_sizes", [16], (32,)),
+    (Autoencoder, "activation", "tanh", "relu"),
+    (Autoencoder, "compute_dtype", "float32", "float64"),
+    (VariationalAutoencoder, "n_components", 5, 4),
+    (VariationalAutoencoder, "n_components", "auto", 4),
+    (VariationalAutoencoder, "hidden_layer_sizes", (), (32,)),
+    (VariationalAutoencoder, "likelihood", "bernoulli", "gaussian"),
+    (VariationalAutoencoder, "decoder_variance", 0.5, "learned"),
+    (LinearAutoencoder, "compute_dtype", "float32", "float64"),
+]
+
+
+@pytest.mark.parametrize(
+    "cls, name, new, fitted", NETWORK_CHANGES, ids=lambda v: getattr(v, "__name__", repr(v))
+)
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+def test_partial_fit_refuses_parameters_that_describe_other_networks(
+    cls, name, new, fitted, how, one_thread
+):
+    # As IncrementalPCA refuses a new n_components: training on would keep
+    # the networks these parameters no longer describe, under their name.
+    X = X_DIGITS[:100] / 16
+    est = cls(n_components=4, random_state=0, compute_dtype="float64")
+    if cls is not LinearAutoencoder:
+        est.set_params(hidden_layer_sizes=(32,), max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        getattr(est, how)(X)
+    before, n_iter = weights(est), est.n_iter_
+    est.set_params(**{name: new})
+    was, now = re.escape(repr(fitted)), re.escape(repr(new))
+    message = rf"partial_fit cannot change {name}: .*{name}={was}, .* now {now}"
+    if name == "compute_dtype":
+        message = rf"cannot change compute_dtype: .* built in {fitted}, .* now {now}"
+    with pytest.raises(ValueError, match=message):
+        est.partial_fit(X)
+    assert est.n_iter_ == n_iter
+    assert_same_weights_as(est, before)
+    est.set_params(**{name: fitted}).partial_fit(X)  # set back: it trains on
+    assert est.n_iter_ == n_iter + 1
+
+
+def assert_same_weights_as(est, state):
+    for key, value in weights(est).items():
+        np.testing.assert_array_equal(state[key].numpy(), value.numpy(), err_msg=key)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_partial_fit_takes_parameters_that_keep_the_networks(cls, one_thread):
+    # the width the model has, as an int; hidden sizes as another sequence;
+    # training parameters; compute_dtype=None (the model's dtype)
+    est = small(cls, compute_dtype="float32").partial_fit(X_DIGITS[:100])
+    est.set_params(
+        n_components=np.int64(4),
+        hidden_layer_sizes=[32],
+        batch_size=16,
+        weight_decay=0.1,
+        compute_dtype=None,
+    )
+    est.partial_fit(X_DIGITS[100:200])
+    assert est.n_iter_ == 2
+
+
+def test_linear_partial_fit_follows_a_new_width():
+    # LinearAutoencoder rebuilds its model from the moments of all the rows at
+    # every call: a new n_components applies, as if the stream had used it
+    est = LinearAutoencoder(n_components=2).partial_fit(X_DIGITS[:100])
+    est.set_params(n_components=5, whiten=True).partial_fit(X_DIGITS[100:300])
+    whole = LinearAutoencoder(n_components=5, whiten=True).partial_fit(X_DIGITS[:300])
+    assert est.components_.shape == (5, 64)
+    np.testing.assert_allclose(est.transform(X_DIGITS), whole.transform(X_DIGITS), atol=1e-8)
