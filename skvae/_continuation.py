@@ -26,6 +26,7 @@ NETWORK_PARAMETERS = (
     "activation",
     "likelihood",
     "decoder_variance",
+    "library_size",
 )
 
 
