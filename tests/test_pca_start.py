@@ -19,8 +19,8 @@ from sklearn.model_selection import train_test_split
 
 from skvae import Autoencoder, VariationalAutoencoder
 from skvae._modules import init_parameters
-from skvae._vae_module import balanced_draws
 from skvae._training import _significantly_better
+from skvae._vae_module import balanced_draws
 from skvae.metrics import reconstruction_error
 
 from .conftest import assert_at_pca
