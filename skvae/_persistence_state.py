@@ -93,9 +93,9 @@ def decode(doc, arrays: dict, estimator, module: torch.nn.Module, path) -> dict:
     state["_optimizer_state"] = _optimizer(doc["optimizer"], arrays, module, used, path)
     if "moments" in doc:
         state["_moments"] = _moments(doc["moments"], arrays, estimator, used, path)
-    if isinstance(estimator, VariationalAutoencoder) and (
-        estimator.noise_variance_ is None
-    ) != (module.family.noise_variance(1.0) is None):
+    if isinstance(estimator, VariationalAutoencoder) and (estimator.noise_variance_ is None) != (
+        module.family.noise_variance(1.0) is None
+    ):
         raise ValueError(f"{path}: noise_variance_ does not fit the decoder's likelihood.")
     stored = {name for name in arrays if name.startswith(STATE)}
     if stored != used:
