@@ -98,9 +98,13 @@ class VAEModule(ScaledIO):
         ``eps`` (draws x rows-or-1 x k) are the draws of the reparameterisation;
         None where :meth:`exact`. ``fit`` marks a training batch.
         """
-        mean, logvar = self.encode(x)
+        xs = self.standardised_input(x)
+        mean, logvar = self.encode_standardised(xs)
+        # a standardised family reads what the encoder reads: standardise once
+        same = self.family.standardised and not self.family.transforms_input()
+        target = xs if same else self.target(x)
         expected = self.family.expected_log_prob(
-            self.decoder, self.target(x), mean, logvar, eps, mask, fit
+            self.decoder, target, mean, logvar, eps, mask, fit
         )
         return expected - beta * kl_to_standard_normal(mean, logvar)
 
