@@ -34,9 +34,11 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from ._stopping import TrainingInterrupted
+
 #: From active_units to the caller of fit: active_units, the estimator's
-#: _resolve_n_components, fit, scikit-learn's _fit_context wrapper, the caller.
-_STACKLEVEL = 5
+#: _resolve_n_components, _fit, fit, scikit-learn's _fit_context wrapper, the caller.
+_STACKLEVEL = 6
 
 
 def upper_bound(n_samples: int, n_features: int) -> int:
@@ -89,7 +91,7 @@ def _fit_reporting(estimator, X) -> bool:
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
             unconverged = True
-        elif str(w.message).startswith("Training was interrupted"):
+        elif issubclass(w.category, TrainingInterrupted):
             raise KeyboardInterrupt
         else:
             warnings.warn(w.message, w.category, stacklevel=_STACKLEVEL + 1)

@@ -57,7 +57,7 @@ class PointAutoencoder(BaseAutoencoder):
     def _score_rows(self, module, x):
         return -torch.mean((module(x) - x) ** 2, dim=1)
 
-    def _after_fit(self, X, module, generator):
+    def _after_fit(self, X, module, generator, state):
         # A random subset of rows is enough for a Gaussian in n_components
         # dimensions and keeps fit from paying for another pass over the data.
         rows = random_rows(X, _MOMENT_ROWS, generator)
@@ -68,7 +68,11 @@ class PointAutoencoder(BaseAutoencoder):
         Z = codes.double().numpy()
         mean = Z.mean(axis=0)
         cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
-        return {"latent_mean_": mean, "latent_covariance_": cov, "noise_variance_": noise_variance}
+        return mean, cov, noise_variance
+
+    def _set_fitted(self, module, history, state, fitted):
+        self.latent_mean_, self.latent_covariance_, self.noise_variance_ = fitted
+        super()._set_fitted(module, history, state, fitted)
 
     def _draw_latent(self, n_samples, rng):
         # eigh rather than cholesky: the codes' covariance may be singular

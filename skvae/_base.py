@@ -33,9 +33,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._continuation import NETWORK_PARAMETERS, check_unchanged, network_params
 from ._distributed import LOCAL, Ranks, participants
+from ._fitstate import FitState
 from ._inference import InferenceMixin
 from ._modules import init_parameters
 from ._placement import TORCH_DTYPES, column_mean, resolve_device
+from ._stopping import TrainingInterrupted
 from ._subspace import discarded_variance, moments, principal_components
 from ._training import (
     History,
@@ -49,13 +51,12 @@ from ._validation import training_rows
 
 @contextlib.contextmanager
 def _kept_on_failure(estimator, *names: str):
-    """Put back the attributes ``names`` (set by validate_data) if the block fails,
-    and drop what the fit's hooks shared (``_fit_cache``)."""
+    """Put back the attributes ``names`` (set by validate_data) if the block fails."""
     saved = {name: estimator.__dict__[name] for name in names if name in estimator.__dict__}
     try:
         yield
     except BaseException:
-        for name in (*names, "_fit_cache"):
+        for name in names:
             estimator.__dict__.pop(name, None)
         estimator.__dict__.update(saved)
         raise
@@ -158,20 +159,20 @@ class BaseAutoencoder(
             verbose=self.verbose,
         )
 
-    def _start(self, X, module, generator, device) -> None:
+    def _start(self, X, module, generator, device, state: FitState) -> None:
         """Set the networks' scaling and starting point from the rows of ``X``."""
         if getattr(self, "init", "random") == "pca":
-            self._pca_start(X, module, generator, device)
+            self._pca_start(X, module, generator, device, state)
         else:
             module.set_scaling(X, mean=column_mean(X))
 
-    def _trainer(self, module, generator, device) -> Trainer:
-        ranks = self._fit_cache.get("ranks", LOCAL)
+    def _trainer(self, module, generator, device, state: FitState) -> Trainer:
+        ranks = state.ranks
         objective = self._objective(module, ranks.noise_generator(generator))
         config = self._training_config()
         return Trainer(module, objective, config, generator, device, ranks=ranks)
 
-    def _fit_module(self, X, module, generator, device) -> History:
+    def _fit_module(self, X, module, generator, device, state: FitState) -> History:
         """Start and train ``module`` on the tensor ``X``; returns the history in
         data units.
 
@@ -179,15 +180,18 @@ class BaseAutoencoder(
         :meth:`partial_fit` after :meth:`fit` continues from the fitted
         weights with a fresh optimiser, as from a warm start.
         """
-        self._start(X, module, generator, device)
-        history = self._trainer(module, generator, device).fit(X)
+        self._start(X, module, generator, device, state)
+        history = self._trainer(module, generator, device, state).fit(X)
         return self._history_in_data_units(module, history)
 
-    def _partial_fit_module(self, X, module, generator, device, state) -> History:
-        """One pass of Adam over ``X``, continuing from the optimiser ``state``."""
-        trainer = self._trainer(module, generator, device)
-        history = trainer.partial_fit(X, state)
-        self._fit_cache["optimizer_state"] = trainer.optimizer_state()
+    def _partial_fit_module(self, X, module, generator, device, state: FitState) -> History:
+        """One pass of Adam over ``X``, continuing from ``state.optimizer_state``
+        (the first pass, None, starts the new networks first)."""
+        if state.optimizer_state is None and state.network_params is not None:
+            self._start(X, module, generator, device, state)
+        trainer = self._trainer(module, generator, device, state)
+        history = trainer.partial_fit(X, state.optimizer_state)
+        state.optimizer_state = trainer.optimizer_state()
         return self._history_in_data_units(module, history)
 
     def _history_in_data_units(self, module, history: History) -> History:
@@ -200,14 +204,14 @@ class BaseAutoencoder(
             history.best_validation_score = -to_data(-history.best_validation_score)
         return history
 
-    def _pca_start(self, X, module, generator, device) -> None:
+    def _pca_start(self, X, module, generator, device, state: FitState) -> None:
         """Set the networks' scaling, then PCA's solution on all of X in those units.
 
         Variances use ddof=1 and the noise variance is the mean variance of the
         discarded directions, both as :class:`sklearn.decomposition.PCA`
         computes them, so the start reproduces PCA (and its ``score``) exactly.
         """
-        mom = self._data_moments(X, device)
+        mom = self._data_moments(X, device, state)
         n, d = mom.n_samples, X.shape[1]
         module.set_scaling(X, mean=mom.mean)  # one pass over X for the mean, not two
         k = min(self.n_components_, n - 1, d)
@@ -216,7 +220,7 @@ class BaseAutoencoder(
         noise = discarded_variance(mom, variances) * ddof
         self._start_at_pca(module, components, variances * ddof, noise)
 
-    def _data_moments(self, X: torch.Tensor, device: torch.device, tall: bool = False):
+    def _data_moments(self, X, device: torch.device, state: FitState, tall: bool = False):
         """:func:`~skvae._subspace.moments` of the call's rows.
 
         Trained data-parallel, each rank reads its part of the rows (its block
@@ -224,24 +228,21 @@ class BaseAutoencoder(
         :meth:`partial_fit`) and the ranks sum; in :meth:`fit`, wide data's
         Gram matrix is computed whole on every rank.
         """
-        cache = getattr(self, "_fit_cache", {})  # none outside fit (tests start alone)
-        ranks, shared = cache.get("ranks", LOCAL), cache.get("shared_rows", True)
+        ranks, shared = state.ranks, not state.incremental
         if not ranks.active or (shared and not tall and len(X) < X.shape[1]):
             return moments(X, device, tall)
         return moments(ranks.block(X) if shared else X, device, tall=True, total=ranks.sum_)
 
-    def _after_fit(self, X: torch.Tensor, module, generator) -> dict:
-        """Extra fitted attributes computed from the trained module."""
-        return {}
+    def _after_fit(self, X, module, generator, state: FitState):
+        """What the estimator's own fitted attributes need from the trained
+        module, computed before any attribute is set (see :meth:`_set_fitted`)."""
+        return None
 
     # ------------------------------------------------------------- validation
-    def _resolve_n_components(self, X: torch.Tensor) -> int:
-        """The latent width to fit on the (checked) training tensor ``X``, as a
-        Python int (``n_components_``).
-
-        Hooks may share work done here with the later ones of the same fit
-        through the dict ``self._fit_cache``, which fit removes at its end.
-        """
+    def _resolve_n_components(self, X, state: FitState) -> int:
+        """The latent width to fit on the (checked) training rows ``X``, as a
+        Python int (``n_components_``); work the later steps reuse goes in
+        ``state``."""
         k = self.n_components
         if isinstance(k, bool | np.bool_):  # an Integral to Python, not a width
             raise ValueError(f"n_components must be a positive integer, got {k!r}.")
@@ -324,10 +325,10 @@ class BaseAutoencoder(
         init_generator = generator if device.type == "cpu" else torch.Generator().manual_seed(seed)
         return generator, init_generator
 
-    def _new_module(self, X: torch.Tensor, init_generator) -> torch.nn.Module:
+    def _new_module(self, X, init_generator, state: FitState) -> torch.nn.Module:
         module = self._build_module(X.shape[1], X.dtype)
         init_parameters(module, init_generator)
-        self._fit_cache["network_params"] = network_params(self)
+        state.network_params = network_params(self)
         return module
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -355,23 +356,7 @@ class BaseAutoencoder(
         self : object
             The fitted estimator.
         """
-        ranks = participants()
-        with _kept_on_failure(self, *_VALIDATED):
-            Xt = self._validate_training(X, ranks, "fit")
-            self._fit_cache = {"ranks": ranks}
-            self.n_components_ = self._resolve_n_components(Xt)
-            device = resolve_device(self.device)
-            generator, init_generator = self._generator(device, ranks=ranks)
-            module = self._new_module(Xt, init_generator)
-            try:
-                history = self._fit_module(Xt, module, generator, device)
-            except TrainingDiverged as exc:
-                raise ValueError(str(exc)) from None
-            extra = self._after_fit(Xt, module, generator)
-        # Everything is computed before anything is set: a failed fit leaves a
-        # previously fitted model as it was.
-        self._set_fitted(module, history, extra)
-        return self
+        return self._fit(X, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -405,33 +390,44 @@ class BaseAutoencoder(
         self : object
             The estimator, trained one more pass.
         """
-        first = not hasattr(self, "module_")
+        return self._fit(X, incremental=True)
+
+    def _fit(self, X, incremental: bool):
+        """fit and partial_fit: validate, start, train, then set the attributes.
+
+        ``incremental``: one pass that keeps the weights and Adam's state of an
+        earlier call, if any (:meth:`partial_fit`); else a new model trained
+        until its stopping rule (:meth:`fit`).
+        """
+        first = not (incremental and hasattr(self, "module_"))
         ranks = participants()
+        method = "partial_fit" if incremental else "fit"
         with _kept_on_failure(self, *_VALIDATED):
             model_dtype = None if first else next(self.module_.parameters()).dtype
-            Xt = self._validate_training(X, ranks, "partial_fit", first, model_dtype)
-            self._fit_cache = {"ranks": ranks, "shared_rows": False}
+            Xt = self._validate_training(X, ranks, method, first, model_dtype)
+            state = FitState(ranks=ranks, incremental=incremental)
             device = resolve_device(self.device)
             offset = 0 if first else self.n_iter_
             generator, init_generator = self._generator(device, offset, ranks)
             if first:
-                self.n_components_ = self._resolve_n_components(Xt)
-                module = self._new_module(Xt, init_generator)
-                self._start(Xt, module, generator, device)
-                state = None
+                self.n_components_ = self._resolve_n_components(Xt, state)
+                module = self._new_module(Xt, init_generator, state)
             else:  # trained on a copy: a failed call leaves the model as it was
                 module = copy.deepcopy(self.module_)
-                state = self._optimizer_state
+                state.optimizer_state = self._optimizer_state
+            train = self._partial_fit_module if incremental else self._fit_module
             try:
-                history = self._partial_fit_module(Xt, module, generator, device, state)
+                history = train(Xt, module, generator, device, state)
             except TrainingDiverged as exc:
                 raise ValueError(str(exc)) from None
-            extra = self._after_fit(Xt, module, generator)
+            fitted = self._after_fit(Xt, module, generator, state)
+        # Everything is computed before anything is set: a failed fit leaves a
+        # previously fitted model as it was.
         if not first:
             self._continue_history(history)
             if self.best_loss_ is not None and history.best_loss is not None:
                 history.best_loss = min(self.best_loss_, history.best_loss)
-        self._set_fitted(module, history, extra)
+        self._set_fitted(module, history, state, fitted)
         return self
 
     def _continue_history(self, history: History) -> None:
@@ -439,26 +435,26 @@ class BaseAutoencoder(
         history.n_iter += self.n_iter_
         history.loss_curve = self.loss_curve_ + history.loss_curve
 
-    def _set_fitted(self, module, history: History, extra: dict) -> None:
-        """Set the fitted attributes, and warn if training ended early."""
-        cache = self.__dict__.pop("_fit_cache", {})  # what the hooks shared during the fit
+    def _set_fitted(self, module, history: History, state: FitState, fitted) -> None:
+        """Set the fitted attributes (a subclass sets its own from ``fitted``, what
+        :meth:`_after_fit` computed, then calls this), and warn if training
+        ended early."""
         self.module_ = module
-        self._optimizer_state = cache.get("optimizer_state")
-        if "network_params" in cache:  # new networks, not the fitted ones trained on
-            self._network_params = cache["network_params"]
+        # Adam's state is kept after partial_fit only (it would triple a pickle)
+        self._optimizer_state = state.optimizer_state if state.incremental else None
+        if state.network_params is not None:  # new networks, not the fitted ones trained on
+            self._network_params = state.network_params
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve
         self.best_loss_ = history.best_loss
         self.validation_scores_ = history.validation_scores or None
         self.best_validation_score_ = history.best_validation_score
-        for name, value in extra.items():
-            setattr(self, name, value)
         if history.interrupted:
             warnings.warn(
                 f"Training was interrupted after {history.n_iter} complete "
                 "iterations; the model keeps the weights it had reached.",
-                UserWarning,
-                stacklevel=4,  # _set_fitted, fit, sklearn's _fit_context wrapper, the caller
+                TrainingInterrupted,
+                stacklevel=5,  # _set_fitted, _fit, fit, sklearn's _fit_context wrapper, the caller
             )
         elif not history.converged:
             warnings.warn(
@@ -466,7 +462,7 @@ class BaseAutoencoder(
                 f"the loss stopped improving by tol={self.tol}; consider raising "
                 "max_iter.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     # ------------------------------------------------------------ the rest

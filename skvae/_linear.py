@@ -19,6 +19,7 @@ from sklearn.utils.extmath import svd_flip
 from ._autoencoder import PointAutoencoder
 from ._base import _VALIDATED, BaseAutoencoder, _kept_on_failure, resolve_device
 from ._distributed import participants
+from ._fitstate import FitState
 from ._ppca import ProbabilisticPCAMixin
 from ._subspace import (
     EIGH_MAX_SIZE,
@@ -247,12 +248,12 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
     def _activation(self):
         return "identity"
 
-    def _resolve_n_components(self, X):
+    def _resolve_n_components(self, X, state):
         # The moments, once: a fraction of variance and "mle" read the whole
         # spectrum, and training (_fit_module) and _after_fit reuse them.
         self._check_width(*X.shape)
-        mom = self._data_moments(X, resolve_device(self.device))
-        self._fit_cache["moments"] = mom
+        mom = self._data_moments(X, resolve_device(self.device), state)
+        state.moments = mom
         return self._width(mom, X.shape[1])
 
     def _check_width(self, n, d):
@@ -264,7 +265,7 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
                 f"(n_samples={n}, n_features={d}), as in PCA."
             )
         if isinstance(k, Integral):
-            super()._resolve_n_components(None)  # refuses bools
+            super()._resolve_n_components(None, None)  # refuses bools
             if k > min(n, d):
                 raise ValueError(
                     f"n_components={self.n_components!r} must be at most "
@@ -340,29 +341,39 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             model_dtype = None if first else self.module_.decoder.linear.weight.dtype
             Xt = self._validate_training(X, ranks, "partial_fit", first, model_dtype)
             device = resolve_device(self.device)
-            self._fit_cache = {"ranks": ranks, "shared_rows": False}
-            chunk = self._data_moments(Xt, device, tall=True)
+            state = FitState(ranks=ranks, incremental=True)
+            chunk = self._data_moments(Xt, device, state, tall=True)
             mom = chunk if first else self._moments.merged(chunk)
             n, d = mom.n_samples, Xt.shape[1]
             self._check_width(n, d)
             self.n_components_ = self._width(mom, d)
             offset = 0 if first else self.n_iter_
             generator, init_generator = self._generator(device, offset, ranks)
-            module = self._new_module(Xt, init_generator)
+            module = self._new_module(Xt, init_generator, state)
             basis, variances = principal_components(mom, self.n_components_, generator)
-            self._fit_cache.update(moments=mom, axes=(basis, variances, None))
-            extra = self._after_fit(None, module, generator)
+            state.moments, state.axes = mom, (basis, variances, None)
+            fitted = self._after_fit(None, module, generator, state)
         lost = max(mom.total_variance - float(variances.sum()), 0.0) / d
         # one iteration; its loss, the mean squared error of all the rows so far
         history = History(loss_curve=[lost], best_loss=lost, n_iter=1, converged=True)
         if not first:
             self._continue_history(history)
-        self._set_fitted(module, history, extra)
+        self._set_fitted(module, history, state, fitted)
         return self
 
-    def _set_fitted(self, module, history, extra):
-        mom = extra.pop("_moments")
-        super()._set_fitted(module, history, extra)
+    def _set_fitted(self, module, history, state, fitted):
+        self.components_ = fitted["components"]
+        self.explained_variance_ = fitted["explained_variance"]
+        self.explained_variance_ratio_ = fitted["explained_variance_ratio"]
+        self.singular_values_ = fitted["singular_values"]
+        self.noise_variance_ = fitted["noise_variance"]
+        self.n_samples_ = fitted["n_samples"]
+        self.mean_ = fitted["mean"]
+        self.latent_mean_ = fitted["latent_mean"]
+        self.latent_covariance_ = fitted["latent_covariance"]
+        # not PointAutoencoder's: the codes' Gaussian is set above, from PCA's
+        BaseAutoencoder._set_fitted(self, module, history, state, fitted)
+        mom = state.moments
         # The running statistics partial_fit continues from, on the CPU: fit's
         # covariance, or one made from a wide fit's centred rows if not too big.
         if mom.wide and mom.centred.shape[1] <= EIGH_MAX_SIZE:
@@ -370,23 +381,22 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             mom = Moments(mom.mean, Xc.T @ Xc / mom.n_samples, mom.n_samples)
         self._moments = None if mom.wide else mom.to("cpu")
 
-    def _fit_module(self, X, module, generator, device):
+    def _fit_module(self, X, module, generator, device, state):
         if self.solver != "als":
-            return super()._fit_module(X, module, generator, device)
+            return super()._fit_module(X, module, generator, device, state)
         config = TrainingConfig(
             max_iter=self.max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             verbose=self.verbose,
         )
-        axes = leading_subspace(self._fit_cache["moments"], self.n_components_, config, generator)
-        self._fit_cache["axes"] = axes
-        return axes[2]
+        state.axes = leading_subspace(state.moments, self.n_components_, config, generator)
+        return state.axes[2]
 
-    def _after_fit(self, X, module, generator):
-        mom = self._fit_cache["moments"]
-        if "axes" in self._fit_cache:  # ALS: already the principal axes
-            basis, variances, _ = self._fit_cache["axes"]
+    def _after_fit(self, X, module, generator, state):
+        mom = state.moments
+        if state.axes is not None:  # ALS: already the principal axes
+            basis, variances, _ = state.axes
         else:
             # Plaut (2018): an SVD of the learned decoder gives an orthonormal
             # basis of its span; the principal axes of the data within that span
@@ -416,19 +426,19 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
             eps = torch.finfo(module.decoder.linear.weight.dtype).eps  # the encoder's clip
             latent_variance = np.where(scale >= eps, 1.0, explained_variance / eps**2)
         _set_projection(module, mean, torch.from_numpy(components.T), scale)
+        # what _set_fitted sets, each under its attribute's name less the "_"
         return {
-            "_moments": mom,
-            "components_": np.ascontiguousarray(components, dtype=np_dtype),
-            "explained_variance_": explained_variance.astype(np_dtype),
-            "explained_variance_ratio_": (explained_variance / total).astype(np_dtype)
+            "components": np.ascontiguousarray(components, dtype=np_dtype),
+            "explained_variance": explained_variance.astype(np_dtype),
+            "explained_variance_ratio": (explained_variance / total).astype(np_dtype)
             if total > 0
             else np.zeros(k, dtype=np_dtype),
-            "singular_values_": np.sqrt(explained_variance * max(n - 1, 0)).astype(np_dtype),
-            "noise_variance_": float(noise),
-            "n_samples_": n,
-            "mean_": mean.numpy().astype(np_dtype),
-            "latent_mean_": np.zeros(k),
-            "latent_covariance_": np.diag(latent_variance),
+            "singular_values": np.sqrt(explained_variance * max(n - 1, 0)).astype(np_dtype),
+            "noise_variance": float(noise),
+            "n_samples": n,
+            "mean": mean.numpy().astype(np_dtype),
+            "latent_mean": np.zeros(k),
+            "latent_covariance": np.diag(latent_variance),
         }
 
 

@@ -20,6 +20,10 @@ import torch
 DIVERGENCE_FACTOR = 1e4
 
 
+class TrainingInterrupted(UserWarning):
+    """Warned when Ctrl-C ended training early; the model keeps what it reached."""
+
+
 class TrainingDiverged(ArithmeticError):
     """Raised when the loss becomes non-finite or explodes during training."""
 

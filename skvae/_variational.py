@@ -313,7 +313,7 @@ class VariationalAutoencoder(BaseAutoencoder):
             dtype,
         )
 
-    def _start(self, X, module, generator, device):
+    def _start(self, X, module, generator, device, state):
         # Draws fixed before training: the ELBO estimate used for validation and
         # score_samples sees the same eps for every row, whatever its batch.
         module.score_eps.copy_(balanced_draws(*module.score_eps.shape, generator, torch.float64))
@@ -329,27 +329,29 @@ class VariationalAutoencoder(BaseAutoencoder):
                 if torch.is_tensor(X)
                 else MappedRows(X, family.encoder_input)
             )
-        super()._start(inputs, module, generator, device)
+        super()._start(inputs, module, generator, device, state)
         if rows is not None and self.init == "pca":
             module.calibrate(rows)
 
     def _start_at_pca(self, module, components, variances, noise_variance):
         module.start_at_ppca(components, variances, noise_variance)
 
-    def _resolve_n_components(self, X):
+    def _resolve_n_components(self, X, state):
         if not isinstance(self.n_components, str):
-            return super()._resolve_n_components(X)
+            return super()._resolve_n_components(X, state)
         # "auto" fits two models first (on partial_fit's first chunk, the width is
         # chosen on that chunk); for out-of-core rows, on the array itself
         n_active, report = active_units(self, X.numpy() if torch.is_tensor(X) else X.data)
-        self._fit_cache["active_units"] = report
+        state.active_units = report
         return n_active
 
-    def _after_fit(self, X, module, generator):
-        cache = getattr(self, "_fit_cache", {})
-        none = {"latent_kl_": None, "null_kl_": None, "kl_threshold_": None}
-        extra = cache.get("active_units", none)
-        return {**extra, "noise_variance_": module.family.noise_variance(float(module.scale))}
+    def _set_fitted(self, module, history, state, fitted):
+        report = state.active_units or {}
+        self.latent_kl_ = report.get("latent_kl_")
+        self.null_kl_ = report.get("null_kl_")
+        self.kl_threshold_ = report.get("kl_threshold_")
+        self.noise_variance_ = module.family.noise_variance(float(module.scale))
+        super()._set_fitted(module, history, state, fitted)
 
     def _in_data_units(self, module, loss):
         # e.g. p(x) = p(x_s) / scale^d: a log-density in data units is d log(scale) lower
