@@ -17,6 +17,8 @@ from skvae import Autoencoder, VariationalAutoencoder
 
 from .conftest import ESTIMATORS, small
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 
 def _spiked(n=2000, d=10, seed=0):
     rng = np.random.RandomState(seed)

@@ -2,9 +2,12 @@
 the VAE that chooses its latent width (``n_components="auto"``: three fits, so
 small networks and few epochs keep its checks to seconds)."""
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
 
 
 @parametrize_with_checks(

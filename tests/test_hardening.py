@@ -17,6 +17,8 @@ from skvae.metrics import max_principal_angle
 
 from .conftest import ESTIMATORS, small
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 X_DIGITS = load_digits().data[:400] / 16
 
 

@@ -24,6 +24,8 @@ from skvae.metrics import reconstruction_error
 
 from .conftest import assert_at_pca
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 DEEP = [Autoencoder, VariationalAutoencoder]
 
 

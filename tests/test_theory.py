@@ -18,6 +18,8 @@ from sklearn.preprocessing import StandardScaler
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae.metrics import max_principal_angle, principal_angles, reconstruction_error
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 
 def _pca(X, k):
     # the exact solution; PCA's default may pick an approximate randomized solver

@@ -11,6 +11,8 @@ from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 
 from .conftest import ESTIMATORS, small
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 rng = np.random.RandomState(0)
 X_GOOD = rng.normal(size=(40, 4))
 X_NAN = X_GOOD.copy()
