@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import contextlib  # noqa: E402
+import signal  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -14,6 +15,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder  # noqa: E402
+from skvae._training import Trainer  # noqa: E402
 
 ESTIMATORS = [LinearAutoencoder, Autoencoder, VariationalAutoencoder]
 
@@ -46,6 +48,31 @@ def single_thread():
 def one_thread():
     with single_thread():
         yield
+
+
+@pytest.fixture
+def ctrl_c_at_step(monkeypatch):
+    """Press Ctrl-C from inside training, so that where it lands cannot depend on
+    the machine's speed or load: ``ctrl_c_at_step(n, times)`` sends SIGINT
+    ``times`` times at the start of the ``n``-th optimiser step (counting from
+    1) of the fits that follow. Returns the list of steps taken, one entry each."""
+
+    def arm(step, times=1):
+        original = Trainer.train_step
+        steps = []
+
+        def train_step(self, *args, **kwargs):
+            steps.append(len(steps) + 1)
+            if len(steps) == step:
+                for _ in range(times):
+                    # handled at once, in this thread, as a key press would be
+                    signal.raise_signal(signal.SIGINT)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Trainer, "train_step", train_step)
+        return steps
+
+    return arm
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,7 @@
 """Divergence, overflow, Ctrl-C, reproducibility, row independence, bounded chunks."""
 
-import os
 import pickle
 import signal
-import threading
 
 import numpy as np
 import pytest
@@ -56,25 +54,32 @@ def test_huge_finite_float64_data_gives_a_clear_error_or_correct_results(cls):
         assert max_principal_angle(est, PCA(3, svd_solver="full").fit(X)) < 1.0
 
 
-def _interrupt_after(seconds):
-    pid = os.getpid()
-    timer = threading.Timer(seconds, lambda: os.kill(pid, signal.SIGINT))
-    timer.start()
-    return timer
-
-
 @pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
-def test_ctrl_c_stops_training_cleanly(cls):
-    X = np.random.RandomState(0).normal(size=(4000, 30))
-    est = cls(n_components=2, max_iter=10_000, tol=0, n_iter_no_change=10_000, random_state=0)
-    timer = _interrupt_after(1.0)
-    try:
-        with pytest.warns(UserWarning, match="interrupted"):
-            est.fit(X)
-    finally:
-        timer.cancel()
-    assert 0 <= est.n_iter_ < 10_000
-    assert est.n_iter_ == len(est.loss_curve_)
+@pytest.mark.parametrize(
+    "step, epochs_kept",
+    [(2 * 9 + 4, 2), (3 * 9, 3)],
+    ids=["mid-epoch", "last-batch"],
+)
+def test_ctrl_c_stops_training_cleanly(cls, step, epochs_kept, ctrl_c_at_step):
+    """Ctrl-C ends training after the batch it came in: an epoch cut short does
+    not count, one whose last batch it came in does."""
+    X = np.random.RandomState(0).normal(size=(400, 8))
+    # 360 training rows (10% held out) in batches of 40: 9 steps an epoch
+    est = cls(
+        n_components=2,
+        hidden_layer_sizes=(8,),
+        batch_size=40,
+        max_iter=10_000,
+        tol=0,
+        n_iter_no_change=10_000,
+        random_state=0,
+    )
+    steps = ctrl_c_at_step(step)
+    with pytest.warns(UserWarning, match="interrupted"):
+        est.fit(X)
+    assert len(steps) == step  # the batch in which it came was the last
+    assert est.n_iter_ == len(est.loss_curve_) == epochs_kept
+    assert len(est.validation_scores_) == epochs_kept + 1  # the start, then each epoch
     Z = est.transform(X)
     assert np.all(np.isfinite(Z)) and np.all(np.isfinite(est.inverse_transform(Z)))
     # the handler is restored: Ctrl-C outside fit is a KeyboardInterrupt again
