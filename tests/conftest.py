@@ -7,11 +7,13 @@ os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import contextlib  # noqa: E402
 import signal  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder  # noqa: E402
@@ -79,6 +81,25 @@ def ctrl_c_at_step(monkeypatch):
 def digits():
     data = load_digits()
     return data.data / 16.0, data.target
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """The digits in [0, 1], a quarter held out: ``X_train, X_test``."""
+    X = load_digits().data / 16
+    return train_test_split(X, test_size=0.25, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def default_digits_autoencoder(digits_split):
+    """A default ``Autoencoder(n_components=10)`` fitted on ``X_train`` of
+    :func:`digits_split`, and the warnings its fit gave. Fitted once: the
+    theory's and the stopping rule's tests ask different things of one fit."""
+    X_train, _ = digits_split
+    with single_thread(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ae = Autoencoder(n_components=10, random_state=0).fit(X_train)
+    return ae, caught
 
 
 @pytest.fixture(scope="session")
