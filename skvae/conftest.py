@@ -1,4 +1,7 @@
-"""Doctests of the modules that need an optional package are skipped without it."""
+"""Doctests of the modules that need an optional package are skipped without it;
+every doctest runs torch and BLAS on one thread, as the tests do (see
+tests/conftest.py: on a loaded machine two torch threads slow small models
+down tenfold)."""
 
 from importlib.util import find_spec
 
@@ -18,3 +21,17 @@ def pytest_collection_modifyitems(config, items):
             missing = [p for p in packages if find_spec(p) is None]
             if item.name.startswith(module + ".") and missing:
                 item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
