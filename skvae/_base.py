@@ -428,6 +428,7 @@ class BaseAutoencoder(
             if self.best_loss_ is not None and history.best_loss is not None:
                 history.best_loss = min(self.best_loss_, history.best_loss)
         self._set_fitted(module, history, state, fitted)
+        self._warn_if_unfinished(history)
         return self
 
     def _continue_history(self, history: History) -> None:
@@ -437,8 +438,7 @@ class BaseAutoencoder(
 
     def _set_fitted(self, module, history: History, state: FitState, fitted) -> None:
         """Set the fitted attributes (a subclass sets its own from ``fitted``, what
-        :meth:`_after_fit` computed, then calls this), and warn if training
-        ended early."""
+        :meth:`_after_fit` computed, then calls this)."""
         self.module_ = module
         # Adam's state is kept after partial_fit only (it would triple a pickle)
         self._optimizer_state = state.optimizer_state if state.incremental else None
@@ -449,12 +449,15 @@ class BaseAutoencoder(
         self.best_loss_ = history.best_loss
         self.validation_scores_ = history.validation_scores or None
         self.best_validation_score_ = history.best_validation_score
+
+    def _warn_if_unfinished(self, history: History) -> None:
+        """Warn, at the caller's line, if Ctrl-C or ``max_iter`` ended training."""
         if history.interrupted:
             warnings.warn(
                 f"Training was interrupted after {history.n_iter} complete "
                 "iterations; the model keeps the weights it had reached.",
                 TrainingInterrupted,
-                stacklevel=5,  # _set_fitted, _fit, fit, sklearn's _fit_context wrapper, the caller
+                stacklevel=5,  # this, _fit, fit, sklearn's _fit_context wrapper, the caller
             )
         elif not history.converged:
             warnings.warn(

@@ -6,14 +6,18 @@ import os
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import contextlib  # noqa: E402
+import signal  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder  # noqa: E402
+from skvae._training import Trainer  # noqa: E402
 
 ESTIMATORS = [LinearAutoencoder, Autoencoder, VariationalAutoencoder]
 
@@ -29,8 +33,10 @@ def small(cls, **params):
 
 @contextlib.contextmanager
 def single_thread():
-    """One torch thread and one BLAS thread: the models of the tests are tiny, so
-    one thread is faster, and a busy machine cannot slow them down tenfold."""
+    """One torch thread and one BLAS thread: the models of the tests are small, so
+    one thread is faster, and a busy machine cannot slow them down tenfold (on a
+    loaded 2-core machine, two torch threads made one of scikit-learn's checks
+    of a tiny VAE take 3 to 15 s instead of 0.6 s)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -46,10 +52,54 @@ def one_thread():
         yield
 
 
+@pytest.fixture
+def ctrl_c_at_step(monkeypatch):
+    """Press Ctrl-C from inside training, so that where it lands cannot depend on
+    the machine's speed or load: ``ctrl_c_at_step(n, times)`` sends SIGINT
+    ``times`` times at the start of the ``n``-th optimiser step (counting from
+    1) of the fits that follow. Returns the list of steps taken, one entry each."""
+
+    def arm(step, times=1):
+        original = Trainer.train_step
+        steps = []
+
+        def train_step(self, *args, **kwargs):
+            steps.append(len(steps) + 1)
+            if len(steps) == step:
+                for _ in range(times):
+                    # handled at once, in this thread, as a key press would be
+                    signal.raise_signal(signal.SIGINT)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Trainer, "train_step", train_step)
+        return steps
+
+    return arm
+
+
 @pytest.fixture(scope="session")
 def digits():
     data = load_digits()
     return data.data / 16.0, data.target
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """The digits in [0, 1], a quarter held out: ``X_train, X_test``."""
+    X = load_digits().data / 16
+    return train_test_split(X, test_size=0.25, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def default_digits_autoencoder(digits_split):
+    """A default ``Autoencoder(n_components=10)`` fitted on ``X_train`` of
+    :func:`digits_split`, and the warnings its fit gave. Fitted once: the
+    theory's and the stopping rule's tests ask different things of one fit."""
+    X_train, _ = digits_split
+    with single_thread(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ae = Autoencoder(n_components=10, random_state=0).fit(X_train)
+    return ae, caught
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 
 from .conftest import ESTIMATORS, small
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 
 def test_public_names():
     import skvae

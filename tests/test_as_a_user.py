@@ -1,11 +1,8 @@
 """Defects found by using skvae as a user would: sampling, far-away rows,
 Ctrl-C twice, where warnings point, models that move between machines."""
 
-import os
 import pickle
 import signal
-import threading
-import time
 import warnings
 
 import numpy as np
@@ -16,6 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skvae import Autoencoder, VariationalAutoencoder
 
 from .conftest import ESTIMATORS, small
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
 
 
 def _spiked(n=2000, d=10, seed=0):
@@ -66,35 +65,23 @@ def test_far_away_rows_score_very_low_never_nan(dtype, digits):
         assert np.all(far < near.min())  # very low, or -inf where it overflows
 
 
-def test_a_second_ctrl_c_interrupts_fit():
+def test_a_second_ctrl_c_interrupts_fit(ctrl_c_at_step):
     """The first Ctrl-C asks training to stop after the batch; a second one, during
     that batch, raises KeyboardInterrupt out of fit (a GridSearchCV can be stopped)."""
-    X = np.random.RandomState(0).normal(size=(4000, 30))
-    est = Autoencoder(
-        n_components=2, hidden_layer_sizes=(2048, 2048), batch_size=4000, max_iter=10_000
-    )
-    pid = os.getpid()
-
-    def twice():
-        os.kill(pid, signal.SIGINT)
-        # the second once the first was handled (the handler then puts Python's
-        # own back), while that long full batch still runs
-        deadline = time.monotonic() + 10
-        while signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.001)
-        os.kill(pid, signal.SIGINT)
-
-    timer = threading.Timer(1.0, twice)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            est.fit(X)
-    finally:
-        timer.cancel()
+    X = np.random.RandomState(0).normal(size=(400, 8))
+    est = Autoencoder(n_components=2, hidden_layer_sizes=(8,), batch_size=40, max_iter=10_000)
+    steps = ctrl_c_at_step(5, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X)
+    assert len(steps) == 5  # it stopped in that step
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert not hasattr(est, "module_")  # nothing half-fitted was kept
+    # one Ctrl-C alone, at the same step, only stops training (in its first epoch
+    # of 9 steps, which does not count)
+    ctrl_c_at_step(5)
+    with pytest.warns(UserWarning, match="interrupted"):
+        est.fit(X)
+    assert est.n_iter_ == 0 and est.transform(X).shape == (400, 2)
 
 
 def test_convergence_warning_points_at_the_callers_line(blobs):

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 PACKAGE = Path(__file__).resolve().parents[1] / "skvae"
 
 

@@ -11,6 +11,8 @@ from skvae import Autoencoder
 from skvae.dask import transform_blocks
 from skvae.onnx import export_decoder, export_encoder, register_converters
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 OPTIONAL = ("safetensors", "onnx", "onnxruntime", "skl2onnx", "onnxscript")
 DASK = ("dask", "dask.array", "distributed", "dask_ml")
 

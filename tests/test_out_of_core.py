@@ -13,6 +13,8 @@ import skvae._validation
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae._placement import on_device
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 ALL = (LinearAutoencoder, Autoencoder, VariationalAutoencoder)
 
 

@@ -18,12 +18,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skvae import Autoencoder, VariationalAutoencoder
-from skvae._modules import init_parameters
 from skvae._training import _significantly_better
-from skvae._vae_module import balanced_draws
 from skvae.metrics import reconstruction_error
 
 from .conftest import assert_at_pca
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
 
 DEEP = [Autoencoder, VariationalAutoencoder]
 
@@ -42,18 +42,21 @@ def _planar(n=600, d=10, seed=0):
 
 
 def _started(cls, X, k, **params):
-    """An estimator's module right after the PCA start, before any update."""
-    est = cls(n_components=k, hidden_layer_sizes=(16,), random_state=0, **params)
-    est._check_hidden_layer_sizes()
-    est.n_components_ = k
-    module = est._build_module(X.shape[1], torch.float64)
-    Xt = torch.from_numpy(X)
-    generator = torch.Generator().manual_seed(0)
-    init_parameters(module, generator)
-    if cls is VariationalAutoencoder:
-        module.score_eps.copy_(balanced_draws(*module.score_eps.shape, generator, torch.float64))
-    est._pca_start(Xt, module, generator, torch.device("cpu"))
-    est.module_, est.n_features_in_ = module, X.shape[1]
+    """What ``fit`` starts from, through the public API: one epoch of steps too
+    small to move a weight (1e-300, lost in rounding) cannot beat the start on
+    the held-out rows, so fit keeps the start."""
+    est = cls(
+        n_components=k,
+        hidden_layer_sizes=(16,),
+        learning_rate=1e-300,
+        max_iter=1,
+        random_state=0,
+        **params,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X)
+    assert est.best_validation_score_ == est.validation_scores_[0]  # the start's
     return est
 
 
@@ -78,11 +81,7 @@ def test_vae_starts_at_probabilistic_pca(k):
     pca = PCA(k, svd_solver="full").fit(X)
     X_new = _spiked(n=50, seed=1) * 1e3  # rows the start never saw
     np.testing.assert_allclose(est.score_samples(X_new), pca.score_samples(X_new), rtol=1e-9)
-    np.testing.assert_allclose(
-        float(est.module_.family.log_noise_variance.exp() * est.module_.scale**2),
-        pca.noise_variance_,
-        rtol=1e-9,
-    )
+    assert est.noise_variance_ == pytest.approx(pca.noise_variance_, rel=1e-9)
 
 
 def test_vae_start_handles_more_components_than_directions():
@@ -185,7 +184,7 @@ def test_learned_decoder_variance_comes_from_the_whole_epoch():
     with torch.no_grad():
         xs = module.scale_in(torch.from_numpy(X))
         mean, logvar = module.encode_standardised(xs)
-        sq = module.expected_sq_error(xs, mean, logvar, None)
+        sq = module.family.expected_sq_error(module.decoder, xs, mean, logvar, None)
     c_star = float(sq.mean()) / X.shape[1] * float(module.scale) ** 2
     assert vae.noise_variance_ == pytest.approx(c_star, rel=0.1)
 
@@ -199,12 +198,7 @@ def test_significance_rule():
     assert not _significantly_better(start + 0.01, start)  # worse
 
 
-def test_default_digits_fit_ends_by_its_stopping_rule():
-    X = load_digits().data / 16
-    X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        ae = Autoencoder(n_components=10, random_state=0).fit(X_train)
+def test_default_digits_fit_ends_by_its_stopping_rule(default_digits_autoencoder):
+    ae, caught = default_digits_autoencoder
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert ae.n_iter_ < ae.max_iter
-    pca = PCA(10, svd_solver="full").fit(X_train)
-    assert reconstruction_error(ae, X_test) <= 0.55 * reconstruction_error(pca, X_test)

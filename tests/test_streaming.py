@@ -15,6 +15,8 @@ from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 
 from .conftest import assert_at_pca
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
 X_DIGITS = load_digits().data
 DEEP = (Autoencoder, VariationalAutoencoder)
 

@@ -4,12 +4,13 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 
 from .conftest import ESTIMATORS, small
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
 
 rng = np.random.RandomState(0)
 X_GOOD = rng.normal(size=(40, 4))
@@ -18,7 +19,8 @@ X_NAN[3, 1] = np.nan
 X_INF = X_GOOD.copy()
 X_INF[5, 2] = np.inf
 
-BAD_INPUT = [
+# input that no method accepts
+MALFORMED = [
     pytest.param(X_NAN, ValueError, "NaN", id="nan"),
     pytest.param(X_INF, ValueError, "infinity", id="inf"),
     pytest.param(np.empty((0, 4)), ValueError, "0 sample", id="empty"),
@@ -27,7 +29,9 @@ BAD_INPUT = [
     pytest.param(X_GOOD.reshape(40, 2, 2), ValueError, "dim 3", id="3d"),
     pytest.param(np.array([["a", "b"], ["c", "d"]]), ValueError, "string", id="strings"),
     pytest.param(X_GOOD + 1j, ValueError, "Complex", id="complex"),
-    pytest.param(sp.csr_matrix(X_GOOD), TypeError, "[Ss]parse", id="sparse"),
+]
+# finite data too large to train on: squared errors would overflow
+OVERFLOWING = [
     pytest.param(X_GOOD * 1e200, ValueError, "overflow", id="overflow-float64"),
     pytest.param(
         (X_GOOD * 1e30).astype(np.float32), ValueError, "overflow", id="overflow-float32"
@@ -40,7 +44,7 @@ def _state(est):
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
-@pytest.mark.parametrize("X_bad, error, match", BAD_INPUT)
+@pytest.mark.parametrize("X_bad, error, match", MALFORMED + OVERFLOWING)
 def test_bad_training_data_is_refused_and_fitted_model_kept(cls, X_bad, error, match):
     est = small(cls, n_components=2).fit(X_GOOD)
     before, Z_before = _state(est), est.transform(X_GOOD)
@@ -53,13 +57,29 @@ def test_bad_training_data_is_refused_and_fitted_model_kept(cls, X_bad, error, m
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
-@pytest.mark.parametrize("X_bad, error, match", BAD_INPUT[:9])
+@pytest.mark.parametrize("X_bad, error, match", MALFORMED)
 def test_bad_data_to_transform_and_score(cls, X_bad, error, match):
     est = small(cls, n_components=2).fit(X_GOOD)
     with pytest.raises(error, match=match):
         est.transform(X_bad)
     with pytest.raises(error, match=match):
         est.score(X_bad)
+
+
+# LinearAutoencoder scores float32 rows in float64 and casts the -1e60s down,
+# which numpy reports as an overflow (skvae/_placement.py, left as it is)
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("X_big, error, match", OVERFLOWING)
+def test_overflowing_rows_are_refused_only_for_training(cls, X_big, error, match):
+    """A model fitted in their dtype encodes them and scores them very low (-inf
+    where the score overflows), never NaN."""
+    X = X_GOOD.astype(X_big.dtype)
+    est = small(cls, n_components=2).fit(X)
+    assert not np.any(np.isnan(est.transform(X_big)))
+    scores = est.score_samples(X_big)
+    assert not np.any(np.isnan(scores))
+    assert np.all(scores < est.score_samples(X).min())
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
