@@ -29,6 +29,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
@@ -55,8 +56,17 @@ def shuffled_columns(X, rng: np.random.RandomState) -> np.ndarray:
     """``X`` with each column permuted on its own: same marginals, no dependence.
 
     A new array in memory, read one column at a time from ``X`` (an array, or
-    one on disk that slices like it).
+    one on disk that slices like it); a sparse ``X`` stays sparse, its entries
+    moved to new rows column by column.
     """
+    if sp.issparse(X):
+        X = sp.csc_matrix(X, copy=True)
+        for j in range(X.shape[1]):
+            column = slice(X.indptr[j], X.indptr[j + 1])
+            X.indices[column] = rng.permutation(X.shape[0])[X.indices[column]]
+        X.has_sorted_indices = False
+        X.sort_indices()
+        return X.tocsr()
     out = np.empty(X.shape, dtype=X.dtype)
     for j in range(X.shape[1]):
         out[:, j] = np.asarray(X[:, j])[rng.permutation(X.shape[0])]

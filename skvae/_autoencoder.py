@@ -119,7 +119,7 @@ class PointAutoencoder(BaseAutoencoder):
         return super().score(X)
 
 
-class Autoencoder(PointAutoencoder):
+class Autoencoder(PointAutoencoder, register=True):
     """Deep autoencoder: MLP encoder and mirrored MLP decoder.
 
     The encoder maps each row to a point z = g(x) in ``n_components`` dimensions

@@ -79,6 +79,11 @@ _FACTS = {
 }
 
 
+#: The public estimators, by class name: what persistence, ONNX export and the
+#: metrics accept. A class joins with ``register=True`` in its class statement.
+ESTIMATORS: dict[str, type] = {}
+
+
 class BaseAutoencoder(
     InferenceMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
@@ -105,6 +110,14 @@ class BaseAutoencoder(
         "compute_dtype": [StrOptions({"float32", "float64"}), None],
         "verbose": ["verbose"],
     }
+
+    #: ``sample`` draws codes from the prior N(0, I) (else from the codes' Gaussian).
+    _prior_latent: bool = False
+
+    def __init_subclass__(cls, register: bool = False, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if register:
+            ESTIMATORS[cls.__name__] = cls
 
     #: The parameters read once, when the networks are built (those of them an
     #: estimator has): a partial_fit that continues training refuses new values

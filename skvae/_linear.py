@@ -33,7 +33,7 @@ from ._subspace import (
 from ._training import History, TrainingConfig
 
 
-class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder):
+class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
     """Linear autoencoder: z = E (x - b), x_hat = D z + b, trained on squared error.
 
     A linear autoencoder trained to its optimum spans the same subspace as

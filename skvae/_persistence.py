@@ -32,19 +32,17 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._autoencoder import Autoencoder
-from ._linear import LinearAutoencoder
+from . import _autoencoder, _linear, _variational  # noqa: F401 - they register
+from ._base import ESTIMATORS as _CLASSES
 from ._optional import import_optional
 from ._persistence_json import Unstorable, from_json, parse, to_json
 from ._persistence_state import STATE, check_attributes, decode, encode, network_params
-from ._variational import VariationalAutoencoder
 
 #: Version of the file layout; a reader refuses files of a later version.
 #: Version 2 added the training state (skvae._persistence_state).
 FORMAT_VERSION = 2
 
 #: The only classes a file may name: loading never imports anything else.
-_CLASSES = {cls.__name__: cls for cls in (LinearAutoencoder, Autoencoder, VariationalAutoencoder)}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _MODULE, _ATTRIBUTE = "module.", "attribute."
 _PAYLOAD, _DIGEST = "skvae", "skvae_sha256"

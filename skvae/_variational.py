@@ -19,7 +19,7 @@ from ._vae_module import VAEModule, balanced_draws, cycled_draws
 _START_ROWS = 4096
 
 
-class VariationalAutoencoder(BaseAutoencoder):
+class VariationalAutoencoder(BaseAutoencoder, register=True):
     """Variational autoencoder (Kingma & Welling, 2014) as a transformer.
 
     The encoder maps each row x to a Gaussian q(z|x) = N(g(x), diag h(x)^2);
@@ -232,6 +232,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         "solver": [StrOptions({"auto", "adam", "lbfgs"})],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
     }
+
+    _prior_latent = True
 
     def __init__(
         self,

@@ -25,15 +25,14 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._autoencoder import Autoencoder
-from ._linear import LinearAutoencoder
+from . import _autoencoder, _linear, _variational  # noqa: F401 - they register
+from ._base import ESTIMATORS
 from ._optional import import_optional
 from ._placement import TORCH_DTYPES
-from ._variational import VariationalAutoencoder
 
 __all__ = ["export_decoder", "export_encoder", "register_converters"]
 
-_ESTIMATORS = (LinearAutoencoder, Autoencoder, VariationalAutoencoder)
+_ESTIMATORS = tuple(ESTIMATORS.values())
 #: torch.onnx.export writes opset 18 or later; older opsets cannot hold its graph.
 _MIN_OPSET = 18
 _EXTRA = "onnx"

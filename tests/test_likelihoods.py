@@ -17,7 +17,10 @@ from skvae._likelihoods._poisson import Poisson
 COUNTS = ["poisson", "negative_binomial"]
 
 # short fits on purpose: what is tested holds from the first epochs
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.usefixtures("one_thread"),  # see conftest.single_thread
+]
 
 
 def _counts(n=600, d=20, k=2, theta=2.0, seed=0):

@@ -11,7 +11,10 @@ from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae._placement import CHUNK_ELEMENTS
 from skvae.metrics import max_principal_angle
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    pytest.mark.usefixtures("one_thread"),  # see conftest.single_thread
+]
 
 
 def _sparse_counts(n=600, d=40, density=0.1, seed=0):
@@ -83,3 +86,19 @@ def test_sparse_is_never_densified_whole(monkeypatch):
         model.score_samples(X)
         # blocks of a bounded number of elements, however many rows X has
         assert rows and max(rows) * X.shape[1] <= CHUNK_ELEMENTS < X.shape[0] * X.shape[1]
+
+
+def test_auto_width_on_sparse_shuffles_columns_without_densifying():
+    from skvae._active_units import shuffled_columns
+
+    X = _sparse_counts(n=200, d=6, density=0.3)
+    shuffled = shuffled_columns(X, np.random.RandomState(0))
+    assert sp.issparse(shuffled) and shuffled.nnz == X.nnz
+    dense, after = X.toarray(), shuffled.toarray()
+    for j in range(X.shape[1]):  # each column keeps its values, in other rows
+        np.testing.assert_array_equal(np.sort(after[:, j]), np.sort(dense[:, j]))
+    assert (after != dense).any()
+    vae = VariationalAutoencoder(
+        n_components="auto", hidden_layer_sizes=(8,), max_iter=3, random_state=0
+    ).fit(X)
+    assert 1 <= vae.n_components_ <= 3 and np.isfinite(vae.score(X))

@@ -9,7 +9,6 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .._variational import VariationalAutoencoder
 from ._comparison import _FLOATS
 
 
@@ -160,7 +159,7 @@ def latent_gaussian(estimator, X=None) -> tuple[np.ndarray, np.ndarray]:
     (array([0., 0.]), (2, 2))
     """
     _check_fitted(estimator, "transform")
-    if isinstance(estimator, VariationalAutoencoder):
+    if getattr(estimator, "_prior_latent", False):  # a VAE: its prior
         k = estimator.n_components_
         return np.zeros(k), np.eye(k)
     if hasattr(estimator, "latent_mean_") and hasattr(estimator, "latent_covariance_"):
