@@ -42,21 +42,6 @@ class PointAutoencoder(BaseAutoencoder):
 
         return Objective(loss, row_loss)
 
-    def _in_data_units(self, module, loss):
-        return loss * float(module.scale) ** 2
-
-    def _start_at_pca(self, module, components, variances, noise_variance):
-        module.start_at_pca(components)
-
-    def _encode(self, module, x):
-        return module.encode(x)
-
-    def _decode(self, module, z):
-        return module.decode(z)
-
-    def _score_rows(self, module, x):
-        return -torch.mean((module(x) - x) ** 2, dim=1)
-
     def _after_fit(self, X, module, generator, state):
         # A random subset of rows is enough for a Gaussian in n_components
         # dimensions and keeps fit from paying for another pass over the data.

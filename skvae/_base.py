@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import warnings
 import zlib
 from numbers import Integral, Real
@@ -89,10 +88,11 @@ class BaseAutoencoder(
 ):
     """Shared fit/transform/inverse_transform/score/sample for torch autoencoders.
 
-    A subclass says what differs: how its networks are built
-    (:meth:`_build_module`) and started at PCA (:meth:`_start_at_pca`), what
-    they minimise (:meth:`_objective`), and how they encode, decode, score rows
-    and draw latent points.
+    A subclass says what differs: how its model is built
+    (:meth:`_build_module`: a torch module with the protocol's verbs, which
+    encode, decode, score rows, start at PCA and convert units), what it
+    minimises (:meth:`_objective`), its fitted attributes (:meth:`_after_fit`,
+    :meth:`_set_fitted`) and how :meth:`sample` draws latent points.
     """
 
     _parameter_constraints: dict = {
@@ -128,28 +128,11 @@ class BaseAutoencoder(
     def _build_module(self, n_features: int, dtype: torch.dtype) -> torch.nn.Module:
         raise NotImplementedError
 
-    def _encode(self, module, x):  # deterministic code of each row
-        raise NotImplementedError
-
-    def _decode(self, module, z):  # mean reconstruction of each code
-        raise NotImplementedError
-
-    def _score_rows(self, module, x):  # per-row score, higher is better
-        raise NotImplementedError
-
     def _draw_latent(self, n_samples: int, rng: np.random.RandomState) -> np.ndarray:
         raise NotImplementedError
 
     def _objective(self, module, generator) -> Objective:
         """The training objective, in the networks' standardised units."""
-        raise NotImplementedError
-
-    def _in_data_units(self, module, loss: float) -> float:
-        """A training or validation loss, from standardised to the data's units."""
-        return loss
-
-    def _start_at_pca(self, module, components, variances, noise_variance) -> None:
-        """Set ``module`` to PCA's solution (standardised units, ddof=1)."""
         raise NotImplementedError
 
     def _solver(self) -> str:
@@ -208,7 +191,7 @@ class BaseAutoencoder(
         return self._history_in_data_units(module, history)
 
     def _history_in_data_units(self, module, history: History) -> History:
-        to_data = functools.partial(self._in_data_units, module)
+        to_data = module.loss_in_data_units
         history.loss_curve = [to_data(loss) for loss in history.loss_curve]
         if history.best_loss is not None:
             history.best_loss = to_data(history.best_loss)
@@ -224,16 +207,19 @@ class BaseAutoencoder(
         discarded directions, both as :class:`sklearn.decomposition.PCA`
         computes them, so the start reproduces PCA (and its ``score``) exactly.
         """
-        mom = self._data_moments(X, device, state)
+        # in the networks' dtype: a start needs no more digits than training has
+        mom = self._data_moments(X, device, state, scatter_dtype=X.dtype)
         n, d = mom.n_samples, X.shape[1]
         module.set_scaling(X, mean=mom.mean)  # one pass over X for the mean, not two
         k = min(self.n_components_, n - 1, d)
         components, variances = principal_components(mom, k, generator)
         ddof = n / max(n - 1, 1) / float(module.scale) ** 2
         noise = discarded_variance(mom, variances) * ddof
-        self._start_at_pca(module, components, variances * ddof, noise)
+        module.start_at_pca(components, variances * ddof, noise)
 
-    def _data_moments(self, X, device: torch.device, state: FitState, tall: bool = False):
+    def _data_moments(
+        self, X, device: torch.device, state: FitState, tall: bool = False, scatter_dtype=None
+    ):
         """:func:`~skvae._subspace.moments` of the call's rows.
 
         Trained data-parallel, each rank reads its part of the rows (its block
@@ -242,9 +228,11 @@ class BaseAutoencoder(
         Gram matrix is computed whole on every rank.
         """
         ranks, shared = state.ranks, not state.incremental
+        dtype = scatter_dtype or torch.float64
         if not ranks.active or (shared and not tall and len(X) < X.shape[1]):
-            return moments(X, device, tall)
-        return moments(ranks.block(X) if shared else X, device, tall=True, total=ranks.sum_)
+            return moments(X, device, tall, scatter_dtype=dtype)
+        rows = ranks.block(X) if shared else X
+        return moments(rows, device, tall=True, total=ranks.sum_, scatter_dtype=dtype)
 
     def _after_fit(self, X, module, generator, state: FitState):
         """What the estimator's own fitted attributes need from the trained

@@ -1,9 +1,10 @@
 """What a fitted estimator computes: transform, inverse_transform, score, sample.
 
-A mixin of :class:`~skvae._base.BaseAutoencoder`. Each verb runs the fitted
-networks over chunks of rows on the estimator's device
-(:func:`~skvae._placement.map_rows`) through the hooks a subclass defines:
-``_encode``, ``_decode``, ``_score_rows`` and ``_draw_latent``.
+A mixin of :class:`~skvae._base.BaseAutoencoder`. Each verb runs one of the
+fitted model's own verbs (``code``, ``decode``, ``score_rows``: the model
+protocol, see the developer notes) over chunks of rows on the estimator's
+device (:func:`~skvae._placement.map_rows`); ``sample`` draws latent points
+with the estimator's ``_draw_latent``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,16 @@ class InferenceMixin(TransformerMixin):
             )
         return self._map_rows(self._decode, Z, self.n_features_in_)
 
+    # The model's verbs as functions of (module, rows), for map_rows and ONNX.
+    def _encode(self, module, x):
+        return module.code(x)
+
+    def _decode(self, module, z):
+        return module.decode(z)
+
+    def _score_rows(self, module, x):
+        return module.score_rows(x)
+
     def _row_scores(self, X) -> np.ndarray:
         X, check = self._inference_data(X)
         # rows outside the model's support (negative counts, say) get a clear error
@@ -97,11 +108,8 @@ class InferenceMixin(TransformerMixin):
             support(X)
         elif support is not None:
             check = functools.partial(_checked, check, support)
-        return self._map_rows(self._score_rows, X, 1, self._score_copies(), check)[:, 0]
-
-    def _score_copies(self) -> int:
-        """How many times _score_rows runs the networks on each row."""
-        return 1
+        copies = self.module_.score_copies
+        return self._map_rows(self._score_rows, X, 1, copies, check)[:, 0]
 
     def score(self, X, y=None):
         """Mean per-row score of ``X`` (higher is better); see the class notes.

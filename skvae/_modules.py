@@ -175,8 +175,23 @@ class AutoencoderModule(ScaledIO):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
+    # the model protocol's inference verbs (see VAEModule for the VAE's)
+    score_copies = 1
+
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        """The deterministic code of each row (``transform``)."""
+        return self.encode(x)
+
+    def score_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Minus the mean squared reconstruction error of each row, data units."""
+        return -torch.mean((self(x) - x) ** 2, dim=1)
+
+    def loss_in_data_units(self, loss: float) -> float:
+        """A training loss (mean squared error, standardised) in the data's units."""
+        return loss * float(self.scale) ** 2
+
     @torch.no_grad()
-    def start_at_pca(self, components: torch.Tensor) -> None:
+    def start_at_pca(self, components: torch.Tensor, variances=None, noise_variance=None) -> None:
         """Start as PCA: encoder V'x, decoder V z, corrections zero.
 
         ``components`` (n_features x k', k' <= n_components) are orthonormal

@@ -112,6 +112,26 @@ class VAEModule(ScaledIO):
         """Raise a ``ValueError`` for rows outside the likelihood's support."""
         self.family.check(X)
 
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior mean g(x) of each row: the deterministic code (``transform``)."""
+        return self.encode(x)[0]
+
+    @property
+    def score_copies(self) -> int:
+        """How many times :meth:`score_rows` runs the networks on each row."""
+        return 1 if self.exact() else len(self.score_eps)
+
+    def score_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The ELBO of each row (beta = 1, so that it bounds log p(x)) in the data's
+        units, over the draws fixed at fit time (exact for a linear Gaussian VAE)."""
+        eps = None if self.exact() else self.score_eps[:, None, :]
+        return self.elbo(x, eps) + self.log_unit_change()
+
+    def loss_in_data_units(self, loss: float) -> float:
+        """A training loss (minus an ELBO, family units) in the data's units: e.g.
+        p(x) = p(x_s) / scale^d, so a log-density in data units is d log(scale) lower."""
+        return loss - self.log_unit_change()
+
     def log_unit_change(self) -> float:
         """A log-density in the data's units minus one in the family's."""
         return self.family.log_unit_change(float(self.scale))
@@ -122,7 +142,7 @@ class VAEModule(ScaledIO):
         self.family.on_scaling(float(self.scale))
 
     @torch.no_grad()
-    def start_at_ppca(
+    def start_at_pca(
         self,
         components: torch.Tensor,
         variances: torch.Tensor,

@@ -335,9 +335,6 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         if rows is not None and self.init == "pca":
             module.calibrate(rows)
 
-    def _start_at_pca(self, module, components, variances, noise_variance):
-        module.start_at_ppca(components, variances, noise_variance)
-
     def _resolve_n_components(self, X, state):
         if not isinstance(self.n_components, str):
             return super()._resolve_n_components(X, state)
@@ -354,10 +351,6 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         self.kl_threshold_ = report.get("kl_threshold_")
         self.noise_variance_ = module.family.noise_variance(float(module.scale))
         super()._set_fitted(module, history, state, fitted)
-
-    def _in_data_units(self, module, loss):
-        # e.g. p(x) = p(x_s) / scale^d: a log-density in data units is d log(scale) lower
-        return loss - module.log_unit_change()
 
     # ------------------------------------------------------------- objective
     def _objective(self, module, generator):
@@ -395,23 +388,6 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
             module.family.end_epoch(total)
 
         return Objective(loss, row_loss, begin_epoch, end_epoch)
-
-    # ------------------------------------------------------ the fitted verbs
-    def _encode(self, module, x):
-        """The posterior mean g(x): a deterministic code."""
-        return module.encode(x)[0]
-
-    def _decode(self, module, z):
-        """The decoder's mean in the data's units (probabilities, rates, ...)."""
-        return module.decode(z)
-
-    def _score_copies(self):
-        return 1 if self.module_.exact() else len(self.module_.score_eps)
-
-    def _score_rows(self, module, x):
-        """The ELBO itself (beta = 1), so that it bounds the log-likelihood."""
-        eps = None if module.exact() else module.score_eps[:, None, :]
-        return module.elbo(x, eps) + module.log_unit_change()
 
     # --------------------------------------------------------------- public
     def score_samples(self, X):

@@ -216,7 +216,9 @@ def test_refuses_unfitted_and_unknown_estimators(fitted, tmp_path):
     class Custom(Autoencoder):
         pass
 
-    with pytest.raises(TypeError, match="stores LinearAutoencoder, Autoencoder"):
+    with pytest.raises(
+        TypeError, match="stores Autoencoder, LinearAutoencoder, VariationalAutoencoder only"
+    ):
         skvae.save(Custom(), tmp_path / "m.safetensors")
 
 

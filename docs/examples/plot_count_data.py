@@ -1,7 +1,7 @@
 """
-======================================================
+=======================================================
 Count data: a negative binomial VAE against NMF and PCA
-======================================================
+=======================================================
 
 Counts (gene expression, species tables, word counts) are non-negative
 integers whose variance grows with their mean, often faster than a Poisson's.
