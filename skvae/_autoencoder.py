@@ -32,15 +32,8 @@ class PointAutoencoder(BaseAutoencoder):
         return self.activation
 
     def _objective(self, module, generator):
-        def loss(module, x):  # mean squared error, in standardised units
-            xs = module.scale_in(x)
-            return F.mse_loss(module.decoder(module.encoder(xs)), xs)
-
-        def row_loss(module, x):
-            xs = module.scale_in(x)
-            return torch.mean((module.decoder(module.encoder(xs)) - xs) ** 2, dim=1)
-
-        return Objective(loss, row_loss)
+        # the model's own losses (mean squared error, standardised units)
+        return Objective(type(module).loss, type(module).row_loss)
 
     def _after_fit(self, X, module, generator, state):
         # A random subset of rows is enough for a Gaussian in n_components

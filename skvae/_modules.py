@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -56,6 +57,8 @@ def init_parameters(module: nn.Module, generator: torch.Generator) -> None:
             bound = 1.0 / math.sqrt(max(sub.in_features, 1))
             nn.init.uniform_(sub.weight, -bound, bound, generator=generator)
             nn.init.uniform_(sub.bias, -bound, bound, generator=generator)
+        elif hasattr(sub, "draw_parameters"):  # a model's own parameters
+            sub.draw_parameters(generator)
 
 
 class ScaledIO(nn.Module):
@@ -175,7 +178,17 @@ class AutoencoderModule(ScaledIO):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
-    # the model protocol's inference verbs (see VAEModule for the VAE's)
+    # the model protocol's verbs (see VAEModule for the VAE's)
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch: its mean squared error, standardised units."""
+        xs = self.scale_in(x)
+        return F.mse_loss(self.decoder(self.encoder(xs)), xs)
+
+    def row_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Each row's loss (standardised units), by which held-out rows judge a model."""
+        xs = self.scale_in(x)
+        return torch.mean((self.decoder(self.encoder(xs)) - xs) ** 2, dim=1)
+
     score_copies = 1
 
     def code(self, x: torch.Tensor) -> torch.Tensor:
