@@ -119,3 +119,20 @@ def assert_at_pca(est, pca, X, *, atol, rel):
         )
     else:
         assert est.score(X) == pytest.approx(pca.score(X), rel=rel)
+
+
+def pytest_collection_finish(session):
+    """Start the docs build (tests/test_docs.py) at once if a collected test needs
+    it: it runs beside the single-threaded tests instead of after them."""
+    for item in session.items:
+        if "built_docs" in getattr(item, "fixturenames", ()):
+            build = getattr(item.module, "DocsBuild", None)
+            if build is not None and not item.module.PREBUILT and build.possible():
+                session.config.skvae_docs_build = build()
+            return
+
+
+def pytest_sessionfinish(session):
+    build = getattr(session.config, "skvae_docs_build", None)
+    if build is not None:
+        build.stop()

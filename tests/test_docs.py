@@ -9,11 +9,13 @@ source tree.
 
 import ast
 import doctest
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -107,33 +109,66 @@ def test_every_page_with_code_has_some():
 PREBUILT = os.environ.get("SKVAE_DOCS_HTML")
 
 
+_DOCS_MODULES = (
+    "sphinx",
+    "numpydoc",
+    "sphinx_gallery",
+    "pydata_sphinx_theme",
+    "matplotlib",
+    "sphinx-mathjax-offline",
+)
+
+
+class DocsBuild:
+    """``sphinx -W`` on a fresh copy of docs/, run in a subprocess.
+
+    ``tests/conftest.py`` starts it as soon as the session has collected a
+    test that needs it, so the gallery's examples run on the core the
+    (single-threaded) tests leave free; :meth:`result` waits for it.
+    """
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="skvae-docs-"))
+        source, self.html = self.tmp / "docs", self.tmp / "html"
+        shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns(*GENERATED))
+        env = {**os.environ, "SKVAE_REPO_ROOT": str(ROOT), "MPLBACKEND": "Agg"}
+        command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
+        self.log = open(self.tmp / "stderr.txt", "w+")  # noqa: SIM115 - closed in stop
+        self.proc = subprocess.Popen(
+            [*command, str(source), str(self.html)],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            env=env,
+            cwd=ROOT,
+        )
+
+    @staticmethod
+    def possible() -> bool:
+        return all(importlib.util.find_spec(name) for name in _DOCS_MODULES)
+
+    def result(self, timeout: float = 900) -> subprocess.CompletedProcess:
+        returncode = self.proc.wait(timeout=timeout)
+        self.log.seek(0)
+        return subprocess.CompletedProcess(self.proc.args, returncode, "", self.log.read())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def built_docs(tmp_path_factory):
+def built_docs(request):
     if PREBUILT:
         return None, Path(PREBUILT)
-    for module in (
-        "sphinx",
-        "numpydoc",
-        "sphinx_gallery",
-        "pydata_sphinx_theme",
-        "matplotlib",
-        "sphinx-mathjax-offline",
-    ):
+    for module in _DOCS_MODULES:
         pytest.importorskip(module)
-    tmp = tmp_path_factory.mktemp("docs")
-    source, html = tmp / "docs", tmp / "html"
-    shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns(*GENERATED))
-    env = {**os.environ, "SKVAE_REPO_ROOT": str(ROOT), "MPLBACKEND": "Agg"}
-    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
-    proc = subprocess.run(
-        [*command, str(source), str(html)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=900,
-    )
-    return proc, html
+    build = getattr(request.config, "skvae_docs_build", None)
+    if build is None:  # not started by conftest (e.g. a test selected by hand)
+        build = request.config.skvae_docs_build = DocsBuild()
+    return build.result(), build.html
 
 
 def test_docs_build_without_warnings(built_docs):
