@@ -278,6 +278,11 @@ class Trainer:
         self.optimizer = _adam(self.module, self.config)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
+            # the moments carry over, the settings are today's: load_state_dict
+            # would bring back the learning rate and decay of the first call
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.learning_rate
+                group["weight_decay"] = self.config.weight_decay
         self.first_loss = None
         loss = self.run_epoch()
         if loss is None:  # Ctrl-C mid-pass: the weights reached so far are kept

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from scipy.linalg import subspace_angles
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
@@ -251,3 +252,18 @@ def test_linear_partial_fit_follows_a_new_width():
     whole = LinearAutoencoder(n_components=5, whiten=True).partial_fit(X_DIGITS[:300])
     assert est.components_.shape == (5, 64)
     np.testing.assert_allclose(est.transform(X_DIGITS), whole.transform(X_DIGITS), atol=1e-8)
+
+
+@pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
+def test_partial_fit_uses_the_learning_rate_of_the_call(cls):
+    """Adam's moments carry over between calls; its step size is the current one."""
+    X = np.random.RandomState(0).normal(size=(200, 6))
+    est = cls(n_components=2, hidden_layer_sizes=(8,), random_state=0).partial_fit(X)
+    before = [p.detach().clone() for p in est.module_.parameters()]
+    est.set_params(learning_rate=1e-300).partial_fit(X)
+    after = list(est.module_.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    est.set_params(learning_rate=1e-2).partial_fit(X)
+    assert not all(
+        torch.equal(a, b) for a, b in zip(before, est.module_.parameters(), strict=True)
+    )
