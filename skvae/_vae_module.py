@@ -1,4 +1,5 @@
-"""The VAE as a torch module with its verbs: encode, reparameterize, decode, elbo.
+"""The VAE as a torch module with its verbs: encode, decode, elbo (the reparameterisation
+is the likelihood families' own, :func:`~skvae._likelihoods._family.reparameterize`).
 
 After pytorch/examples' VAE, each verb is a few lines with its equation; the
 decoder's distribution is a likelihood family (:mod:`skvae._likelihoods`), so
@@ -205,11 +206,6 @@ def balanced_draws(
     cholesky = torch.linalg.cholesky(g.T @ g / half)
     g = torch.linalg.solve_triangular(cholesky, g.T, upper=False).T  # g'g / half = I
     return torch.stack([g, -g], dim=1).reshape(2 * half, n_components).to(dtype)
-
-
-def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """z = g(x) + h(x) * eps, differentiable in g and h (Kingma & Welling, eq. 10)."""
-    return mean + torch.exp(0.5 * logvar) * eps
 
 
 def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -326,11 +326,7 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
             family.set_reference(rows)
         inputs = X
         if family.transforms_input():  # the start reads what the encoder reads
-            inputs = (
-                family.encoder_input(X)
-                if torch.is_tensor(X)
-                else MappedRows(X, family.encoder_input)
-            )
+            inputs = MappedRows(X, family.encoder_input)  # read a block at a time
         super()._start(inputs, module, generator, device, state)
         if rows is not None and self.init == "pca":
             module.calibrate(rows)

@@ -3,6 +3,7 @@ every doctest runs torch and BLAS on one thread, as the tests do (see
 tests/conftest.py: on a loaded machine two torch threads slow small models
 down tenfold)."""
 
+import contextlib
 from importlib.util import find_spec
 
 import pytest
@@ -23,8 +24,12 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)}"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
+@contextlib.contextmanager
+def single_thread():
+    """One torch thread and one BLAS thread: the models of the tests are small, so
+    one thread is faster, and a busy machine cannot slow them down tenfold (on a
+    loaded 2-core machine, two torch threads made one of scikit-learn's checks
+    of a tiny VAE take 3 to 15 s instead of 0.6 s). tests/conftest.py uses it too."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -35,3 +40,9 @@ def _one_thread():
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield

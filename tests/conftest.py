@@ -5,19 +5,17 @@ import os
 # It must be set before scipy is first imported.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
-import contextlib  # noqa: E402
 import signal  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder  # noqa: E402
 from skvae._training import Trainer  # noqa: E402
+from skvae.conftest import single_thread  # noqa: E402, F401 - the tests' too
 
 ESTIMATORS = [LinearAutoencoder, Autoencoder, VariationalAutoencoder]
 
@@ -29,21 +27,6 @@ def small(cls, **params):
         defaults.update(hidden_layer_sizes=(16,), max_iter=20)
     defaults.update(params)
     return cls(**defaults)
-
-
-@contextlib.contextmanager
-def single_thread():
-    """One torch thread and one BLAS thread: the models of the tests are small, so
-    one thread is faster, and a busy machine cannot slow them down tenfold (on a
-    loaded 2-core machine, two torch threads made one of scikit-learn's checks
-    of a tiny VAE take 3 to 15 s instead of 0.6 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture

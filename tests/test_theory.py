@@ -152,7 +152,7 @@ def test_linear_vae_exact_expectation_agrees_with_monte_carlo():
     """The closed-form E_q||x - f(z)||^2 is the reparameterised estimate's limit."""
     import torch
 
-    from skvae._vae_module import reparameterize
+    from skvae._likelihoods._family import reparameterize
 
     X = StandardScaler().fit_transform(_spiked(n=200))
     vae = VariationalAutoencoder(n_components=3, hidden_layer_sizes=(), random_state=0).fit(X)

@@ -18,6 +18,11 @@ import torch
 from torch import nn
 
 
+def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = g(x) + h(x) * eps, differentiable in g and h (Kingma & Welling, eq. 10)."""
+    return mean + torch.exp(0.5 * logvar) * eps
+
+
 class Family(nn.Module):
     """Base class of the decoder distributions; see :mod:`skvae._likelihoods`.
 
@@ -68,8 +73,7 @@ class Family(nn.Module):
         batches, where a family may update statistics of its own (see
         :meth:`begin_epoch`).
         """
-        z = mean + torch.exp(0.5 * logvar) * eps  # the reparameterisation
-        return self.log_prob(x, decoder(z), mask).mean(0)
+        return self.log_prob(x, decoder(reparameterize(mean, logvar, eps)), mask).mean(0)
 
     def exact(self, decoder: nn.Module) -> bool:
         """True when :meth:`expected_log_prob` needs no draws (``eps`` may be None)."""

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from ._family import Family
+from ._family import Family, reparameterize
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -60,7 +60,7 @@ class Gaussian(Family):
             else:
                 spread = torch.sum(mask * (var @ (W * W).T), dim=-1)
             return _masked_sum((xs - decoder(mean)) ** 2, mask) + spread
-        z = mean + torch.exp(0.5 * logvar) * eps  # the reparameterisation
+        z = reparameterize(mean, logvar, eps)
         return _masked_sum((xs - decoder(z)) ** 2, mask).mean(0)
 
     def gaussian_log_prob(self, sq, n_observed, log_c) -> torch.Tensor:
@@ -79,9 +79,10 @@ class Gaussian(Family):
         log_c = self.log_noise_variance
         n = self._n_observed(x, mask)
         if fit and self.variance is None:
-            total = torch.as_tensor(n, dtype=sq.dtype).sum() if mask is not None else None
-            log_c = self.optimal_log_variance(sq.detach().sum(), total, len(sq))
-            self._epoch.append(torch.stack([sq.detach().sum(), sq.new_tensor(len(sq))]))
+            entries = torch.as_tensor(n, dtype=sq.dtype).sum() if mask is not None else None
+            batch = sq.detach().sum()
+            log_c = self.optimal_log_variance(batch, entries, len(sq))
+            self._epoch.append(torch.stack([batch, sq.new_tensor(len(sq))]))
         return self.gaussian_log_prob(sq, n, log_c)
 
     def optimal_log_variance(self, sq_sum, n_entries, n_rows) -> torch.Tensor:

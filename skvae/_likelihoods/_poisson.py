@@ -51,13 +51,16 @@ class Poisson(Family):
                 "Pass raw counts, or use likelihood='gaussian' for continuous data."
             )
 
-    def log_library(self, x: torch.Tensor) -> torch.Tensor:
-        """log s of each row (rows x 1): its total over the reference total."""
+    def log_library(self, x: torch.Tensor) -> torch.Tensor | float:
+        """log s of each row (rows x 1): its total over the reference total (0
+        without ``library_size``)."""
         if not self.library_size:
-            return x.new_zeros((*x.shape[:-1], 1))
+            return 0.0
         return torch.log(x.sum(-1, keepdim=True).clamp_min(1.0)) - self.log_reference_library
 
     def encoder_input(self, x):
+        if not self.library_size:
+            return torch.log1p(x)
         return torch.log1p(x * torch.exp(-self.log_library(x)))
 
     def log_rate(self, x, out):
