@@ -25,9 +25,8 @@ class Bernoulli(Family):
                 "likelihood='gaussian'."
             )
 
-    def log_prob(self, x, out, mask=None):
-        bce = F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none")
-        return -(bce if mask is None else bce * mask).sum(-1)
+    def log_prob_entries(self, x, out):
+        return -F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none")
 
     def mean(self, out):
         return torch.sigmoid(out)

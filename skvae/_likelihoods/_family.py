@@ -26,7 +26,7 @@ def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) 
 class Family(nn.Module):
     """Base class of the decoder distributions; see :mod:`skvae._likelihoods`.
 
-    A subclass sets ``name`` and overrides :meth:`log_prob` and :meth:`mean`;
+    A subclass sets ``name`` and overrides :meth:`log_prob_entries` and :meth:`mean`;
     everything else has a default that suits a family without parameters of its
     own. ``mask`` (a boolean tensor shaped like ``x``, True where an entry is
     observed) is accepted by every log-density; None means all observed.
@@ -55,14 +55,18 @@ class Family(nn.Module):
         """What the encoder reads (before standardisation): ``x`` itself by default."""
         return x
 
+    def log_prob_entries(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """log p(x_j | out_j) of each entry (no sum): each feature's share of
+        :meth:`log_prob`. ``out`` may carry leading dimensions of Monte Carlo
+        draws; ``x`` broadcasts."""
+        raise NotImplementedError
+
     def log_prob(
         self, x: torch.Tensor, out: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """log p(x | out) summed over the (observed) features of each row.
-
-        ``out`` may carry leading dimensions of Monte Carlo draws; ``x`` broadcasts.
-        """
-        raise NotImplementedError
+        """log p(x | out) summed over the (observed) features of each row."""
+        entries = self.log_prob_entries(x, out)
+        return (entries if mask is None else entries * mask).sum(-1)
 
     def expected_log_prob(
         self, decoder: nn.Module, x: torch.Tensor, mean, logvar, eps, mask=None, fit=False

@@ -70,9 +70,8 @@ class Poisson(Family):
         """p(x | out) as a ``torch.distributions`` object, one per entry."""
         return _Poisson(torch.exp(self.log_rate(x, out)), validate_args=False)
 
-    def log_prob(self, x, out, mask=None):
-        lp = self.distribution(x, out).log_prob(x)
-        return (lp if mask is None else lp * mask).sum(-1)
+    def log_prob_entries(self, x, out):
+        return self.distribution(x, out).log_prob(x)
 
     def mean(self, out):
         return torch.exp(out.clamp(-LOG_RATE_BOUND, LOG_RATE_BOUND))
