@@ -31,6 +31,7 @@ from skvae._placement import resolve_device
 from skvae.metrics import max_principal_angle, reconstruction_error
 
 from . import datasets as _datasets
+from ._report import _TABLE_COLUMNS, format_summary, format_table  # noqa: F401
 from .regularity import COLUMNS as _REGULARITY
 from .regularity import regularity_columns
 
@@ -161,6 +162,7 @@ _COLUMNS = [
     "max_angle_to_pca_deg",
     "test_log_likelihood",
     "log_likelihood_minus_pca",
+    "test_elbo",
     *REGULARITY_COLUMNS,
     "fit_time_s",
     "transform_time_s",
@@ -175,23 +177,6 @@ _COLUMNS = [
     "numpy_version",
     "torch_threads",
 ]
-
-#: Columns of the printed table, with their headers and number formats.
-_TABLE_COLUMNS: dict[str, tuple[str, str]] = {
-    "dataset": ("dataset", "{}"),
-    "k": ("k", "{}"),
-    "model": ("model", "{}"),
-    "test_mse": ("test MSE", "{:.4g}"),
-    "mse_ratio_to_pca": ("MSE / PCA", "{:.3f}"),
-    "max_angle_to_pca_deg": ("angle to PCA (deg)", "{:.3f}"),
-    "test_log_likelihood": ("test log-lik (nats)", "{:.2f}"),
-    "log_likelihood_minus_pca": ("log-lik - PCA", "{:+.3f}"),
-    "sample_realism": ("realism", "{:.2f}"),
-    "latent_continuity": ("unevenness", "{:.3f}"),
-    "latent_coverage": ("holes", "{:.2f}"),
-    "fit_time_s": ("fit (s)", "{:.2f}"),
-    "transform_time_s": ("transform (s)", "{:.4f}"),
-}
 
 
 def _device_and_name(device: str) -> tuple[str, str]:
@@ -265,11 +250,17 @@ def _evaluate(spec: ModelSpec, model, data: _datasets.Dataset) -> dict[str, floa
     start = time.perf_counter()
     model.transform(data.X_test)
     transform_time = time.perf_counter() - start
+    elbo = float("nan")
+    if "n_importance" in model.get_params():  # its score is importance-weighted
+        K = model.n_importance
+        elbo = float(model.set_params(n_importance=1).score(data.X_test))
+        model.set_params(n_importance=K)
     return {
         "test_mse": reconstruction_error(model, data.X_test),
         "test_log_likelihood": (
             float(model.score(data.X_test)) if spec.has_log_likelihood else float("nan")
         ),
+        "test_elbo": elbo,
         "transform_time_s": transform_time,
         **regularity_columns(model, data.X_train, data.X_test, random_state=RANDOM_STATE),
     }
@@ -344,9 +335,10 @@ def run(
         ``test_mse``, ``mse_ratio_to_pca``, ``max_angle_to_pca_deg`` (NaN for
         a nonlinear decoder, which spans no subspace), ``test_log_likelihood``
         (mean per test row in nats: PCA's probabilistic-PCA log-likelihood,
-        the VAE's ELBO, a lower bound on its log-likelihood; NaN for the
+        the VAE's importance-weighted estimate, its ``score``; NaN for the
         autoencoders, which define none), ``log_likelihood_minus_pca`` (that
-        minus PCA's), the latent-regularity columns of
+        minus PCA's), ``test_elbo`` (the VAE's ELBO, ``n_importance=1``; NaN
+        for the others), the latent-regularity columns of
         :func:`benchmarks.regularity.regularity_columns`, ``fit_time_s``,
         ``transform_time_s``, ``n_iter``, ``converged`` (False when training
         stopped at ``max_iter``), ``quick``, ``device`` and ``device_name``
@@ -428,6 +420,7 @@ def run(
                         "test_log_likelihood": measured["test_log_likelihood"],
                         "log_likelihood_minus_pca": measured["test_log_likelihood"]
                         - loglik["PCA"],
+                        "test_elbo": measured["test_elbo"],
                         **{col: measured[col] for col in REGULARITY_COLUMNS},
                         "fit_time_s": fit_time,
                         "transform_time_s": measured["transform_time_s"],
@@ -440,66 +433,3 @@ def run(
     progress("done")
     results = pd.DataFrame(rows, columns=_COLUMNS)
     return (results, fitted) if return_models else results
-
-
-def format_table(results: pd.DataFrame) -> str:
-    """The comparison table printed by ``python -m benchmarks``.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The output of :func:`run`.
-
-    Returns
-    -------
-    table : str
-        Fixed-width text, one line per row of ``results``; undefined values
-        (angles of nonlinear decoders, likelihoods of the autoencoders) are
-        left blank.
-    """
-    table = results[list(_TABLE_COLUMNS)].rename(
-        columns={col: header for col, (header, _) in _TABLE_COLUMNS.items()}
-    )
-    formatters = {header: fmt.format for header, fmt in _TABLE_COLUMNS.values()}
-    return table.to_string(index=False, na_rep="", formatters=formatters)
-
-
-def format_summary(results: pd.DataFrame) -> str:
-    """Never worse than PCA, in two numbers per data set and k.
-
-    For each data set and k: the Autoencoder's and the VAE's held-out error
-    as a ratio to PCA's, and the VAE's held-out ELBO minus PCA's held-out
-    log-likelihood (``PCA.score``), in nats per row and per feature.
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The output of :func:`run`.
-
-    Returns
-    -------
-    summary : str
-    """
-    wide = results.pivot_table(
-        index=["dataset", "k"],
-        columns="model",
-        values=["mse_ratio_to_pca", "log_likelihood_minus_pca"],
-        sort=False,
-    )
-    summary = pd.DataFrame(
-        {
-            "Autoencoder / PCA": wide[("mse_ratio_to_pca", "Autoencoder")],
-            "VAE / PCA": wide[("mse_ratio_to_pca", "VariationalAutoencoder")],
-            "VAE ELBO - PCA.score": wide[("log_likelihood_minus_pca", "VariationalAutoencoder")],
-        }
-    )
-    order = results[["dataset", "k"]].drop_duplicates()
-    summary = summary.reindex(pd.MultiIndex.from_frame(order))
-    features = results.groupby("dataset", sort=False)["n_features"].first()
-    summary["per feature"] = (
-        summary["VAE ELBO - PCA.score"]
-        / features.reindex(summary.index.get_level_values("dataset")).to_numpy()
-    )
-    return "held-out, against PCA\n" + summary.reset_index().to_string(
-        index=False, float_format=lambda v: f"{v:.3f}"
-    )

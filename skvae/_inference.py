@@ -52,21 +52,47 @@ class InferenceMixin(TransformerMixin):
             warnings.warn(f"{exc} Computing on the CPU instead.", UserWarning, stacklevel=4)
             return torch.device("cpu")
 
-    def transform(self, X):
+    def transform(self, X, return_std=False):
         """Encode ``X`` into the latent space.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Data to encode.
+        return_std : bool, default=False
+            Also return the standard deviation of each row's posterior along
+            each latent coordinate, in the coordinates of the codes, as
+            ``GaussianProcessRegressor.predict`` does for its predictions.
+            Probabilistic models only (``VariationalAutoencoder``,
+            ``LinearAutoencoder``); ``Autoencoder`` raises a ``ValueError``.
+            Not part of an ONNX export.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, n_components)
-            The codes, in X's floating dtype.
+            The codes (a probabilistic model's posterior means), in X's
+            floating dtype.
+        Z_std : ndarray of shape (n_samples, n_components)
+            With ``return_std=True`` only: the posterior standard deviations.
         """
+        if return_std:
+            self._check_posterior()
         X, check = self._inference_data(X)
-        return self._map_rows(self._encode, X, self.n_components_, check=check)
+        k = self.n_components_
+        if not return_std:
+            return self._map_rows(self._encode, X, k, check=check)
+        both = self._map_rows(self._posterior, X, 2 * k, check=check)
+        return np.ascontiguousarray(both[:, :k]), np.ascontiguousarray(both[:, k:])
+
+    def _check_posterior(self) -> None:
+        check_is_fitted(self)
+        own = type(self)._posterior is not InferenceMixin._posterior
+        if not own and not hasattr(self.module_, "posterior"):
+            raise ValueError(
+                f"{type(self).__name__} has no posterior: its codes are points, with "
+                "no spread, so transform(X, return_std=True) has nothing to return. "
+                "VariationalAutoencoder and LinearAutoencoder are probabilistic."
+            )
 
     def inverse_transform(self, X):
         """Decode latent points back to the data space.
@@ -94,13 +120,25 @@ class InferenceMixin(TransformerMixin):
     def _encode(self, module, x):
         return module.code(x)
 
+    def _posterior(self, module, x):
+        """Each row's posterior mean and standard deviation, side by side."""
+        return torch.cat(module.posterior(x), dim=-1)
+
     def _decode(self, module, z):
         return module.decode(z)
 
     def _score_rows(self, module, x):
-        return module.score_rows(x)
+        return module.score_rows(x, self._n_importance())
 
-    def _row_scores(self, X) -> np.ndarray:
+    def _n_importance(self) -> int:
+        """Importance samples per row for ``score_samples`` (1: none)."""
+        return getattr(self, "n_importance", 1)
+
+    def _score_entries(self, module, x):
+        return module.score_entries(x, self._n_importance())
+
+    def _scored_rows(self, X):
+        """Validate rows to score, with the model's support checked too."""
         X, check = self._inference_data(X)
         # rows outside the model's support (negative counts, say) get a clear error
         support = getattr(self.module_, "check_support", None)
@@ -108,8 +146,43 @@ class InferenceMixin(TransformerMixin):
             support(X)
         elif support is not None:
             check = functools.partial(_checked, check, support)
-        copies = self.module_.score_copies
+        return X, check
+
+    def _row_scores(self, X) -> np.ndarray:
+        X, check = self._scored_rows(X)
+        copies = self.module_.score_copies(self._n_importance())
         return self._map_rows(self._score_rows, X, 1, copies, check)[:, 0]
+
+    def score_features(self, X):
+        """Each feature's share of each row's :meth:`score_samples`.
+
+        For anomaly detection: a row scores low in :meth:`score_samples`, and
+        this says which features make it so. Each row of the result sums to
+        that row's ``score_samples`` (up to rounding).
+
+        - ``Autoencoder``: minus each entry's squared reconstruction error,
+          over ``n_features_in_``.
+        - ``LinearAutoencoder``: each entry's expected log-density given the
+          code, E_q log N(x_j | w_j'z + mean_j, noise_variance_) under the
+          exact posterior q(z|x); the rest of the row's log-likelihood (minus
+          the KL of q to the prior) is shared equally between the features.
+        - ``VariationalAutoencoder``: the same with the importance-weighted
+          posterior of :meth:`score_samples` (self-normalised weights over its
+          K draws); the code's cost is shared equally between the features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_features)
+            In nats for the probabilistic models; higher is more typical.
+        """
+        X, check = self._scored_rows(X)
+        copies = self.module_.score_copies(self._n_importance())
+        return self._map_rows(self._score_entries, X, self.n_features_in_, copies, check)
 
     def score(self, X, y=None):
         """Mean per-row score of ``X`` (higher is better); see the class notes.

@@ -189,15 +189,22 @@ class AutoencoderModule(ScaledIO):
         xs = self.scale_in(x)
         return torch.mean((self.decoder(self.encoder(xs)) - xs) ** 2, dim=1)
 
-    score_copies = 1
+    def score_copies(self, n_importance: int = 1) -> int:
+        """Network passes per row of :meth:`score_rows`: one."""
+        return 1
 
     def code(self, x: torch.Tensor) -> torch.Tensor:
         """The deterministic code of each row (``transform``)."""
         return self.encode(x)
 
-    def score_rows(self, x: torch.Tensor) -> torch.Tensor:
-        """Minus the mean squared reconstruction error of each row, data units."""
+    def score_rows(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
+        """Minus the mean squared reconstruction error of each row, data units
+        (a point code has nothing to importance-sample)."""
         return -torch.mean((self(x) - x) ** 2, dim=1)
+
+    def score_entries(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
+        """Each entry's share of :meth:`score_rows`: minus its squared error over d."""
+        return -((self(x) - x) ** 2) / x.shape[-1]
 
     def loss_in_data_units(self, loss: float) -> float:
         """A training loss (mean squared error, standardised) in the data's units."""

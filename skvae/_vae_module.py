@@ -8,11 +8,14 @@ nothing here branches on which one. No scikit-learn.
 
 from __future__ import annotations
 
+import math
+import zlib
 from collections.abc import Sequence
 
 import torch
 
 from ._likelihoods import C_FLOOR, Family
+from ._likelihoods._family import reparameterize
 from ._modules import ACTIVATIONS, LinearPlusMLP, ScaledIO, _linear, mlp, padded
 
 #: Smallest noise variance of the start, as a share of the data's variance.
@@ -117,16 +120,88 @@ class VAEModule(ScaledIO):
         """The posterior mean g(x) of each row: the deterministic code (``transform``)."""
         return self.encode(x)[0]
 
-    @property
-    def score_copies(self) -> int:
-        """How many times :meth:`score_rows` runs the networks on each row."""
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior's mean g(x) and standard deviation h(x) of each row."""
+        mean, logvar = self.encode(x)
+        return mean, torch.exp(0.5 * logvar)
+
+    def score_copies(self, n_importance: int = 1) -> int:
+        """How many times :meth:`score_rows` runs the decoder on each row."""
+        if n_importance > 1:
+            return n_importance
         return 1 if self.exact() else len(self.score_eps)
 
-    def score_rows(self, x: torch.Tensor) -> torch.Tensor:
-        """The ELBO of each row (beta = 1, so that it bounds log p(x)) in the data's
-        units, over the draws fixed at fit time (exact for a linear Gaussian VAE)."""
-        eps = None if self.exact() else self.score_eps[:, None, :]
-        return self.elbo(x, eps) + self.log_unit_change()
+    def score_rows(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
+        """An estimate of log p(x) for each row, in the data's units.
+
+        ``n_importance=1``: the ELBO (beta = 1, so that it bounds log p(x)),
+        over the draws fixed at fit time (exact for a linear Gaussian VAE).
+        K > 1: the importance-weighted bound of Burda et al. (2016),
+        log (1/K) sum_k p(x, z_k) / q(z_k | x), over K draws fixed by the fit
+        (:meth:`importance_draws`) and shared by every row. It is at least the
+        ELBO in expectation, and tends to log p(x) as K grows; where q(z|x) is
+        the exact posterior (a linear VAE at probabilistic PCA), every
+        weight is p(x) and every K gives log p(x) itself.
+        """
+        if n_importance <= 1:
+            eps = None if self.exact() else self.score_eps[:, None, :]
+            return self.elbo(x, eps) + self.log_unit_change()
+        eps = self.importance_draws(n_importance)[:, None, :]
+        log_w = self.log_weights(x, eps)
+        return torch.logsumexp(log_w, dim=0) - math.log(n_importance) + self.log_unit_change()
+
+    def score_entries(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
+        """Each feature's share of :meth:`score_rows` (rows x features).
+
+        The expected log-likelihood of each entry under the posterior, over
+        the same draws as the row's score, self-normalised importance weights
+        for K > 1: sum_k w_k log p(x_j | z_k). What the row's score has beyond
+        these (the code's cost: the KL, or the weighted log p(z)/q(z|x) less
+        the weights' entropy) is shared equally between the features, so each
+        row sums to :meth:`score_rows` exactly.
+        """
+        total = self.score_rows(x, n_importance)
+        if n_importance <= 1:
+            eps, weights = self.score_eps[:, None, :], None
+        else:
+            eps = self.importance_draws(n_importance)[:, None, :]
+            weights = torch.softmax(self.log_weights(x, eps), dim=0)[..., None]
+        xs = self.standardised_input(x)
+        mean, logvar = self.encode_standardised(xs)
+        z = reparameterize(mean, logvar, eps)
+        same = self.family.standardised and not self.family.transforms_input()
+        entries = self.family.log_prob_entries(xs if same else self.target(x), self.decoder(z))
+        shares = entries.mean(0) if weights is None else (weights * entries).sum(0)
+        shares = shares + self.family.log_unit_change(float(self.scale)) / x.shape[-1]
+        return shares + ((total - shares.sum(-1)) / x.shape[-1])[:, None]
+
+    def log_weights(self, x, eps, mask=None) -> torch.Tensor:
+        """log p(x | z) + log p(z) - log q(z | x) at z = g(x) + h(x) eps, for each
+        draw and row (draws x rows), in the family's units.
+
+        With z = m + s eps, log N(z; 0, I) - log N(z; m, s^2) is
+        (|eps|^2 - |z|^2) / 2 + sum log s: no 2 pi, no division by s.
+        """
+        xs = self.standardised_input(x)
+        mean, logvar = self.encode_standardised(xs)
+        z = reparameterize(mean, logvar, eps)
+        same = self.family.standardised and not self.family.transforms_input()
+        log_lik = self.family.log_prob(xs if same else self.target(x), self.decoder(z), mask)
+        prior_over_q = 0.5 * (torch.sum(eps * eps, -1) - torch.sum(z * z, -1) + logvar.sum(-1))
+        return log_lik + prior_over_q
+
+    def importance_draws(self, n: int) -> torch.Tensor:
+        """``n`` draws of eps (n x k) for the importance-weighted score, the same
+        at every call: seeded from the draws fixed at fit time, and balanced
+        (:func:`balanced_draws`) where ``n >= 2k``."""
+        eps = self.score_eps
+        seed = zlib.crc32(eps.detach().cpu().numpy().tobytes())
+        generator = torch.Generator().manual_seed(seed)
+        k = eps.shape[1]
+        draws = torch.randn(n, k, generator=generator, dtype=torch.float64)
+        if n >= 2 * k:  # an odd n keeps its last plain draw
+            draws[: n - n % 2] = balanced_draws(n, k, generator, torch.float64)
+        return draws.to(device=eps.device, dtype=eps.dtype)
 
     def loss_in_data_units(self, loss: float) -> float:
         """A training loss (minus an ELBO, family units) in the data's units: e.g.

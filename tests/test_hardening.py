@@ -156,11 +156,14 @@ def test_inference_runs_in_bounded_chunks(cls, monkeypatch):
     assert est.score(X) == pytest.approx(S_whole, rel=1e-12)
 
 
-def test_monte_carlo_scoring_shrinks_its_chunks(monkeypatch):
-    """score_samples runs every row once per fixed draw: chunks are that much smaller."""
+@pytest.mark.parametrize("n_importance", [1, 100])
+def test_monte_carlo_scoring_shrinks_its_chunks(monkeypatch, n_importance):
+    """score_samples runs every row once per draw (the ELBO's fixed draws, or K
+    importance samples): chunks are that much smaller, memory O(chunk x K)."""
     X = np.random.RandomState(0).normal(size=(600, 8))
-    vae = small(VariationalAutoencoder, n_components=2).fit(X)
-    monkeypatch.setattr(skvae._placement, "CHUNK_ELEMENTS", 16 * 64 * len(vae.module_.score_eps))
+    vae = small(VariationalAutoencoder, n_components=2, n_importance=n_importance).fit(X)
+    copies = len(vae.module_.score_eps) if n_importance == 1 else n_importance
+    monkeypatch.setattr(skvae._placement, "CHUNK_ELEMENTS", 16 * 64 * copies)
     seen = _record_chunk_sizes(monkeypatch, vae, "_score_rows")
     vae.score_samples(X)
     assert max(seen) == 64 and sum(seen) == len(X)
