@@ -25,11 +25,14 @@ Entry points, each a module run with ``python -m`` (``--help`` lists its options
     The Poisson and negative binomial VAEs against NMF with the
     Kullback-Leibler loss, TruncatedSVD and PCA of log1p counts: held-out
     log-likelihood and fit time on count data.
+``python -m benchmarks.importance``
+    The VAE's held-out importance-weighted score against K, the number of
+    importance samples (K=1: the ELBO), with its cost, beside ``PCA.score``.
 
 A new entry point (the planned ``benchmarks.impute``, for instance) is listed
 here too; ``tests/test_benchmarks.py`` checks that
 every module of the package that runs as a script is named above.
 
 The modules import one another in one direction only, ``datasets`` and
-``regularity`` <- ``compare`` <- ``plots`` <- ``__main__``, with no cycle.
+``regularity`` <- ``_report`` <- ``compare`` <- ``importance``, ``plots`` <- ``__main__``, with no cycle.
 """
