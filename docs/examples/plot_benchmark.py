@@ -55,7 +55,9 @@ results[columns].round(4)
 # * the deep models leave the angle blank, since a nonlinear decoder spans no
 #   subspace, and, trained for only a few epochs, they still trail PCA;
 # * only PCA and the VAE have a test log-likelihood: PCA's is the exact
-#   probabilistic-PCA likelihood, the VAE's is its ELBO, a lower bound.
+#   probabilistic-PCA likelihood, the VAE's an importance-weighted estimate,
+#   a lower bound in expectation (the table's ELBO column has the looser
+#   bound that training maximises).
 #
 # The figures
 # -----------

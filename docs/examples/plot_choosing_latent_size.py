@@ -1,16 +1,18 @@
 """
 =====================================================
-Choosing the latent size with the held-out ELBO
+Choosing the latent size with the held-out likelihood
 =====================================================
 
-The ``score`` of a :class:`~skvae.VariationalAutoencoder` is its evidence
-lower bound (ELBO), in nats per row, so :class:`~sklearn.model_selection.GridSearchCV`
-with its default scoring picks the latent size whose model explains
-held-out rows best. For a linear VAE (``hidden_layer_sizes=()``) the ELBO
-reaches the log-likelihood of probabilistic PCA, which
-:meth:`PCA.score <sklearn.decomposition.PCA.score>` computes, so the two
-searches should agree: on data made of a few latent factors plus noise, both
-curves peak at the true number of factors.
+The ``score`` of a :class:`~skvae.VariationalAutoencoder` estimates the
+log-likelihood of the rows, in nats per row (an importance-weighted bound,
+at least the evidence lower bound, the ELBO), so
+:class:`~sklearn.model_selection.GridSearchCV` with its default scoring
+picks the latent size whose model explains held-out rows best. For a linear
+VAE (``hidden_layer_sizes=()``) the ELBO reaches the log-likelihood of
+probabilistic PCA, which :meth:`PCA.score <sklearn.decomposition.PCA.score>`
+computes, and the estimate with it, so the two searches should agree: on
+data made of a few latent factors plus noise, both curves peak at the true
+number of factors.
 """
 
 # %%
@@ -34,7 +36,7 @@ X += 0.5 * rng.normal(size=(n_samples, n_features))
 # Two searches over the latent size
 # ---------------------------------
 # Three-fold cross-validation; each fold's score is the mean over the held-out
-# rows of the VAE's ELBO, or of PCA's exact log-likelihood.
+# rows of the VAE's estimated log-likelihood, or of PCA's exact one.
 grid = {"n_components": list(range(1, 8))}
 vae_search = GridSearchCV(
     VariationalAutoencoder(hidden_layer_sizes=(), max_iter=1000, random_state=0), grid, cv=3
@@ -68,7 +70,7 @@ ks = np.array(grid["n_components"])
 past = ks >= rank
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 for name, search, marker, color, shift in [
-    ("linear VAE: held-out ELBO", vae_search, "o", "tab:blue", -0.08),
+    ("linear VAE: held-out score", vae_search, "o", "tab:blue", -0.08),
     ("PCA: held-out log-likelihood", pca_search, "s", "tab:orange", 0.0),
 ]:
     results = search.cv_results_

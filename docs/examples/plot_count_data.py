@@ -7,8 +7,9 @@ Counts (gene expression, species tables, word counts) are non-negative
 integers whose variance grows with their mean, often faster than a Poisson's.
 :class:`~skvae.VariationalAutoencoder` with ``likelihood="negative_binomial"``
 decodes each code to one rate per feature and learns one dispersion per
-feature; its ``score`` is the evidence lower bound of the count
-log-likelihood, in nats per row.
+feature; its ``score`` estimates the count log-likelihood by importance
+weighting (a lower bound in expectation, at least the evidence lower bound),
+in nats per row.
 
 Here it meets two classical reductions on overdispersed counts generated
 from a curved 2-D manifold: non-negative matrix factorisation with the
@@ -109,7 +110,7 @@ with warnings.catch_warnings():  # both stop at max_iter here
     vae.fit(X_train)
 vae_ll = vae.score(X_test)
 
-scores = {"NMF-KL": nmf_ll, "PCA on log1p": pca_ll, "NB VAE (ELBO)": vae_ll}
+scores = {"NMF-KL": nmf_ll, "PCA on log1p": pca_ll, "NB VAE": vae_ll}
 for name, value in scores.items():
     print(f"{name:14s} {value:8.2f} nats per row")
 print(

@@ -43,19 +43,19 @@ print(train_blocks)
 # ----------------------------
 # Each call to the wrapper's ``partial_fit`` passes every block, in a shuffled
 # order, to the model's ``partial_fit``: one pass of Adam over the block's
-# rows. The trained model is the wrapper's ``estimator_``, and the mean ELBO of
-# the held-out rows is the mean of their ``score_samples``, computed block by
-# block on the workers. A learning rate of 0.01 keeps the example short.
+# rows. The trained model is the wrapper's ``estimator_``, and the held-out
+# rows' mean estimated log-likelihood is the mean of their ``score_samples``,
+# computed block by block on the workers. A learning rate of 0.01 keeps the example short.
 vae = VariationalAutoencoder(
     n_components=2, hidden_layer_sizes=(64,), learning_rate=0.01, random_state=0
 )
 model = Incremental(vae, random_state=0)
-held_out_elbo = []
+held_out = []
 for _ in range(10):
     model.partial_fit(train_blocks)
     scores = transform_blocks(model.estimator_, test_blocks, "score_samples")
-    held_out_elbo.append(float(scores.mean().compute()))
-print(f"held-out ELBO after 1 epoch: {held_out_elbo[0]:.1f}, after 10: {held_out_elbo[-1]:.1f}")
+    held_out.append(float(scores.mean().compute()))
+print(f"held-out log-likelihood after 1 epoch: {held_out[0]:.1f}, after 10: {held_out[-1]:.1f}")
 
 # %%
 # Encoding over the blocks
@@ -71,9 +71,9 @@ codes = codes.compute()
 print("dask-ml's lazy transform claims the shape", model.transform(test_blocks).shape)
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-ax1.plot(np.arange(1, len(held_out_elbo) + 1), held_out_elbo, marker="o")
+ax1.plot(np.arange(1, len(held_out) + 1), held_out, marker="o")
 ax1.set_xlabel("epoch (one pass over the blocks)")
-ax1.set_ylabel("mean ELBO of held-out rows (nats)")
+ax1.set_ylabel("held-out log-likelihood (nats per row)")
 ax1.set_title("Training over the blocks")
 points = ax2.scatter(codes[:, 0], codes[:, 1], c=y_test, cmap="tab10", s=8)
 fig.colorbar(points, ax=ax2, label="digit")
