@@ -28,11 +28,16 @@ Entry points, each a module run with ``python -m`` (``--help`` lists its options
 ``python -m benchmarks.importance``
     The VAE's held-out importance-weighted score against K, the number of
     importance samples (K=1: the ELBO), with its cost, beside ``PCA.score``.
+``python -m benchmarks.selection``
+    One ``GridSearchCV`` over PCA, ``LinearAutoencoder`` and the VAE and the
+    latent size, by held-out log-likelihood, on digits, a curved set and
+    homoscedastic linear data.
 
 A new entry point (the planned ``benchmarks.impute``, for instance) is listed
 here too; ``tests/test_benchmarks.py`` checks that
 every module of the package that runs as a script is named above.
 
 The modules import one another in one direction only, ``datasets`` and
-``regularity`` <- ``_report`` <- ``compare`` <- ``importance``, ``plots`` <- ``__main__``, with no cycle.
+``regularity`` <- ``_report`` <- ``compare`` <- ``importance``, ``selection``,
+``plots`` <- ``__main__``, with no cycle.
 """
