@@ -16,8 +16,8 @@ Data sets, each with its own pipeline in front of ``reduce``:
 ``digits``
     scikit-learn's digits, ``X / 16`` (no scaling: the pixels share units).
 ``curved``
-    :func:`benchmarks.datasets.curved` with 4,000 rows: a 3-D manifold bent
-    through 40 features; standardised.
+    The 3,000 training rows of :func:`benchmarks.datasets.curved` with
+    4,000 rows: a 3-D manifold bent through 40 features; standardised.
 ``homoscedastic``
     scikit-learn's PCA-vs-FactorAnalysis setup: rank 5 in 25 features plus
     isotropic unit noise, 500 rows; standardised. PCA's model is the true
