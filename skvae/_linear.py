@@ -404,19 +404,24 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
             weight = module.decoder.linear.weight.detach().to(mom.mean)
             learned = torch.linalg.svd(weight, full_matrices=False).U
             basis, variances = principal_axes(mom, learned)
-        n = mom.n_samples
+        noise, n = discarded_variance(mom, variances), mom.n_samples
+        return self._fitted(module, mom.mean, basis, variances, mom.total_variance, noise, n)
+
+    def _fitted(self, module, mean, basis, variances, total, noise, n):
+        """The fitted attributes of the model ``mean + span(basis)``: its axes'
+        variances, the total variance and the noise variance (ddof=0), of n rows."""
         components = basis.T.cpu().numpy()
         # sign convention of PCA: the largest |entry| of each component is positive
         _, components = svd_flip(None, components, u_based_decision=False)
         ddof_scale = n / max(n - 1, 1)
         explained_variance = variances.cpu().numpy() * ddof_scale
-        total = mom.total_variance * ddof_scale
+        total = total * ddof_scale
         k = self.n_components_
-        noise = discarded_variance(mom, variances) * ddof_scale
+        noise = noise * ddof_scale
         # the fitted arrays keep the input's dtype, as the outputs do, whatever
         # dtype the networks compute in (compute_dtype)
         np_dtype = np.dtype(self._input_dtype)
-        mean = mom.mean.to("cpu", torch.float64)
+        mean = mean.to("cpu", torch.float64)
         latent_variance = explained_variance
         scale = None
         if self.whiten:
