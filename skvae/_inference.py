@@ -66,7 +66,13 @@ class InferenceMixin(TransformerMixin):
             The codes, in X's floating dtype.
         """
         X, check = self._inference_data(X)
+        X = self._rows_to_encode(X)
         return self._map_rows(self._encode, X, self.n_components_, check=check)
+
+    def _rows_to_encode(self, X):
+        """The validated rows ``transform`` encodes: ``X`` itself (``LinearAutoencoder``
+        fills missing entries first)."""
+        return X
 
     def inverse_transform(self, X):
         """Decode latent points back to the data space.
