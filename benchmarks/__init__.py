@@ -25,6 +25,9 @@ Entry points, each a module run with ``python -m`` (``--help`` lists its options
     The Poisson and negative binomial VAEs against NMF with the
     Kullback-Leibler loss, TruncatedSVD and PCA of log1p counts: held-out
     log-likelihood and fit time on count data.
+``python -m benchmarks.missing``
+    ``LinearAutoencoder``'s EM on data with missing entries against
+    ``KNNImputer`` and ``IterativeImputer``: error of the filled entries.
 
 A new entry point (the planned ``benchmarks.impute``, for instance) is listed
 here too; ``tests/test_benchmarks.py`` checks that
