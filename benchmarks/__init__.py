@@ -32,6 +32,9 @@ Entry points, each a module run with ``python -m`` (``--help`` lists its options
     One ``GridSearchCV`` over PCA, ``LinearAutoencoder`` and the VAE and the
     latent size, by held-out log-likelihood, on digits, a curved set and
     homoscedastic linear data.
+``python -m benchmarks.missing``
+    ``LinearAutoencoder``'s EM on data with missing entries against
+    ``KNNImputer`` and ``IterativeImputer``: error of the filled entries.
 
 A new entry point (the planned ``benchmarks.impute``, for instance) is listed
 here too; ``tests/test_benchmarks.py`` checks that

@@ -29,5 +29,8 @@ class FitState:
     moments: Moments | None = None
     #: LinearAutoencoder's ALS solver: its principal axes and history
     axes: tuple | None = None
+    #: LinearAutoencoder: whether X has missing entries (NaN), then EM's model
+    missing: bool = False
+    ppca: object | None = None
     #: VariationalAutoencoder(n_components="auto"): what chose the width
     active_units: dict | None = None

@@ -80,7 +80,7 @@ class InferenceMixin(TransformerMixin):
         X, check = self._inference_data(X)
         k = self.n_components_
         if not return_std:
-            return self._map_rows(self._encode, X, k, check=check)
+            return self._map_rows(self._encode, self._rows_to_encode(X), k, check=check)
         both = self._map_rows(self._posterior, X, 2 * k, check=check)
         return np.ascontiguousarray(both[:, :k]), np.ascontiguousarray(both[:, k:])
 
@@ -93,6 +93,11 @@ class InferenceMixin(TransformerMixin):
                 "no spread, so transform(X, return_std=True) has nothing to return. "
                 "VariationalAutoencoder and LinearAutoencoder are probabilistic."
             )
+
+    def _rows_to_encode(self, X):
+        """The validated rows ``transform`` encodes: ``X`` itself (``LinearAutoencoder``
+        fills missing entries first)."""
+        return X
 
     def inverse_transform(self, X):
         """Decode latent points back to the data space.

@@ -21,6 +21,7 @@ from ._base import _VALIDATED, BaseAutoencoder, _kept_on_failure, resolve_device
 from ._distributed import participants
 from ._fitstate import FitState
 from ._ppca import ProbabilisticPCAMixin
+from ._ppca_missing import MissingValuesMixin
 from ._subspace import (
     EIGH_MAX_SIZE,
     Moments,
@@ -33,7 +34,9 @@ from ._subspace import (
 from ._training import History, TrainingConfig
 
 
-class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
+class LinearAutoencoder(
+    MissingValuesMixin, ProbabilisticPCAMixin, PointAutoencoder, register=True
+):
     """Linear autoencoder: z = E (x - b), x_hat = D z + b, trained on squared error.
 
     A linear autoencoder trained to its optimum spans the same subspace as
@@ -93,7 +96,8 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
     early_stopping : bool, default=False
         Adam only: stop on a held-out validation score.
     validation_fraction : float, default=0.1
-        Share of rows held out when ``early_stopping``.
+        Share of rows held out when ``early_stopping``; with missing entries,
+        share of the observed entries EM holds out (see Notes).
     weight_decay : float, default=0.0
         L2 penalty on the weights (gradient solvers).
     random_state : int, RandomState instance or None, default=None
@@ -163,6 +167,15 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
     ``get_precision`` and ``score``) scales the components by the square root
     of the explained variances (scikit-learn issue #13898), so with
     ``whiten=True`` compare with ``PCA(whiten=False)``'s.
+
+    NaN in a dense array is a missing entry (inf is refused). ``fit`` then runs
+    EM for probabilistic PCA on the observed entries, whatever ``solver``; it
+    holds out ``validation_fraction`` of them and keeps the step that predicts
+    them best (run to its maximum likelihood EM overfits: ``benchmarks.missing``).
+    ``transform`` gives E[transform(x) | x_observed] (0, the prior mean, for a
+    row with nothing observed), ``score_samples`` the observed entries'
+    log-likelihood (0 for none). ``n_components`` must then be an int or None,
+    and ``partial_fit`` refuses NaN. Data without NaN is fitted as before.
 
     References
     ----------
@@ -249,6 +262,9 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
         return "identity"
 
     def _resolve_n_components(self, X, state):
+        width = self._em_width(X, state)  # rows with missing entries: EM instead
+        if width is not None:
+            return width
         # The moments, once: a fraction of variance and "mle" read the whole
         # spectrum, and training (_fit_module) and _after_fit reuse them.
         self._check_width(*X.shape)
@@ -330,16 +346,22 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
                 "estimator (sklearn.base.clone)."
             )
         if not first and self._moments is None:
+            n, d = self.n_samples_, self.n_features_in_
+            why = (
+                f"too wide to keep their {d}^2 covariance"
+                if n < d and d > EIGH_MAX_SIZE
+                else "with missing entries, by EM, which keeps no covariance of the rows"
+            )
             raise ValueError(
-                f"This LinearAutoencoder was fitted on {self.n_samples_} rows of "
-                f"{self.n_features_in_} features, too wide to keep their "
-                f"{self.n_features_in_}^2 covariance for partial_fit to continue. "
-                "Start the stream on a new estimator (sklearn.base.clone)."
+                f"This LinearAutoencoder was fitted on {n} rows of {d} features, {why} "
+                "for partial_fit to continue. Start the stream on a new estimator "
+                "(sklearn.base.clone)."
             )
         ranks = participants()
         with _kept_on_failure(self, *_VALIDATED, "_moments"):
             model_dtype = None if first else self.module_.decoder.linear.weight.dtype
             Xt = self._validate_training(X, ranks, "partial_fit", first, model_dtype)
+            self._refuse_missing(Xt)
             device = resolve_device(self.device)
             state = FitState(ranks=ranks, incremental=True)
             chunk = self._data_moments(Xt, device, state, tall=True)
@@ -373,15 +395,17 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
         self.latent_covariance_ = fitted["latent_covariance"]
         # not PointAutoencoder's: the codes' Gaussian is set above, from PCA's
         BaseAutoencoder._set_fitted(self, module, history, state, fitted)
-        mom = state.moments
+        mom = state.moments  # None after EM on missing entries: no moments kept
         # The running statistics partial_fit continues from, on the CPU: fit's
         # covariance, or one made from a wide fit's centred rows if not too big.
-        if mom.wide and mom.centred.shape[1] <= EIGH_MAX_SIZE:
+        if mom is not None and mom.wide and mom.centred.shape[1] <= EIGH_MAX_SIZE:
             Xc = mom.centred
             mom = Moments(mom.mean, Xc.T @ Xc / mom.n_samples, mom.n_samples)
-        self._moments = None if mom.wide else mom.to("cpu")
+        self._moments = None if mom is None or mom.wide else mom.to("cpu")
 
     def _fit_module(self, X, module, generator, device, state):
+        if state.missing:
+            return self._fit_em(X, generator, device, state)
         if self.solver != "als":
             return super()._fit_module(X, module, generator, device, state)
         config = TrainingConfig(
@@ -394,6 +418,8 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
         return state.axes[2]
 
     def _after_fit(self, X, module, generator, state):
+        if state.missing:
+            return self._em_fitted(X, module, state)
         mom = state.moments
         if state.axes is not None:  # ALS: already the principal axes
             basis, variances, _ = state.axes
@@ -404,19 +430,24 @@ class LinearAutoencoder(ProbabilisticPCAMixin, PointAutoencoder, register=True):
             weight = module.decoder.linear.weight.detach().to(mom.mean)
             learned = torch.linalg.svd(weight, full_matrices=False).U
             basis, variances = principal_axes(mom, learned)
-        n = mom.n_samples
+        noise, n = discarded_variance(mom, variances), mom.n_samples
+        return self._fitted(module, mom.mean, basis, variances, mom.total_variance, noise, n)
+
+    def _fitted(self, module, mean, basis, variances, total, noise, n):
+        """The fitted attributes of the model ``mean + span(basis)``: its axes'
+        variances, the total variance and the noise variance (ddof=0), of n rows."""
         components = basis.T.cpu().numpy()
         # sign convention of PCA: the largest |entry| of each component is positive
         _, components = svd_flip(None, components, u_based_decision=False)
         ddof_scale = n / max(n - 1, 1)
         explained_variance = variances.cpu().numpy() * ddof_scale
-        total = mom.total_variance * ddof_scale
+        total = total * ddof_scale
         k = self.n_components_
-        noise = discarded_variance(mom, variances) * ddof_scale
+        noise = noise * ddof_scale
         # the fitted arrays keep the input's dtype, as the outputs do, whatever
         # dtype the networks compute in (compute_dtype)
         np_dtype = np.dtype(self._input_dtype)
-        mean = mom.mean.to("cpu", torch.float64)
+        mean = mean.to("cpu", torch.float64)
         latent_variance = explained_variance
         scale = None
         if self.whiten:

@@ -175,6 +175,10 @@ class ProbabilisticPCAMixin:
         the components' plane: rows on it score finitely (a variance of 0 is
         taken as the smallest normal float), rows off it hugely negatively or
         ``-inf``; ``PCA.score_samples`` inverts a singular matrix there.
+
+        A row with missing entries (NaN) scores the log-density of its observed
+        entries o under their marginal, ``N(mean_[o], get_covariance()[o][:, o])``
+        (from k x k matrices); a row with none observed scores 0.
         """
         return self._row_scores(X)
 

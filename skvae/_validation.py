@@ -34,7 +34,10 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
         X = validate_data(estimator, X, accept_sparse="csr", dtype=FLOATS, reset=reset)
         return _blockwise(estimator, X, dtype, row_sums, X.dtype)
     if not is_out_of_core(X):
-        X = validate_data(estimator, X, dtype=FLOATS, order="C", reset=reset)
+        finite = _finite(estimator)
+        X = validate_data(
+            estimator, X, dtype=FLOATS, order="C", reset=reset, ensure_all_finite=finite
+        )
         dtype = dtype or estimator._compute_dtype(X.dtype)
         estimator._check_training_data(X, dtype)
         estimator._input_dtype = X.dtype
@@ -69,6 +72,14 @@ def inference_rows(estimator, X):
     if sp.issparse(X):
         return validate_data(estimator, X, accept_sparse="csr", dtype=FLOATS, reset=False), dense
     if not is_out_of_core(X):
-        return validate_data(estimator, X, dtype=FLOATS, reset=False), None
+        finite = _finite(estimator)
+        X = validate_data(estimator, X, dtype=FLOATS, reset=False, ensure_all_finite=finite)
+        return X, None
     check_features(estimator, X, reset=False)
     return X, functools.partial(check_array, dtype=FLOATS, input_name="X")
+
+
+def _finite(estimator) -> bool | str:
+    """What dense in-memory data may hold: NaN (a missing entry) where the
+    estimator's tags allow it (``LinearAutoencoder``), never inf."""
+    return "allow-nan" if estimator.__sklearn_tags__().input_tags.allow_nan else True

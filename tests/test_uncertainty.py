@@ -199,3 +199,32 @@ def test_linear_feature_scores_are_expected_log_densities_under_the_posterior():
     expected = -0.5 * sq / s2 - 0.5 * np.log(2 * np.pi * s2)
     kl = 0.5 * (np.trace(S) + (m**2).sum(1) - 3 - np.linalg.slogdet(S)[1])
     np.testing.assert_allclose(lae.score_features(X), expected - (kl / X.shape[1])[:, None])
+
+
+# ------------------------------------------------------ with missing entries
+def test_linear_posterior_and_feature_scores_condition_on_the_observed_entries():
+    """A row with holes: its code and spread are those of p(z | x_o), in
+    transform's coordinates (Tipping & Bishop with W_o, M_o = W_o'W_o + s2 I);
+    its feature scores sum to its observed log-likelihood, 0 where missing."""
+    X = _spiked(n=300)
+    lae = LinearAutoencoder(n_components=3, random_state=0).fit(X)
+    holed = X[:20].copy()
+    holed[np.arange(20), np.arange(20) % 8] = np.nan
+    holed[3, :4] = np.nan
+    Z, Z_std = lae.transform(holed, return_std=True)
+    C, lam, s2, mu = lae.components_, lae.explained_variance_, lae.noise_variance_, lae.mean_
+    W = C.T * np.sqrt(lam - s2)
+    A = lam / np.sqrt(lam - s2)  # from T&B's z to transform's codes (complete rows)
+    for x, z, sd in zip(holed, Z, Z_std, strict=True):
+        o = ~np.isnan(x)
+        M = W[o].T @ W[o] + s2 * np.eye(3)
+        np.testing.assert_allclose(z, A * np.linalg.solve(M, W[o].T @ (x[o] - mu[o])))
+        np.testing.assert_allclose(sd, A * np.sqrt(np.diag(s2 * np.linalg.inv(M))))
+    F = lae.score_features(holed)
+    np.testing.assert_allclose(F.sum(1), lae.score_samples(holed), rtol=1e-10)
+    assert np.all(F[np.isnan(holed)] == 0) and np.all(np.isfinite(F))
+    # a complete row beside them gets the complete rows' spread
+    mixed = np.vstack([holed[:2], X[25:26]])
+    np.testing.assert_allclose(
+        lae.transform(mixed, return_std=True)[1][2], lae.transform(X[25:26], return_std=True)[1][0]
+    )

@@ -1,0 +1,319 @@
+"""Probabilistic PCA with missing entries: EM, conditional means, likelihoods.
+
+A row's missing entries (NaN) are integrated out: every quantity is that of
+the row's observed entries o under the model's marginal
+N(mean_o, W_o W_o' + noise I), computed from k x k matrices per row
+(Woodbury), batched, in float64. :func:`fit_em` is the exact EM algorithm of
+Tipping & Bishop (1999, appendix) with the row-wise E-step of Ilin & Raiko
+(2010): each row's posterior of z is conditioned on its observed entries,
+and the M-step updates mean, W and noise jointly from the expected
+sufficient statistics, posterior covariances included.
+
+Nothing here imports scikit-learn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ._placement import CHUNK_ELEMENTS
+from ._subspace import discarded_variance, moments, principal_components
+from ._training import History, interruptible
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class PPCA:
+    """Probabilistic PCA's parameters: x = weight z + mean + noise, z ~ N(0, I)."""
+
+    mean: torch.Tensor  # (d,)
+    weight: torch.Tensor  # (d, k)
+    noise: float  # the isotropic noise variance
+
+
+def _outer(W: torch.Tensor) -> torch.Tensor:
+    """Each row's outer product w_j w_j', flattened: (d, k * k)."""
+    return (W[:, :, None] * W[:, None, :]).reshape(W.shape[0], -1)
+
+
+def _row_chunks(n: int, width: int) -> list[tuple[int, int]]:
+    step = max(1, CHUNK_ELEMENTS // max(width, 1))
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+# --------------------------------------------------------------------- fit
+@dataclass
+class _Sweep:
+    """What one pass of E-steps over the rows gives the M-step and the monitor."""
+
+    A: torch.Tensor  # (d, k+1, k+1): each column's sum over its rows of E[z~ z~']
+    B: torch.Tensor  # (d, k+1): each column's sum of x_ij E[z~_i], z~ = (z, 1)
+    loglik: float  # the observed-data log-likelihood of the training entries
+    held_out: float  # the held-out entries' log-likelihood, each given its row's others
+
+
+def _sweep(X, seen, held, model: PPCA) -> _Sweep:
+    """The E-step of every row, given its training entries (mask ``seen``),
+    accumulated over chunks of rows; and the log-likelihood of the ``held``-out
+    entries, each under its Gaussian given its row's training entries."""
+    n, d = X.shape
+    k = model.weight.shape[1]
+    W, noise = model.weight, model.noise
+    WW = _outer(W)
+    eye = torch.eye(k, dtype=X.dtype, device=X.device)
+    A = X.new_zeros(d, (k + 1) ** 2)
+    B = X.new_zeros(d, k + 1)
+    loglik, held_out = 0.0, 0.0
+    for a, b in _row_chunks(n, max(d, (k + 1) ** 2)):
+        x, o = X[a:b], seen[a:b]
+        L = torch.linalg.cholesky((o @ WW).view(-1, k, k) + noise * eye)  # M = W_o'W_o + s2 I
+        m = torch.cholesky_solve(((o * (x - model.mean)) @ W).unsqueeze(-1), L).squeeze(-1)
+        cov = noise * torch.cholesky_inverse(L)  # the posterior covariance of z
+        fit = model.mean + m @ W.T
+        n_obs = o.sum(dim=1)
+        # det(W_o W_o' + s2 I) = s2^(n_obs - k) det(M); with m = M^-1 W_o' r,
+        # r' (W_o W_o' + s2 I)^-1 r = |r - W_o m|^2 / s2 + |m|^2 (Woodbury)
+        log_det = (n_obs - k) * math.log(noise) + 2 * torch.diagonal(L, 0, -2, -1).log().sum(-1)
+        quad = ((o * (x - fit)) ** 2).sum(dim=1) / noise + (m**2).sum(dim=1)
+        loglik += float(-0.5 * (n_obs * _LOG_2PI + log_det + quad).sum())
+        if held is not None:  # x_ij given x_o: N(fit_ij, s2 + w_j' cov w_j)
+            var = noise + cov.reshape(len(m), -1) @ WW.T
+            log_density = (x - fit) ** 2 / var + var.log() + _LOG_2PI
+            held_out += float(-0.5 * (held[a:b] * log_density).sum())
+        z1 = torch.cat([m, m.new_ones(len(m), 1)], dim=1)
+        stats = z1[:, :, None] * z1[:, None, :]
+        stats[:, :k, :k] += cov
+        A += o.T @ stats.reshape(len(m), -1)
+        B += (o * x).T @ z1
+    return _Sweep(A.view(d, k + 1, k + 1), B, loglik, held_out)
+
+
+def _m_step(sweep: _Sweep, squares: torch.Tensor, n_obs: float, floor: float) -> PPCA:
+    """The exact joint update of mean, W and noise from the expected statistics.
+
+    Each column's (w_j, mean_j) is the regression of its observed entries on
+    E[(z, 1)]; the noise is the mean expected squared residual, which at the
+    regression's optimum is sum_j (sum_i x_ij^2 - theta_j' B_j) / n_obs.
+    """
+    k = sweep.A.shape[1] - 1
+    L = torch.linalg.cholesky(sweep.A)
+    theta = torch.cholesky_solve(sweep.B.unsqueeze(-1), L).squeeze(-1)
+    noise = float((squares - (theta * sweep.B).sum(dim=1)).sum()) / n_obs
+    return PPCA(theta[:, k].clone(), theta[:, :k].clone(), max(noise, floor))
+
+
+def _start(X, seen, k: int, generator: torch.Generator) -> tuple[PPCA, float]:
+    """PCA of the column-mean-filled data, as probabilistic PCA; and a floor
+    for the noise variance (EM's updates need it positive)."""
+    mean = (X * seen).sum(dim=0) / seen.sum(dim=0)
+    mom = moments(torch.where(seen.bool(), X, mean), X.device)
+    rank = mom.matrix.shape[0]  # min(n, d)
+    k_eff = min(k, rank)
+    basis, variances = principal_components(mom, k_eff, generator)
+    scale = max(mom.total_variance / X.shape[1], torch.finfo(X.dtype).tiny)
+    # away from the degenerate W = 0 and noise = 0, both fixed points of EM
+    noise = max(discarded_variance(mom, variances) if k_eff < rank else 0.0, 1e-2 * scale)
+    weight = X.new_zeros(X.shape[1], k)
+    weight[:, :k_eff] = basis * (variances - noise).clamp_min(1e-2 * scale).sqrt()
+    return PPCA(mean, weight, noise), 1e-10 * scale
+
+
+def hold_out(seen: torch.Tensor, fraction: float, generator: torch.Generator):
+    """A random ``fraction`` of the observed entries ``seen`` as a mask, leaving
+    each column at least one; None when none is left to hold out."""
+    draw = torch.rand(seen.shape, generator=generator, device=generator.device, dtype=seen.dtype)
+    held = seen * (draw.to(seen.device) < fraction)
+    held[:, (seen - held).sum(dim=0) < 1] = 0
+    return held if bool(held.any()) else None
+
+
+def fit_em(
+    X: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    *,
+    max_iter: int = 1000,
+    tol: float = 1e-4,
+    n_iter_no_change: int = 10,
+    validation_fraction: float | None = 0.1,
+    verbose: int = 0,
+    log: Callable[[str], None] = print,
+) -> tuple[PPCA, History]:
+    """EM for probabilistic PCA on ``X`` (float64, NaN where missing).
+
+    With ``validation_fraction``, that share of the observed entries is held
+    out, EM runs on the others, and the parameters under which the held-out
+    entries were likeliest (each given its row's other entries) are returned:
+    run to its maximum likelihood, EM overfits the observed entries when many
+    are missing, its noise variance collapsing and its predictions of the
+    missing entries worsening. Without, EM runs to the maximum likelihood of
+    all the observed entries.
+
+    Stops after ``n_iter_no_change`` successive steps that improve neither the
+    held-out log-likelihood by more than ``tol`` (relative) nor the training
+    entries' by more than ``tol`` per entry, or after ``max_iter``.
+    ``loss_curve`` is minus the training entries' log-likelihood per entry,
+    ``validation_scores`` the held-out entries' per entry, each of the
+    parameters before the step (the first, of the start).
+    """
+    seen = (~torch.isnan(X)).to(X.dtype)
+    # centred on the observed means, so that the noise update's sums of squares
+    # do not cancel digits (0 where missing)
+    shift = torch.nan_to_num(X, nan=0.0).sum(dim=0) / seen.sum(dim=0)
+    X = torch.nan_to_num(X - shift, nan=0.0)
+    held = hold_out(seen, validation_fraction, generator) if validation_fraction else None
+    if held is not None:
+        seen = seen - held
+    model, floor = _start(X, seen, k, generator)
+    squares = ((X * seen) ** 2).sum(dim=0)
+    n_obs, n_held = float(seen.sum()), None if held is None else float(held.sum())
+    history = History()
+    best, flat, since_best = model, 0, 0
+    with interruptible() as interrupt:
+        for it in range(1, max_iter + 1):
+            sweep = _sweep(X, seen, held, model)
+            loss = -sweep.loglik / n_obs
+            previous = history.loss_curve[-1] if history.loss_curve else math.inf
+            history.loss_curve.append(loss)
+            flat = flat + 1 if previous - loss < tol else 0
+            if held is None:
+                best = model
+            else:
+                score = sweep.held_out / n_held
+                history.validation_scores.append(score)
+                top = history.best_validation_score
+                if top is None or score > top + tol * abs(top):
+                    since_best = 0
+                else:
+                    since_best += 1
+                if top is None or score > top:
+                    history.best_validation_score, best = score, model
+            if verbose:
+                log(f"EM step {it}: minus log-likelihood per observed entry {loss:.10g}")
+            model = _m_step(sweep, squares, n_obs, floor)
+            history.n_iter = it
+            if since_best >= n_iter_no_change or flat >= n_iter_no_change:
+                history.converged = True
+                break
+            if interrupt.requested:
+                history.interrupted = True
+                break
+    if held is None:
+        best = model
+        history.best_loss = min(history.loss_curve, default=math.inf)
+    else:
+        history.best_loss = None
+    return PPCA(best.mean + shift, best.weight, best.noise), history
+
+
+# ---------------------------------------------------------------- inference
+def _observed(x: torch.Tensor, model: PPCA):
+    """Each row's observed entries and the eigendecomposition of W_o'W_o.
+
+    Returns the mask ``o``, the centred rows ``r`` (0 where missing), the
+    eigenvalues ``s2`` and eigenvectors ``V`` of W_o'W_o (per row), which of
+    them are nonzero (``keep``: above rounding), and ``a = V' W_o' r``. The
+    observed entries' covariance W_o W_o' + noise I has eigenvalues
+    ``s2 + noise`` along W_o V (those kept), and ``noise`` in every other
+    direction of the row's observed coordinates.
+    """
+    k = model.weight.shape[1]
+    o = ~torch.isnan(x)
+    r = torch.where(o, x - model.mean, 0.0)
+    s2, V = torch.linalg.eigh((o.to(x.dtype) @ _outer(model.weight)).view(-1, k, k))
+    keep = s2 > s2[:, -1:] * (8 * k * torch.finfo(x.dtype).eps)
+    a = ((r @ model.weight).unsqueeze(1) @ V).squeeze(1)
+    return o, r, s2, V, keep, a
+
+
+def _latent(V: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+    """Latent points from their coordinates in each row's eigenvectors ``V``."""
+    return (V @ coefficients.unsqueeze(-1)).squeeze(-1)
+
+
+def posterior_mean(x: torch.Tensor, model: PPCA) -> torch.Tensor:
+    """E[z | x_o] = (W_o'W_o + noise I)^-1 W_o' (x_o - mean_o), for every row.
+
+    With ``noise`` 0 it is the limit, the pseudo-inverse's least-squares
+    coefficients; a row with nothing observed gets the prior mean, 0.
+    """
+    _, _, s2, V, keep, a = _observed(x, model)
+    return _latent(V, torch.where(keep, a / (s2 + model.noise), 0.0))
+
+
+def posterior_spread(x: torch.Tensor, model: PPCA):
+    """E[z | x_o], and the variance weights of Cov[z | x_o] = noise M_o^-1 in
+    each row's eigenvectors V of W_o'W_o: Cov = V diag(var) V', with the
+    prior's 1 along the directions W_o leaves undetermined. Returns (mean, V, var)."""
+    _, _, s2, V, keep, a = _observed(x, model)
+    var = torch.where(keep, model.noise / (s2 + model.noise), 1.0)
+    return _latent(V, torch.where(keep, a / (s2 + model.noise), 0.0)), V, var
+
+
+def posterior_variance(x: torch.Tensor, model: PPCA) -> torch.Tensor:
+    """The diagonal of Cov[z | x_o] for every row (n x k)."""
+    _, V, var = posterior_spread(x, model)
+    return ((V * V) * var.unsqueeze(1)).sum(-1)
+
+
+def expected_entry_log_density(x: torch.Tensor, model: PPCA) -> torch.Tensor:
+    """E log N(x_j | w_j'z + mean_j, noise) under z ~ p(z | x_o), for each observed
+    entry (0 where missing): each feature's share of the row's fit."""
+    mean, V, var = posterior_spread(x, model)
+    WV = model.weight @ V  # rows x d x k
+    spread = ((WV * WV) * var.unsqueeze(1)).sum(-1)
+    residual = x - model.mean - mean @ model.weight.T
+    log_norm = math.log(2 * math.pi * model.noise)
+    log_density = -0.5 * ((residual**2 + spread) / model.noise + log_norm)
+    return torch.where(torch.isnan(x), 0.0, log_density)
+
+
+def conditional_mean(x: torch.Tensor, model: PPCA) -> torch.Tensor:
+    """``x`` with each missing entry replaced by E[x_miss | x_obs] = mean_m + W_m E[z | x_o]."""
+    fill = model.mean + posterior_mean(x, model) @ model.weight.T
+    return torch.where(torch.isnan(x), fill, x)
+
+
+def conditional_sample(x: torch.Tensor, model: PPCA, normal_z, normal_x) -> torch.Tensor:
+    """``x`` with its missing entries drawn from their Gaussian given the observed.
+
+    z from its posterior N(E[z | x_o], noise M^-1) (in the directions W_o
+    leaves undetermined, the prior's unit variance), then x = W z + mean +
+    noise: ``normal_z`` (n, k) and ``normal_x`` (n, d) are standard normal draws.
+    """
+    _, _, s2, V, keep, a = _observed(x, model)
+    noise = model.noise
+    mean = torch.where(keep, a / (s2 + noise), 0.0)
+    spread = torch.where(keep, (noise / (s2 + noise)).sqrt(), 1.0)
+    z = _latent(V, mean + spread * normal_z)
+    draw = model.mean + z @ model.weight.T + math.sqrt(noise) * normal_x
+    return torch.where(torch.isnan(x), draw, x)
+
+
+def log_likelihood(x: torch.Tensor, model: PPCA) -> torch.Tensor:
+    """Each row's log-density of its observed entries, N(mean_o, W_o W_o' + noise I).
+
+    From the k x k matrices W_o'W_o, with the part of x_o off W_o's span
+    computed as a residual (no cancellation). A variance of 0 (noise 0) is
+    floored at the smallest normal float, as for complete rows. A row with
+    nothing observed scores 0, the log-likelihood of no observation.
+    """
+    o, r, s2, V, keep, a = _observed(x, model)
+    tiny = torch.finfo(torch.float64).tiny
+    noise = max(model.noise, tiny)
+    along = (s2 + model.noise).clamp_min(tiny)
+    safe = torch.where(keep, s2, 1.0)
+    projection = _latent(V, torch.where(keep, a / safe, 0.0))  # least squares on W_o
+    off = (torch.where(o, r - projection @ model.weight.T, 0.0) ** 2).sum(dim=1)
+    quad = torch.where(keep, a**2 / (safe * along), 0.0).sum(dim=1)
+    n_obs = o.sum(dim=1, dtype=x.dtype)
+    rest = n_obs - keep.sum(dim=1, dtype=x.dtype)  # directions of variance noise only
+    log_det = torch.where(keep, along.log(), 0.0).sum(dim=1) + rest * math.log(noise)
+    # off W_o's span: none when W_o spans the observed coordinates (noise 0 can be exact)
+    quad = quad + torch.where(rest > 0, off / noise, 0.0)
+    return -0.5 * (n_obs * _LOG_2PI + log_det + quad)

@@ -1,0 +1,258 @@
+"""Missing entries (NaN) in ``LinearAutoencoder``'s data: probabilistic PCA's answers.
+
+:class:`MissingValuesMixin` lets ``LinearAutoencoder`` take NaN, in dense
+in-memory data, as an entry that was not observed. ``fit`` runs EM on the
+observed entries (:func:`skvae._missing.fit_em`); ``transform``,
+``score_samples`` and the imputation helpers condition on each row's observed
+entries under the fitted model. Data without NaN takes the usual paths,
+unchanged.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._distributed import participants
+from ._missing import (
+    PPCA,
+    conditional_mean,
+    conditional_sample,
+    expected_entry_log_density,
+    fit_em,
+    log_likelihood,
+    posterior_variance,
+)
+from ._placement import CHUNK_ELEMENTS, is_out_of_core
+
+
+class MissingValuesMixin:
+    """NaN as a missing entry, for the probabilistic-PCA model of a linear autoencoder."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # -------------------------------------------------------------------- fit
+    def _check_training_data(self, X: np.ndarray, dtype: torch.dtype) -> None:
+        missing = np.isnan(X)
+        if not missing.any():
+            return super()._check_training_data(X, dtype)
+        if participants().active:
+            raise ValueError(
+                "LinearAutoencoder fits data with missing entries (NaN) in one process "
+                "only, not data-parallel under torchrun; see skvae.single_process."
+            )
+        empty = np.flatnonzero(missing.all(axis=0))
+        if len(empty):
+            names = getattr(self, "feature_names_in_", None)
+            j = int(empty[0])
+            which = f"column {j}" + (f" ({names[j]!r})" if names is not None else "")
+            more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+            raise ValueError(
+                f"X's {which}{more} has no observed entry, only NaN: no model can "
+                "estimate its mean or variance. Drop it, or fill it first."
+            )
+        super()._check_training_data(np.where(missing, 0, X), dtype)
+
+    def _refuse_missing(self, X) -> None:
+        """partial_fit's refusal of rows with missing entries."""
+        if isinstance(X, torch.Tensor) and bool(torch.isnan(X).any()):
+            raise ValueError(
+                "LinearAutoencoder.partial_fit takes no missing entries (NaN): it adds "
+                "each chunk's rows to running moments of complete rows, and a row with "
+                "missing entries is completed only by EM over all the rows together. "
+                "Fit on all the rows (fit takes NaN), or impute the chunk first."
+            )
+
+    def _em_width(self, X, state) -> int | None:
+        """n_components_ for rows ``X`` with missing entries (then ``state.missing``);
+        None for complete rows."""
+        if not (isinstance(X, torch.Tensor) and bool(torch.isnan(X).any())):
+            return None
+        n, d = X.shape
+        self._check_width(n, d)
+        k = self.n_components
+        if k is not None and not isinstance(k, Integral):
+            raise ValueError(
+                f"n_components={k!r} reads the spectrum of the data's covariance, which "
+                "data with missing entries (NaN) does not give: filled or pairwise "
+                "covariances bias it. Pass an int; to choose it, compare the score of "
+                "held-out rows (score takes NaN too), e.g. with GridSearchCV."
+            )
+        state.missing = True
+        return min(n, d) if k is None else int(k)
+
+    def _fit_em(self, X, generator, device, state):
+        """EM on the observed entries of X; the model in ``state.ppca``, the history returned."""
+        # a generator of the fit's seed that the networks' initial draws have not
+        # advanced, which they do by an amount that depends on compute_dtype
+        generator, _ = self._generator(device)
+        state.ppca, history = fit_em(
+            X.to(device=device, dtype=torch.float64),
+            self.n_components_,
+            generator,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            validation_fraction=self.validation_fraction,
+            verbose=self.verbose,
+        )
+        return history
+
+    def _em_fitted(self, X, module, state):
+        """The fitted attributes of EM's model (see ``_fitted``)."""
+        model = state.ppca
+        # W W' + noise I has eigenvalues s^2 + noise along W's left singular vectors
+        axes, s, _ = torch.linalg.svd(model.weight, full_matrices=False)
+        total = float((s**2).sum()) + model.weight.shape[0] * model.noise
+        return self._fitted(
+            module, model.mean, axes, s**2 + model.noise, total, model.noise, X.shape[0]
+        )
+
+    # -------------------------------------------------------------- inference
+    def _ppca(self, device: torch.device) -> PPCA:
+        """The fitted model as (mean, W, noise), W spanning the components, in float64."""
+        along, noise = self._model_variances()
+        to = {"device": device, "dtype": torch.float64}
+        C = torch.as_tensor(self.components_).to(**to)
+        W = C.T * torch.as_tensor(np.sqrt(along - noise)).to(**to)
+        return PPCA(torch.as_tensor(self.mean_).to(**to), W, noise)
+
+    def _on_missing_rows(self, fn, X: np.ndarray, width: int, *draws) -> np.ndarray:
+        """``fn(rows, model, *draws)`` over chunks of the rows of X, in float64 on
+        the device; output in X's dtype."""
+        device = self._inference_device()
+        model = self._ppca(device)
+        k = model.weight.shape[1]
+        step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k, width))
+        out = np.empty((len(X), width), dtype=X.dtype)
+        with torch.inference_mode():
+            for a in range(0, len(X), step):
+                rows = torch.as_tensor(X[a : a + step]).to(device=device, dtype=torch.float64)
+                extra = [torch.as_tensor(e[a : a + step]).to(rows) for e in draws]
+                out[a : a + step] = fn(rows, model, *extra).reshape(len(rows), -1).cpu().numpy()
+        return out
+
+    def _completed(self, X: np.ndarray, fn, *draws) -> np.ndarray:
+        """A copy of X whose rows with missing entries are ``fn``'s."""
+        out = np.array(X, copy=True)
+        rows = np.isnan(out).any(axis=1)
+        if rows.any():
+            picked = [draw[rows] for draw in draws]
+            out[rows] = self._on_missing_rows(fn, out[rows], out.shape[1], *picked)
+        return out
+
+    def _rows_to_encode(self, X):
+        # transform of a row with missing entries: that of its conditional mean,
+        # E[transform(x) | x_obs] (transform is affine)
+        if sp.issparse(X) or is_out_of_core(X) or not np.isnan(X).any():
+            return X
+        return self._completed(X, conditional_mean)
+
+    def _posterior(self, module, x):
+        # rows with missing entries: the code of the conditional mean (the
+        # posterior mean of z given x_o, in transform's coordinates) and the
+        # spread of Cov[z | x_o] = noise M_o^-1, mapped as the complete rows'
+        missing = torch.isnan(x).any(-1)
+        if not missing.any():
+            return super()._posterior(module, x)
+        model = self._ppca(x.device)
+        rows = x.to(torch.float64)
+        filled = torch.where(torch.isnan(rows), conditional_mean(rows, model), rows)
+        out = super()._posterior(module, filled.to(x.dtype)).to(torch.float64)
+        k = self.n_components_
+        along, noise = self._model_variances()
+        if noise > 0:  # else the spread is 0 whatever is observed
+            complete = torch.as_tensor(noise / along).to(rows)  # Var[z | x] of a complete row
+            ratio = posterior_variance(rows[missing], model) / complete
+            out[missing, k:] = out[missing, k:] * torch.sqrt(ratio)
+        return out.to(x.dtype)
+
+    def _score_entries(self, module, x):
+        # observed entries: E log N(x_j | w_j'z + mean_j, noise) given x_o, plus an
+        # equal share of the rest of the row's log-likelihood; missing entries: 0
+        missing = torch.isnan(x)
+        if not missing.any():
+            return super()._score_entries(module, x)
+        model = self._ppca(x.device)
+        rows = x.to(torch.float64)
+        total = log_likelihood(rows, model)
+        n_observed = (~missing).sum(-1).clamp_min(1)
+        if model.noise == 0:
+            shares = torch.zeros_like(rows)
+        else:
+            shares = expected_entry_log_density(rows, model)
+        rest = (total - shares.sum(-1)) / n_observed
+        return torch.where(missing, 0.0, shares + rest[:, None]).to(x.dtype)
+
+    def _row_scores(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        valid, check = self._inference_data(X)
+        if check is not None or not np.isnan(valid).any():
+            return super()._row_scores(X)
+        complete = ~np.isnan(valid).any(axis=1)
+        scores = np.empty(len(valid), dtype=valid.dtype)
+        if complete.any():  # as without NaN, to the bit
+            scores[complete] = self._map_rows(self._score_rows, valid[complete], 1)[:, 0]
+        scores[~complete] = self._on_missing_rows(log_likelihood, valid[~complete], 1)[:, 0]
+        return scores
+
+    def _dense_rows(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X, check = self._inference_data(X)
+        return X if check is None else check(X[:] if is_out_of_core(X) else X)
+
+    def _conditional_mean(self, X):
+        """``X`` with each missing entry (NaN) replaced by its conditional mean.
+
+        E[x_miss | x_obs] under the fitted model N(mean_, get_covariance()):
+        ``mean_m + W_m E[z | x_obs]``; the observed entries are returned as
+        they are, and a row with nothing observed becomes ``mean_``. The
+        single imputation a PCA-based imputer makes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with NaN where an entry is missing.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features)
+            A copy of X, completed, in X's floating dtype.
+        """
+        return self._completed(self._dense_rows(X), conditional_mean)
+
+    def _conditional_sample(self, X, random_state=None):
+        """``X`` with its missing entries drawn from their distribution given the
+        observed ones, for multiple imputation.
+
+        One draw from N(E[x_miss | x_obs], Cov[x_miss | x_obs]) under the fitted
+        model, per row with missing entries: z from its posterior given the
+        row's observed entries, then ``W z + mean_`` plus noise of variance
+        ``noise_variance_``. Observed entries are returned as they are. The
+        mean of many draws is :meth:`_conditional_mean`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with NaN where an entry is missing.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        X_drawn : ndarray of shape (n_samples, n_features)
+            A copy of X, completed by a draw, in X's floating dtype.
+        """
+        X = self._dense_rows(X)
+        k = self.n_components_
+        # row i's draws do not depend on the rows after it
+        normal = check_random_state(random_state).standard_normal((len(X), k + X.shape[1]))
+        return self._completed(X, conditional_sample, normal[:, :k], normal[:, k:])

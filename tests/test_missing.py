@@ -1,0 +1,276 @@
+"""LinearAutoencoder with missing entries (NaN): probabilistic PCA conditioned on
+what each row observed, checked against closed forms computed here in NumPy."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV
+
+import skvae
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+from skvae._missing import fit_em
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
+
+def low_rank(n=300, d=8, k=3, noise=0.3, seed=0):
+    rng = np.random.RandomState(seed)
+    W = rng.normal(size=(d, k)) * np.linspace(3, 1, k)
+    return rng.normal(size=(n, k)) @ W.T + 2.0 + noise * rng.normal(size=(n, d))
+
+
+def hide(X, rate, seed=1):
+    X = X.copy()
+    X[np.random.RandomState(seed).uniform(size=X.shape) < rate] = np.nan
+    return X
+
+
+X_FULL = low_rank()
+X_NAN = hide(X_FULL, 0.3)
+X_NAN[0] = np.nan  # a row with nothing observed
+X_NAN[1, :-1] = np.nan  # one observed entry
+X_NAN[2] = X_FULL[2]  # a complete row
+
+
+def closed_form(est, X):
+    """Each row's log-density of its observed entries and its conditional mean,
+    from get_covariance() by NumPy's linear algebra."""
+    C, mu = est.get_covariance().astype(np.float64), est.mean_.astype(np.float64)
+    scores, filled = np.zeros(len(X)), X.astype(np.float64).copy()
+    for i, x in enumerate(X.astype(np.float64)):
+        o = ~np.isnan(x)
+        if not o.any():
+            filled[i] = mu
+            continue
+        C_oo = C[np.ix_(o, o)]
+        scores[i] = multivariate_normal(mu[o], C_oo).logpdf(x[o])
+        filled[i, ~o] = mu[~o] + C[np.ix_(~o, o)] @ np.linalg.solve(C_oo, x[o] - mu[o])
+    return scores, filled
+
+
+@pytest.mark.parametrize(
+    "fitted_on, k", [("nan", 3), ("complete", 3), ("complete", 8)], ids=["em", "pca", "noise-0"]
+)
+def test_scores_and_conditional_means_are_the_gaussian_closed_forms(fitted_on, k):
+    X = X_NAN if fitted_on == "nan" else X_FULL
+    est = LinearAutoencoder(k, random_state=0).fit(X)
+    if k == X.shape[1]:
+        assert est.noise_variance_ == 0  # the covariance is full rank without noise
+    scores, filled = closed_form(est, X_NAN)
+    np.testing.assert_allclose(est.score_samples(X_NAN), scores, rtol=1e-10, atol=1e-10)
+    assert est.score_samples(X_NAN)[0] == 0  # nothing observed: log-likelihood of nothing
+    np.testing.assert_allclose(est.score(X_NAN), scores.mean(), rtol=1e-10)
+    completed = est._conditional_mean(X_NAN)
+    np.testing.assert_allclose(completed, filled, rtol=1e-10, atol=1e-10)
+    seen = ~np.isnan(X_NAN)
+    np.testing.assert_array_equal(completed[seen], X_NAN[seen])  # untouched
+    np.testing.assert_allclose(completed[0], est.mean_)
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_transform_is_the_expected_code_given_the_observed_entries(whiten):
+    est = LinearAutoencoder(3, whiten=whiten, random_state=0).fit(X_NAN)
+    _, filled = closed_form(est, X_NAN)
+    # transform is affine, so E[transform(x) | x_obs] = transform(E[x | x_obs])
+    codes = (filled - est.mean_) @ est.components_.T
+    if whiten:
+        codes /= np.sqrt(est.explained_variance_)
+    Z = est.transform(X_NAN)
+    np.testing.assert_allclose(Z, codes, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(Z[0], 0, atol=1e-12)  # nothing observed: the prior mean
+    np.testing.assert_allclose(est.fit_transform(X_NAN), Z, rtol=1e-12, atol=1e-12)
+    # the posterior mean of z (W = components' * sqrt(variance - noise)), whitened or not
+    W = est.components_.T * np.sqrt(est.explained_variance_ - est.noise_variance_)
+    x = X_NAN[5]
+    o = ~np.isnan(x)
+    M = W[o].T @ W[o] + est.noise_variance_ * np.eye(3)
+    z = np.linalg.solve(M, W[o].T @ (x[o] - est.mean_[o]))
+    np.testing.assert_allclose(filled[5, ~o], (est.mean_ + W @ z)[~o], rtol=1e-9)
+
+
+def test_complete_rows_score_and_encode_as_without_missing_entries():
+    est = LinearAutoencoder(3, random_state=0).fit(X_FULL)
+    complete = ~np.isnan(X_NAN).any(axis=1)
+    np.testing.assert_array_equal(
+        est.score_samples(X_NAN)[complete], est.score_samples(X_NAN[complete])
+    )
+    np.testing.assert_allclose(
+        est.transform(X_NAN)[complete], est.transform(X_NAN[complete]), rtol=0, atol=0
+    )
+
+
+def test_complete_data_is_fitted_as_pca_without_em():
+    est = LinearAutoencoder(3, random_state=0).fit(X_FULL)
+    pca = PCA(3).fit(X_FULL)
+    assert est.validation_scores_ is None  # no entries held out: not EM
+    np.testing.assert_allclose(est.explained_variance_, pca.explained_variance_, rtol=1e-10)
+    np.testing.assert_allclose(est.noise_variance_, pca.noise_variance_, rtol=1e-10)
+    np.testing.assert_allclose(est.score_samples(X_FULL), pca.score_samples(X_FULL), rtol=1e-10)
+
+
+def observed_loglik(X, model):
+    mu, W, s2 = model.mean.numpy(), model.weight.numpy(), model.noise
+    C = W @ W.T + s2 * np.eye(len(mu))
+    total = 0.0
+    for x in X:
+        o = ~np.isnan(x)
+        total += multivariate_normal(mu[o], C[np.ix_(o, o)]).logpdf(x[o]) if o.any() else 0.0
+    return total
+
+
+def test_em_raises_the_observed_likelihood_at_every_step():
+    X = hide(low_rank(n=150, d=6, k=2), 0.4)
+    model, history = fit_em(
+        torch.from_numpy(X), 2, torch.Generator().manual_seed(0), validation_fraction=None, tol=0
+    )
+    losses = np.array(history.loss_curve)  # minus the log-likelihood per observed entry
+    assert len(losses) == 1000 or history.converged
+    assert np.all(np.diff(losses) <= 1e-12 * np.abs(losses[1:]))
+    assert losses[-1] < losses[0]
+    # the monitored figure is the observed-data log-likelihood, in closed form
+    seen = np.isfinite(X).sum()
+    final = observed_loglik(X, model) / seen
+    assert -final <= losses[-1] + 1e-12
+
+
+def test_em_without_missing_entries_reaches_pca_maximum_likelihood():
+    X = low_rank(n=200, d=6, k=2, noise=1.0)
+    model, _ = fit_em(
+        torch.from_numpy(X), 2, torch.Generator().manual_seed(0), validation_fraction=None, tol=0
+    )
+    n = len(X)
+    pca = PCA(2).fit(X)  # Tipping & Bishop: ML noise = mean discarded eigenvalue (ddof=0)
+    np.testing.assert_allclose(model.noise, pca.noise_variance_ * (n - 1) / n, rtol=1e-10)
+    ml = pca.get_covariance() * (n - 1) / n
+    W = model.weight.numpy()
+    np.testing.assert_allclose(W @ W.T + model.noise * np.eye(6), ml, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.mean.numpy(), X.mean(axis=0), rtol=1e-8)
+
+
+def test_held_out_entries_pick_the_iteration():
+    est = LinearAutoencoder(3, random_state=0).fit(X_NAN)
+    scores = est.validation_scores_
+    assert len(scores) == est.n_iter_ and est.best_validation_score_ == max(scores)
+    # the default holds out validation_fraction of the observed entries; the
+    # kept model is never worse on them than the start (scores[0])
+    assert est.best_validation_score_ >= scores[0]
+    repeat = LinearAutoencoder(3, random_state=0).fit(X_NAN)
+    np.testing.assert_array_equal(repeat.components_, est.components_)
+
+
+def test_fitted_attributes_describe_the_em_model():
+    est = LinearAutoencoder(3, random_state=0).fit(X_NAN)
+    C = est.components_
+    np.testing.assert_allclose(C @ C.T, np.eye(3), atol=1e-12)
+    assert np.all(np.diff(est.explained_variance_) <= 0)
+    assert np.all(est.explained_variance_ >= est.noise_variance_) and est.noise_variance_ > 0
+    total = est.explained_variance_.sum() + (8 - 3) * est.noise_variance_
+    np.testing.assert_allclose(est.explained_variance_ratio_, est.explained_variance_ / total)
+    np.testing.assert_allclose(np.trace(est.get_covariance()), total, rtol=1e-12)
+    # the data's own structure is found: PCA's subspace of the complete data
+    angles = np.linalg.svd(C @ PCA(3).fit(X_FULL).components_.T, compute_uv=False)
+    assert angles.min() > 0.99
+
+
+def test_float32_rows_are_fitted_in_float64_and_answer_in_float32():
+    est32 = LinearAutoencoder(3, random_state=0).fit(X_NAN.astype(np.float32))
+    est64 = LinearAutoencoder(3, random_state=0).fit(X_NAN.astype(np.float32).astype(np.float64))
+    assert est32.components_.dtype == np.float32 and est32.mean_.dtype == np.float32
+    X32 = X_NAN.astype(np.float32)
+    for method in ("transform", "score_samples", "_conditional_mean"):
+        out32, out64 = getattr(est32, method)(X32), getattr(est64, method)(X32)
+        assert out32.dtype == np.float32
+        np.testing.assert_allclose(out32, out64, rtol=1e-5, atol=1e-5)
+    seen = ~np.isnan(X32)
+    np.testing.assert_array_equal(est32._conditional_mean(X32)[seen], X32[seen])
+
+
+def test_conditional_draws_have_the_conditional_mean_and_covariance():
+    est = LinearAutoencoder(3, random_state=0).fit(X_NAN)
+    x = X_NAN[5:6]
+    o = ~np.isnan(x[0])
+    draws = est._conditional_sample(np.repeat(x, 20000, axis=0), random_state=0)
+    np.testing.assert_array_equal(draws[:, o], np.repeat(x[:, o], 20000, axis=0))
+    C = est.get_covariance()
+    cov = C[np.ix_(~o, ~o)] - C[np.ix_(~o, o)] @ np.linalg.solve(C[np.ix_(o, o)], C[np.ix_(o, ~o)])
+    mean = est._conditional_mean(x)[0, ~o]
+    spread = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(draws[:, ~o].mean(axis=0) - mean) < 4 * spread / np.sqrt(20000))
+    np.testing.assert_allclose(np.cov(draws[:, ~o], rowvar=False), cov, rtol=0.05, atol=0.02)
+    again = est._conditional_sample(np.repeat(x, 3, axis=0), random_state=0)
+    np.testing.assert_array_equal(again, draws[:3])
+
+
+def test_nan_is_accepted_and_inf_refused_as_sklearn_checks_it():
+    # check_estimators_nan_inf's data; with allow_nan, NaN is fitted and encoded
+    rng = np.random.RandomState(0)
+    X_nan, X_inf, X_ok = (rng.uniform(size=(10, 3)) for _ in range(3))
+    X_nan[0, 0], X_inf[0, 0] = np.nan, np.inf
+    est = LinearAutoencoder(random_state=1)
+    assert est.__sklearn_tags__().input_tags.allow_nan
+    assert np.isfinite(est.fit(X_nan).transform(X_nan)).all()
+    assert np.isfinite(est.score_samples(X_nan)).all()
+    with pytest.raises(ValueError, match="inf"):
+        clone(est).fit(X_inf)
+    est = clone(est).fit(X_ok)
+    for method in (est.transform, est.score_samples, est.score, est._conditional_mean):
+        with pytest.raises(ValueError, match="inf"):
+            method(X_inf)
+
+
+@pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
+def test_the_deep_models_still_refuse_nan(cls):
+    assert not cls().__sklearn_tags__().input_tags.allow_nan
+    with pytest.raises(ValueError, match="NaN"):
+        cls(hidden_layer_sizes=(4,), max_iter=1).fit(X_NAN)
+
+
+def test_a_column_with_nothing_observed_is_named():
+    X = X_NAN.copy()
+    X[:, 4] = np.nan
+    with pytest.raises(ValueError, match="column 4 has no observed entry"):
+        LinearAutoencoder(2).fit(X)
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(8)])
+    with pytest.raises(ValueError, match=r"column 4 \('f4'\)"):
+        LinearAutoencoder(2).fit(frame)
+
+
+@pytest.mark.parametrize("k", ["mle", 0.9])
+def test_a_width_read_off_the_spectrum_needs_complete_data(k):
+    with pytest.raises(ValueError, match="missing entries"):
+        LinearAutoencoder(k).fit(X_NAN)
+    assert LinearAutoencoder(k).fit(X_FULL).n_components_ >= 1
+
+
+def test_partial_fit_refuses_missing_entries_and_an_em_model():
+    with pytest.raises(ValueError, match="partial_fit takes no missing entries"):
+        LinearAutoencoder(2).partial_fit(X_NAN)
+    est = LinearAutoencoder(2, random_state=0).fit(X_NAN)
+    with pytest.raises(ValueError, match="with missing entries, by EM"):
+        est.partial_fit(X_FULL)
+    assert est.n_samples_ == len(X_NAN)
+
+
+def test_an_em_model_saves_pickles_and_grid_searches(tmp_path):
+    est = LinearAutoencoder(3, random_state=0).fit(X_NAN)
+    Z = est.transform(X_NAN)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X_NAN), Z)
+    skvae.save(est, tmp_path / "em.skvae")
+    np.testing.assert_array_equal(skvae.load(tmp_path / "em.skvae").transform(X_NAN), Z)
+    search = GridSearchCV(LinearAutoencoder(random_state=0), {"n_components": [1, 2, 3]}, cv=3)
+    assert search.fit(X_NAN).best_params_ == {"n_components": 3}  # the data's rank
+
+
+def test_an_offset_moves_only_the_mean():
+    # the noise update sums squares of entries centred on their column means
+    est = LinearAutoencoder(3, random_state=0).fit(X_NAN)
+    far = LinearAutoencoder(3, random_state=0).fit(X_NAN + 1e6)
+    np.testing.assert_allclose(far.mean_, est.mean_ + 1e6, rtol=1e-15)
+    np.testing.assert_allclose(far.noise_variance_, est.noise_variance_, rtol=1e-8)
+    np.testing.assert_allclose(far.components_, est.components_, atol=1e-8)
