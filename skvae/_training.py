@@ -83,7 +83,10 @@ class Objective:
 
     ``loss(module, rows)`` is the mean training loss of a batch of raw rows;
     ``row_loss(module, rows)`` the loss of each row, by which held-out rows
-    judge a model (deterministic for given weights). ``begin_epoch`` runs
+    judge a model (deterministic for given weights). ``judge``, if given, is a
+    tighter but dearer per-row loss (deterministic too) that decides, once per
+    fit, whether the best epoch beats the start where ``row_loss`` cannot tell
+    (:meth:`Trainer._beats`). ``begin_epoch`` runs
     before an epoch's first batch and ``end_epoch`` after its last, before
     validation (e.g. to set a statistic from the whole epoch); both get a
     function that sums a tensor over the ranks training together, with which
@@ -94,6 +97,7 @@ class Objective:
     row_loss: LossFn
     begin_epoch: Hook = _nothing
     end_epoch: Hook = _nothing
+    judge: LossFn | None = None
 
 
 @dataclass
@@ -263,11 +267,24 @@ class Trainer:
                 history.converged = True
                 break
         if start is not None:
-            if best is None or not _significantly_better(best[0], start[0]):
+            if best is None or not self._beats(best, start):
                 best = start  # held-out rows cannot tell the change from noise
             module.load_state_dict(best[1])
             history.best_validation_score = -float(best[0].mean())
         module.eval()
+
+    def _beats(self, best: tuple, start: tuple) -> bool:
+        """Whether the best epoch's weights beat the start's on the held-out rows
+        by more than noise: on the epochs' score, or failing that on the
+        objective's ``judge`` (run only then: it may cost about an epoch)."""
+        clear = _significantly_better(best[0], start[0])
+        if clear or self.objective.judge is None:
+            return clear
+        scores = []
+        for _, weights in (best, start):
+            self.module.load_state_dict(weights)
+            scores.append(self.validation_losses(self.objective.judge))
+        return _significantly_better(*scores)
 
     def stream_epoch(self, X: torch.Tensor, optimizer_state: dict | None = None) -> None:
         """:meth:`run_epoch` over all of ``X`` with a continuing optimiser."""
@@ -356,17 +373,19 @@ class Trainer:
         return loss
 
     @torch.inference_mode()
-    def validation_losses(self) -> torch.Tensor:
-        """The loss of each held-out row (float64, on the device), in chunks.
+    def validation_losses(self, row_loss: LossFn | None = None) -> torch.Tensor:
+        """The loss of each held-out row (float64, on the device), in chunks:
+        ``row_loss``, by default the objective's.
 
         With several ranks, each scores its share of the rows and the ranks
         sum the scores into one vector, the same on every rank.
         """
         self.module.eval()
         idx, step = self.ranks.share(self.val_idx), self.config.batch_size
+        row_loss = row_loss or self.objective.row_loss
         losses = torch.cat(
             [
-                self.objective.row_loss(
+                row_loss(
                     self.module, self.X[idx[a : a + step].to(self.X.device)].to(self.device)
                 ).double()
                 for a in range(0, len(idx), step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 import torch
@@ -10,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._active_units import active_units
 from ._base import BaseAutoencoder
 from ._likelihoods import FAMILIES
+from ._likelihoods._family import reparameterize
 from ._modules import ACTIVATIONS
 from ._placement import MappedRows, random_rows
 from ._training import Objective
@@ -52,9 +54,10 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
     constant posterior log-variance log(s2 / L), decoder W = U (L - s2 I)^(1/2)
     and decoder variance c = s2, with every MLP head at zero. There the ELBO
     equals ``PCA.score`` exactly. Held-out rows (``early_stopping``) decide
-    when to stop and which weights to keep, the start included, so the held-out
-    ELBO ends at least at PCA's log-likelihood (up to the Monte Carlo noise of
-    the validation estimate).
+    when to stop and which weights to keep, the start included, by an
+    importance-weighted estimate of log p(x) rather than the ELBO (see
+    ``early_stopping``), so the held-out log-likelihood ends at least at PCA's
+    (up to the Monte Carlo noise of the estimate).
 
     Parameters
     ----------
@@ -119,10 +122,18 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         too few for networks started at PCA's solution to move away from it.
     early_stopping : bool, default=True
         Adam only: hold out ``validation_fraction`` of the rows, stop on their
-        beta-weighted ELBO (one fixed draw of eps per row) and restore the
-        weights of the best candidate, the starting point included. With too
-        few rows to hold any out, or with ``False``, training stops on the
-        training loss and keeps the last weights.
+        score and restore the weights of the best candidate, the starting point
+        included. Each epoch's score is an importance-weighted bound of
+        log p(x) (Burda et al.) with an antithetic pair of fixed draws per
+        row, exact at the PCA start: the ELBO would charge the trained
+        networks their inference gap, which the start does not have, and can
+        miss a better model entirely. The best epoch replaces the start if it
+        beats it by two standard errors on that score or, failing that, on the
+        bound over all the fit's fixed draws (at least 32). With ``beta`` other
+        than 1 or without hidden layers, the beta-weighted ELBO (one fixed
+        draw of eps per row) decides. With too few rows to hold any out, or
+        with ``False``, training stops on the training loss and keeps the last
+        weights.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping``.
     weight_decay : float, default=0.0
@@ -174,8 +185,8 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         Lowest epoch loss; None when held-out rows decide (see
         ``best_validation_score_``), as in scikit-learn's MLPs.
     validation_scores_ : list of float or None
-        Mean validation ELBO (beta-weighted) of the starting point, then of
-        each epoch, with held-out rows; None without.
+        Mean validation score (nats per row; see ``early_stopping``) of the
+        starting point, then of each epoch, with held-out rows; None without.
     best_validation_score_ : float or None
         The best of ``validation_scores_``: the kept weights' score.
     n_features_in_ : int
@@ -369,7 +380,7 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         :class:`~skvae._likelihoods._gaussian.Gaussian`), through the epoch
         hooks; with several ranks, from all the ranks' rows. Full-batch
         L-BFGS needs a deterministic objective, so it uses one fixed draw per
-        row; validation does too.
+        row; validation uses fixed draws too (see ``early_stopping``).
         """
         exact = module.exact()
         lbfgs = self._solver() == "lbfgs"
@@ -385,7 +396,17 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         def loss(module, x):
             return -module.elbo(x, draws(x), self.beta, fit=True).mean()
 
+        # Held-out rows judge the weights by log p(x), not by the ELBO: the start
+        # (probabilistic PCA's exact posterior) has no inference gap and trained
+        # networks do, which can hide their gain from the ELBO entirely. Each
+        # epoch by an importance-weighted bound with two draws per row (one
+        # more decoder pass); where that cannot tell the best epoch from the
+        # start, with all the fit's draws (once per fit).
+        bound = not exact and self.beta == 1
+
         def row_loss(module, x):
+            if bound:
+                return _minus_importance_bound(module, x, _VALIDATION_DRAWS)
             eps = None if exact else cycled_draws(module, x)
             return -module.elbo(x, eps, self.beta)
 
@@ -395,7 +416,8 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         def end_epoch(module, total):
             module.family.end_epoch(total)
 
-        return Objective(loss, row_loss, begin_epoch, end_epoch)
+        judge = _minus_importance_bound if bound else None
+        return Objective(loss, row_loss, begin_epoch, end_epoch, judge)
 
     # --------------------------------------------------------------- public
     def score_samples(self, X):
@@ -448,3 +470,37 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
 
     def _draw_latent(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))
+
+
+#: Importance draws per held-out row in the score that each epoch is judged by.
+_VALIDATION_DRAWS = 2
+
+
+def _minus_importance_bound(module, x, n_draws=None):
+    """Minus the importance-weighted bound of log p(x) of each row (Burda et al.,
+    2016), log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), in the family's units.
+
+    The draws are those fixed at fit time (``score_eps``, balanced): all of
+    them (K >= 32) for every row, or ``n_draws`` of them per row, row i taking
+    draws iK to iK + K - 1 (cycled): with K = 2 an antithetic pair (eps, -eps).
+    Exact, for any K, where q(z|x) is the exact posterior (the PCA start); it
+    costs K decoder passes.
+    """
+    draws = module.score_eps
+    if n_draws is None:
+        eps, step = draws[:, None, :], max(1, 4096 // len(draws))  # rows x draws <= 4096
+    else:
+        rows, ks = torch.arange(len(x), device=draws.device), torch.arange(n_draws)
+        eps, step = draws[(rows[None, :] * n_draws + ks[:, None].to(rows)) % len(draws)], len(x)
+    same = module.family.standardised and not module.family.transforms_input()
+    out = []
+    for a in range(0, len(x), step):
+        part, e = x[a : a + step], eps if n_draws is None else eps[:, a : a + step]
+        xs = module.standardised_input(part)
+        mean, logvar = module.encode_standardised(xs)
+        z = reparameterize(mean, logvar, e)
+        log_lik = module.family.log_prob(xs if same else module.target(part), module.decoder(z))
+        # log N(z; 0, I) - log N(z; m, s^2), with z = m + s eps
+        log_w = log_lik + 0.5 * (torch.sum(e * e, -1) - torch.sum(z * z, -1) + logvar.sum(-1))
+        out.append(math.log(len(e)) - torch.logsumexp(log_w, dim=0))
+    return torch.cat(out)

@@ -114,7 +114,7 @@ scores = {"NMF-KL": nmf_ll, "PCA on log1p": pca_ll, "NB VAE": vae_ll}
 for name, value in scores.items():
     print(f"{name:14s} {value:8.2f} nats per row")
 print(
-    f"VAE validation ELBO: {vae.validation_scores_[0]:.2f} at its PCA start, "
+    f"VAE validation score: {vae.validation_scores_[0]:.2f} at its PCA start, "
     f"{vae.best_validation_score_:.2f} kept"
 )
 
