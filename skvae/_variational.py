@@ -11,7 +11,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._active_units import active_units
 from ._base import BaseAutoencoder
 from ._likelihoods import FAMILIES
-from ._likelihoods._family import reparameterize
 from ._modules import ACTIVATIONS
 from ._placement import MappedRows, random_rows
 from ._training import Objective
@@ -492,15 +491,9 @@ def _minus_importance_bound(module, x, n_draws=None):
     else:
         rows, ks = torch.arange(len(x), device=draws.device), torch.arange(n_draws)
         eps, step = draws[(rows[None, :] * n_draws + ks[:, None].to(rows)) % len(draws)], len(x)
-    same = module.family.standardised and not module.family.transforms_input()
     out = []
     for a in range(0, len(x), step):
-        part, e = x[a : a + step], eps if n_draws is None else eps[:, a : a + step]
-        xs = module.standardised_input(part)
-        mean, logvar = module.encode_standardised(xs)
-        z = reparameterize(mean, logvar, e)
-        log_lik = module.family.log_prob(xs if same else module.target(part), module.decoder(z))
-        # log N(z; 0, I) - log N(z; m, s^2), with z = m + s eps
-        log_w = log_lik + 0.5 * (torch.sum(e * e, -1) - torch.sum(z * z, -1) + logvar.sum(-1))
+        e = eps if n_draws is None else eps[:, a : a + step]
+        log_w = module.log_weights(x[a : a + step], e)
         out.append(math.log(len(e)) - torch.logsumexp(log_w, dim=0))
     return torch.cat(out)
