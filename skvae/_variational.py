@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._active_units import active_units
 from ._base import BaseAutoencoder
+from ._deep_missing import VAEMissing, observed
 from ._likelihoods import FAMILIES
 from ._modules import ACTIVATIONS
 from ._placement import MappedRows, random_rows
@@ -22,7 +23,7 @@ _START_ROWS = 4096
 DEFAULT_IMPORTANCE = 64
 
 
-class VariationalAutoencoder(BaseAutoencoder, register=True):
+class VariationalAutoencoder(VAEMissing, BaseAutoencoder, register=True):
     """Variational autoencoder (Kingma & Welling, 2014) as a transformer.
 
     The encoder maps each row x to a Gaussian q(z|x) = N(g(x), diag h(x)^2);
@@ -206,6 +207,17 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
     do not change the result; the reported losses, scores and every output are
     in the data's units.
 
+    Missing entries (NaN in a dense array; inf is refused), with
+    ``likelihood="gaussian"`` and an int ``n_components``: the encoder reads
+    each row with its missing entries at the training mean (0 in standardised
+    units, as MIWAE, Mattei & Frellsen 2019), and the ELBO, the held-out
+    score and :meth:`score_samples` (IWAE) read the likelihood of the
+    observed entries only; the start is the EM solution of probabilistic PCA
+    on the observed entries (``LinearAutoencoder``'s). A row with nothing
+    observed scores 0, the log-likelihood of no observation, and encodes as
+    the mean. ``partial_fit`` and ``score_features`` refuse NaN; data without
+    NaN is fitted as before.
+
     References
     ----------
     D. P. Kingma and M. Welling, "Auto-encoding variational Bayes", ICLR 2014.
@@ -361,7 +373,7 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         super()._set_fitted(module, history, state, fitted)
 
     # ------------------------------------------------------------- objective
-    def _objective(self, module, generator):
+    def _objective(self, module, generator, masked=False):
         """Minus the beta-weighted ELBO, averaged over the rows of a batch.
 
         The family may learn statistics of its own from the training batches
@@ -369,7 +381,8 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         :class:`~skvae._likelihoods._gaussian.Gaussian`), through the epoch
         hooks; with several ranks, from all the ranks' rows. Full-batch
         L-BFGS needs a deterministic objective, so it uses one fixed draw per
-        row; validation does too.
+        row; validation does too. ``masked``: the rows have missing entries
+        (NaN), read at the offset by the encoder and left out of the likelihood.
         """
         exact = module.exact()
         lbfgs = self._solver() == "lbfgs"
@@ -388,6 +401,17 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         def row_loss(module, x):
             eps = None if exact else cycled_draws(module, x)
             return -module.elbo(x, eps, self.beta)
+
+        if masked:  # missing entries: the ELBO of each row's observed entries
+
+            def loss(module, x):
+                x, mask = observed(module, x)
+                return -module.elbo(x, draws(x), self.beta, mask, fit=True).mean()
+
+            def row_loss(module, x):
+                x, mask = observed(module, x)
+                eps = None if exact else cycled_draws(module, x)
+                return -module.elbo(x, eps, self.beta, mask)
 
         def begin_epoch(module, total):
             module.family.begin_epoch()
