@@ -77,6 +77,15 @@ def test_a_row_with_nothing_observed_scores_zero_and_encodes_as_the_mean(cls):
     np.testing.assert_array_equal(est.transform(X_NAN[:1]), est.transform(offset))
 
 
+def test_the_vae_posterior_of_a_holed_row_is_that_of_the_row_filled_at_the_mean():
+    est = fitted(VariationalAutoencoder)
+    filled = np.where(np.isnan(X_NAN), est.module_.offset.numpy(), X_NAN)
+    for got, expected in zip(
+        est.transform(X_NAN, return_std=True), est.transform(filled, return_std=True), strict=True
+    ):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("cls", DEEP)
 def test_complete_data_never_builds_a_mask(cls, monkeypatch):
     def refuse(*args):
