@@ -18,6 +18,11 @@ the column means score) and the seconds the method took to fit and fill:
     ``LinearAutoencoder(k, random_state=0).fit(X)._conditional_mean(X)``:
     EM for probabilistic PCA, stopped by 10% of the observed entries held out
     (the default), then E[x_miss | x_obs].
+``AE k``, ``VAE k``
+    ``Autoencoder(k)`` and ``VariationalAutoencoder(k)`` (defaults,
+    ``random_state=0``) fitted on the observed entries, each missing entry
+    then read off ``inverse_transform(transform(X))``: the decoded code of the
+    row with its missing entries at the training mean (``--deep``).
 ``ML k``
     The same EM, run to convergence of the likelihood of all the observed
     entries (no held-out entries, ``tol=1e-4`` nats per entry): the
@@ -42,7 +47,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer
 from sklearn.preprocessing import StandardScaler
 
-from skvae import LinearAutoencoder
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae._missing import conditional_mean, fit_em
 
 
@@ -79,7 +84,17 @@ def _maximum_likelihood(k):
     return fill
 
 
-def methods(ks) -> dict:
+def _decoded(estimator):
+    """Missing entries read off the decoded code of each row (observed kept)."""
+
+    def fill(X):
+        estimator.fit(X)
+        return np.where(np.isnan(X), estimator.inverse_transform(estimator.transform(X)), X)
+
+    return fill
+
+
+def methods(ks, deep: bool = False) -> dict:
     found = {
         "mean": lambda X: np.where(np.isnan(X), np.nanmean(X, axis=0), X),
         "KNN": lambda X: KNNImputer().fit_transform(X),
@@ -89,10 +104,13 @@ def methods(ks) -> dict:
         lae = LinearAutoencoder(k, random_state=0)
         found[f"LAE {k}"] = lambda X, lae=lae: lae.fit(X)._conditional_mean(X)
         found[f"ML {k}"] = _maximum_likelihood(k)
+        if deep:
+            found[f"AE {k}"] = _decoded(Autoencoder(k, random_state=0))
+            found[f"VAE {k}"] = _decoded(VariationalAutoencoder(k, random_state=0))
     return found
 
 
-def run(names, rates, quick: bool = False) -> pd.DataFrame:
+def run(names, rates, quick: bool = False, deep: bool = False) -> pd.DataFrame:
     rows = []
     for name in names:
         load, ks = DATASETS[name]
@@ -103,7 +121,7 @@ def run(names, rates, quick: bool = False) -> pd.DataFrame:
         for rate in rates:
             hidden = np.random.RandomState(0).uniform(size=X.shape) < rate
             X_missing = np.where(hidden, np.nan, X)
-            for method, fill in methods(ks).items():
+            for method, fill in methods(ks, deep).items():
                 filled, seconds = _timed(fill, X_missing)
                 rmse = float(np.sqrt(np.mean((filled[hidden] - X[hidden]) ** 2)))
                 rows.append((name, rate, method, rmse, seconds))
@@ -116,13 +134,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     parser.add_argument("--rates", nargs="+", type=float, default=[0.2, 0.5])
     parser.add_argument("--quick", action="store_true", help="200 rows, one k, a smoke run")
+    parser.add_argument("--deep", action="store_true", help="Autoencoder and VAE too")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(args.threads):
-        table = run(args.datasets, args.rates, args.quick)
+        table = run(args.datasets, args.rates, args.quick, args.deep)
     wide = table.pivot_table(index=["dataset", "rate"], columns="method", values="rmse")
     print(wide[list(dict.fromkeys(table["method"]))].round(3).to_string())
     return table

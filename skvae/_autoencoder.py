@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseAutoencoder
+from ._deep_missing import AutoencoderMissing
 from ._modules import ACTIVATIONS, AutoencoderModule
 from ._placement import random_rows
 from ._training import Objective
@@ -97,7 +98,7 @@ class PointAutoencoder(BaseAutoencoder):
         return super().score(X)
 
 
-class Autoencoder(PointAutoencoder, register=True):
+class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
     """Deep autoencoder: MLP encoder and mirrored MLP decoder.
 
     The encoder maps each row to a point z = g(x) in ``n_components`` dimensions
@@ -217,6 +218,16 @@ class Autoencoder(PointAutoencoder, register=True):
     Training minimises the loss in those standardised units, so the data's
     location and units do not change the result; the reported losses and
     every output are in the data's units.
+
+    Missing entries (NaN in a dense array; inf is refused): training reads
+    the observed entries only. The encoder reads each row with its missing
+    entries at the training mean (0 in standardised units, as MIWAE), the loss
+    is the mean squared error of the observed entries, and the start is the
+    EM solution of probabilistic PCA on them (``LinearAutoencoder``'s), in
+    place of PCA's. ``transform`` encodes that filled row, ``score_samples``
+    is minus the mean squared error of the observed entries (0 for a row with
+    nothing observed). ``partial_fit`` and ``score_features`` refuse NaN;
+    data without NaN is fitted as before.
 
     Examples
     --------

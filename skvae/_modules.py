@@ -84,7 +84,8 @@ class ScaledIO(nn.Module):
         self, X: torch.Tensor, max_rows: int = 4096, mean: torch.Tensor | None = None
     ) -> None:
         """Per-feature mean of ``X`` (or ``mean``, when the caller has it already);
-        root mean variance (1 for constant data).
+        root mean variance (1 for constant data), of the observed entries where
+        X has NaN.
 
         The scale only conditions the optimisation, so it comes from at most
         ``max_rows`` evenly spaced rows: a column-wise variance of all of X
@@ -93,6 +94,9 @@ class ScaledIO(nn.Module):
         self.offset.copy_(X.mean(dim=0) if mean is None else mean)
         rows = X[:: max(1, -(-len(X) // max_rows))]  # at most max_rows of them
         spread = torch.sqrt(rows.var(dim=0, correction=0).mean())
+        if torch.isnan(spread):  # missing entries (NaN): the observed entries' spread
+            centred = rows - torch.nanmean(rows, dim=0)
+            spread = torch.sqrt(torch.nanmean(torch.nanmean(centred**2, dim=0)))
         self.scale.copy_(spread if spread > 0 and torch.isfinite(spread) else 1.0)
 
     def scale_in(self, x: torch.Tensor) -> torch.Tensor:

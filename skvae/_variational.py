@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 
 import torch
@@ -10,11 +9,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._active_units import active_units
 from ._base import BaseAutoencoder
+from ._deep_missing import VAEMissing
 from ._likelihoods import FAMILIES
 from ._modules import ACTIVATIONS
 from ._placement import MappedRows, random_rows
-from ._training import Objective
-from ._vae_module import VAEModule, balanced_draws, cycled_draws
+from ._vae_module import VAEModule, balanced_draws
+from ._vae_objective import vae_objective
 
 #: Training rows with which a likelihood family calibrates its start.
 _START_ROWS = 4096
@@ -23,7 +23,7 @@ _START_ROWS = 4096
 DEFAULT_IMPORTANCE = 64
 
 
-class VariationalAutoencoder(BaseAutoencoder, register=True):
+class VariationalAutoencoder(VAEMissing, BaseAutoencoder, register=True):
     """Variational autoencoder (Kingma & Welling, 2014) as a transformer.
 
     The encoder maps each row x to a Gaussian q(z|x) = N(g(x), diag h(x)^2);
@@ -216,6 +216,17 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
     do not change the result; the reported losses, scores and every output are
     in the data's units.
 
+    Missing entries (NaN in a dense array; inf is refused), with
+    ``likelihood="gaussian"`` and an int ``n_components``: the encoder reads
+    each row with its missing entries at the training mean (0 in standardised
+    units, as MIWAE, Mattei & Frellsen 2019), and the ELBO, the held-out
+    score and :meth:`score_samples` (IWAE) read the likelihood of the
+    observed entries only; the start is the EM solution of probabilistic PCA
+    on the observed entries (``LinearAutoencoder``'s). A row with nothing
+    observed scores 0, the log-likelihood of no observation, and encodes as
+    the mean. ``partial_fit`` and ``score_features`` refuse NaN; data without
+    NaN is fitted as before.
+
     References
     ----------
     D. P. Kingma and M. Welling, "Auto-encoding variational Bayes", ICLR 2014.
@@ -371,52 +382,12 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
         super()._set_fitted(module, history, state, fitted)
 
     # ------------------------------------------------------------- objective
-    def _objective(self, module, generator):
-        """Minus the beta-weighted ELBO, averaged over the rows of a batch.
-
-        The family may learn statistics of its own from the training batches
-        (the Gaussian's decoder variance: see
-        :class:`~skvae._likelihoods._gaussian.Gaussian`), through the epoch
-        hooks; with several ranks, from all the ranks' rows. Full-batch
-        L-BFGS needs a deterministic objective, so it uses one fixed draw per
-        row; validation uses fixed draws too (see ``early_stopping``).
-        """
-        exact = module.exact()
+    def _objective(self, module, generator, masked=False):
+        """Minus the beta-weighted ELBO of a batch, and how held-out rows judge
+        the weights: see :func:`~skvae._vae_objective.vae_objective`. ``masked``:
+        the rows have missing entries (NaN), left out of the likelihood."""
         lbfgs = self._solver() == "lbfgs"
-
-        def draws(x):
-            if exact:
-                return None  # not needed: E_q is exact
-            if lbfgs:
-                return cycled_draws(module, x)
-            shape = (1, len(x), module.score_eps.shape[1])
-            return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
-
-        def loss(module, x):
-            return -module.elbo(x, draws(x), self.beta, fit=True).mean()
-
-        # Held-out rows judge the weights by log p(x), not by the ELBO: the start
-        # (probabilistic PCA's exact posterior) has no inference gap and trained
-        # networks do, which can hide their gain from the ELBO entirely. Each
-        # epoch by an importance-weighted bound with two draws per row (one
-        # more decoder pass); where that cannot tell the best epoch from the
-        # start, with all the fit's draws (once per fit).
-        bound = not exact and self.beta == 1
-
-        def row_loss(module, x):
-            if bound:
-                return _minus_importance_bound(module, x, _VALIDATION_DRAWS)
-            eps = None if exact else cycled_draws(module, x)
-            return -module.elbo(x, eps, self.beta)
-
-        def begin_epoch(module, total):
-            module.family.begin_epoch()
-
-        def end_epoch(module, total):
-            module.family.end_epoch(total)
-
-        judge = _minus_importance_bound if bound else None
-        return Objective(loss, row_loss, begin_epoch, end_epoch, judge)
+        return vae_objective(module, generator, self.beta, lbfgs, masked)
 
     # --------------------------------------------------------------- public
     def score_samples(self, X):
@@ -469,31 +440,3 @@ class VariationalAutoencoder(BaseAutoencoder, register=True):
 
     def _draw_latent(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))
-
-
-#: Importance draws per held-out row in the score that each epoch is judged by.
-_VALIDATION_DRAWS = 2
-
-
-def _minus_importance_bound(module, x, n_draws=None):
-    """Minus the importance-weighted bound of log p(x) of each row (Burda et al.,
-    2016), log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), in the family's units.
-
-    The draws are those fixed at fit time (``score_eps``, balanced): all of
-    them (K >= 32) for every row, or ``n_draws`` of them per row, row i taking
-    draws iK to iK + K - 1 (cycled): with K = 2 an antithetic pair (eps, -eps).
-    Exact, for any K, where q(z|x) is the exact posterior (the PCA start); it
-    costs K decoder passes.
-    """
-    draws = module.score_eps
-    if n_draws is None:
-        eps, step = draws[:, None, :], max(1, 4096 // len(draws))  # rows x draws <= 4096
-    else:
-        rows, ks = torch.arange(len(x), device=draws.device), torch.arange(n_draws)
-        eps, step = draws[(rows[None, :] * n_draws + ks[:, None].to(rows)) % len(draws)], len(x)
-    out = []
-    for a in range(0, len(x), step):
-        e = eps if n_draws is None else eps[:, a : a + step]
-        log_w = module.log_weights(x[a : a + step], e)
-        out.append(math.log(len(e)) - torch.logsumexp(log_w, dim=0))
-    return torch.cat(out)

@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV
 
 import skvae
-from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+from skvae import LinearAutoencoder
 from skvae._missing import fit_em
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
@@ -222,13 +222,6 @@ def test_nan_is_accepted_and_inf_refused_as_sklearn_checks_it():
     for method in (est.transform, est.score_samples, est.score, est._conditional_mean):
         with pytest.raises(ValueError, match="inf"):
             method(X_inf)
-
-
-@pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
-def test_the_deep_models_still_refuse_nan(cls):
-    assert not cls().__sklearn_tags__().input_tags.allow_nan
-    with pytest.raises(ValueError, match="NaN"):
-        cls(hidden_layer_sizes=(4,), max_iter=1).fit(X_NAN)
 
 
 def test_a_column_with_nothing_observed_is_named():

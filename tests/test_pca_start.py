@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from skvae import Autoencoder, VariationalAutoencoder
 from skvae._training import _significantly_better
-from skvae._variational import _minus_importance_bound
+from skvae._vae_objective import minus_importance_bound
 from skvae.metrics import reconstruction_error
 
 from .conftest import assert_at_pca
@@ -134,7 +134,7 @@ def test_held_out_bound_is_exact_at_the_start():
     module, x = est.module_, torch.from_numpy(_spiked(n=50, seed=1))
     for n_draws in (2, None):
         with torch.no_grad():
-            bound = module.log_unit_change() - _minus_importance_bound(module, x, n_draws)
+            bound = module.log_unit_change() - minus_importance_bound(module, x, n_draws)
         np.testing.assert_allclose(bound, pca.score_samples(x.numpy()), rtol=1e-9)
 
 

@@ -68,7 +68,7 @@ class Gaussian(Family):
         return -0.5 * sq * torch.exp(-log_c) - 0.5 * n_observed * (_LOG_2PI + log_c)
 
     def _n_observed(self, xs, mask):
-        return xs.shape[-1] if mask is None else mask.sum(-1)
+        return xs.shape[-1] if mask is None else mask.sum(-1, dtype=xs.dtype)
 
     def log_prob_entries(self, x, out):
         log_c = self.log_noise_variance
@@ -86,7 +86,10 @@ class Gaussian(Family):
             entries = torch.as_tensor(n, dtype=sq.dtype).sum() if mask is not None else None
             batch = sq.detach().sum()
             log_c = self.optimal_log_variance(batch, entries, len(sq))
-            self._epoch.append(torch.stack([batch, sq.new_tensor(len(sq))]))
+            # the epoch's c: its squared errors over its (observed) entries
+            count = float(len(sq) * self.n_features) if entries is None else entries
+            count = torch.as_tensor(count, dtype=torch.float64, device=batch.device)
+            self._epoch.append(torch.stack([batch.double(), count]))
         return self.gaussian_log_prob(sq, n, log_c)
 
     def optimal_log_variance(self, sq_sum, n_entries, n_rows) -> torch.Tensor:
@@ -121,9 +124,9 @@ class Gaussian(Family):
     def end_epoch(self, total) -> None:
         if self.variance is None and self._epoch:
             # with several ranks, every rank's rows of the epoch: the same c on all
-            sq, rows = total(torch.stack(self._epoch).double().sum(0))
-            if rows > 0:
-                log_c = self.optimal_log_variance(sq, None, rows)
+            sq, entries = total(torch.stack(self._epoch).double().sum(0))
+            if entries > 0:
+                log_c = self.optimal_log_variance(sq, entries, None)
                 self.log_noise_variance.copy_(log_c.to(self.log_noise_variance.dtype))
         self._epoch = []
 

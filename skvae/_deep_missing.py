@@ -1,0 +1,238 @@
+"""Missing entries (NaN) in the deep models' data: training and answers on what was observed.
+
+A row's mask is m = ~isnan(x). The encoder reads the row with its missing
+entries at the networks' offset, i.e. 0 in standardised units (the
+zero-filled input of MIWAE, Mattei & Frellsen 2019), and every loss and score
+reads the observed entries only: ``Autoencoder`` their mean squared error,
+``VariationalAutoencoder`` its likelihood family with the mask (ELBO in
+training and validation, IWAE in ``score_samples``). The start is the EM
+solution of probabilistic PCA on the observed entries
+(:func:`skvae._missing.fit_em`), in the networks' units.
+
+Whether a fit's data has any NaN is decided once per call: data without NaN
+takes the usual paths, where no mask is ever built.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._distributed import participants
+from ._missing import fit_em
+from ._placement import random_rows
+from ._training import Objective, Trainer
+
+#: Rows encoded after fit for the codes' Gaussian (as without missing entries).
+_MOMENT_ROWS = 2048
+
+#: EM's iteration limit for the deep models' start (their max_iter counts epochs).
+EM_MAX_ITER = 1000
+
+
+def has_nan(X) -> bool:
+    """Whether a dense array or tensor holds a NaN: min propagates it, one pass, no copy."""
+    if isinstance(X, torch.Tensor):
+        return X.numel() > 0 and bool(torch.isnan(X.min()))
+    return isinstance(X, np.ndarray) and X.size > 0 and bool(np.isnan(X.min()))
+
+
+def observed(module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows with their missing entries at the networks' offset (0 once
+    standardised), and the mask of observed entries."""
+    mask = ~torch.isnan(x)
+    return torch.where(mask, x, module.offset), mask
+
+
+def _column_nanmean(X: torch.Tensor) -> torch.Tensor:
+    return torch.nanmean(X.double(), dim=0).to(X.dtype)
+
+
+class _MissingEntries:
+    """What both deep models share: checks, the EM start, the masked trainer."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def _check_training_data(self, X: np.ndarray, dtype: torch.dtype) -> None:
+        if not has_nan(X):
+            return super()._check_training_data(X, dtype)
+        name = type(self).__name__
+        if participants().active:
+            raise ValueError(
+                f"{name} fits data with missing entries (NaN) in one process only, not "
+                "data-parallel under torchrun; see skvae.single_process."
+            )
+        missing = np.isnan(X)
+        empty = np.flatnonzero(missing.all(axis=0))
+        if len(empty):
+            names = getattr(self, "feature_names_in_", None)
+            j = int(empty[0])
+            which = f"column {j}" + (f" ({names[j]!r})" if names is not None else "")
+            raise ValueError(
+                f"X's {which} has no observed entry, only NaN: no model can estimate "
+                "its mean or variance. Drop it, or fill it first."
+            )
+        super()._check_training_data(np.where(missing, 0, X), dtype)
+
+    def _fit_module(self, X, module, generator, device, state):
+        state.missing = has_nan(X)
+        return super()._fit_module(X, module, generator, device, state)
+
+    def _partial_fit_module(self, X, module, generator, device, state):
+        if has_nan(X):
+            raise ValueError(
+                f"{type(self).__name__}.partial_fit takes no missing entries (NaN); "
+                "fit takes them (on all the rows together), or impute the chunk first."
+            )
+        return super()._partial_fit_module(X, module, generator, device, state)
+
+    def _start(self, X, module, generator, device, state):
+        if not state.missing:
+            return super()._start(X, module, generator, device, state)
+        if self.init == "pca":
+            self._em_start(X, module, device)
+        else:
+            module.set_scaling(X, mean=_column_nanmean(X))
+
+    def _em_start(self, X, module, device) -> None:
+        """Start at the EM solution of probabilistic PCA on the observed entries.
+
+        W W' + noise I has eigenvalues s^2 + noise along W's left singular
+        vectors; the networks' offset is EM's mean, their scale the root mean
+        variance of the observed entries (what they are in standardised units).
+        """
+        # the fit's seed, as LinearAutoencoder's EM draws it
+        generator, _ = self._generator(device)
+        model, _ = fit_em(
+            X.to(device=device, dtype=torch.float64),
+            self.n_components_,
+            generator,
+            max_iter=EM_MAX_ITER,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            validation_fraction=self.validation_fraction,
+        )
+        module.set_scaling(X, mean=model.mean.to(device=X.device, dtype=X.dtype))
+        scale2 = float(module.scale) ** 2
+        axes, s, _ = torch.linalg.svd(model.weight, full_matrices=False)
+        variances = (s**2 + model.noise) / scale2
+        module.start_at_pca(axes.cpu(), variances.cpu(), model.noise / scale2)
+
+    def _trainer(self, module, generator, device, state):
+        if not state.missing:
+            return super()._trainer(module, generator, device, state)
+        ranks = state.ranks
+        objective = self._masked_objective(module, ranks.noise_generator(generator))
+        config = self._training_config()
+        return Trainer(module, objective, config, generator, device, ranks=ranks)
+
+    def _rows_to_encode(self, X):
+        # the code of the row with its missing entries at the training offset
+        if not has_nan(X):
+            return super()._rows_to_encode(X)
+        offset = self.module_.offset.detach().cpu().numpy().astype(X.dtype)
+        return np.where(np.isnan(X), offset, X)
+
+    def _row_scores(self, X) -> np.ndarray:
+        X, check = self._scored_rows(X)
+        copies = self.module_.score_copies(self._n_importance())
+        if check is not None or not has_nan(X):
+            return self._map_rows(self._score_rows, X, 1, copies, check)[:, 0]
+        return self._map_rows(self._masked_score_rows, X, 1, copies)[:, 0]
+
+    def _score_entries(self, module, x):
+        if bool(torch.isnan(x).any()):
+            raise ValueError(
+                f"{type(self).__name__}.score_features takes no missing entries (NaN); "
+                "score_samples and score do."
+            )
+        return super()._score_entries(module, x)
+
+
+# ------------------------------------------------------------- Autoencoder
+def masked_loss(module, x: torch.Tensor) -> torch.Tensor:
+    """The mean squared error over a batch's observed entries (standardised units)."""
+    x, mask = observed(module, x)
+    xs = module.scale_in(x)
+    sq = (module.decoder(module.encoder(xs)) - xs) ** 2
+    return (sq * mask).sum() / mask.sum().clamp_min(1)
+
+
+def masked_row_loss(module, x: torch.Tensor) -> torch.Tensor:
+    """Each row's mean squared error over its observed entries (0 with none)."""
+    x, mask = observed(module, x)
+    xs = module.scale_in(x)
+    sq = (module.decoder(module.encoder(xs)) - xs) ** 2
+    return (sq * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+
+
+class AutoencoderMissing(_MissingEntries):
+    """NaN as a missing entry for :class:`~skvae.Autoencoder`."""
+
+    def _masked_objective(self, module, generator) -> Objective:
+        return Objective(masked_loss, masked_row_loss)
+
+    def _after_fit(self, X, module, generator, state):
+        if not state.missing:
+            return super()._after_fit(X, module, generator, state)
+        rows, mask = observed(module, random_rows(X, _MOMENT_ROWS, generator))
+        with torch.inference_mode():
+            codes = module.encode(rows)
+            sq = (module.decode(codes) - rows) ** 2
+            noise_variance = float((sq * mask).sum() / mask.sum().clamp_min(1))
+        Z = codes.double().numpy()
+        cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
+        return Z.mean(axis=0), cov, noise_variance
+
+    def _masked_score_rows(self, module, x):
+        """Minus the mean squared error over each row's observed entries (0 with none)."""
+        x, mask = observed(module, x)
+        sq = (module(x) - x) ** 2
+        return -(sq * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+
+
+# ----------------------------------------------------- VariationalAutoencoder
+def masked_vae_score(module, x: torch.Tensor, n_importance: int) -> torch.Tensor:
+    """The IWAE estimate of log p(x_obs) of each row (the ELBO for K = 1), data units.
+
+    A row with nothing observed scores 0, the log-likelihood of no observation.
+    """
+    x, mask = observed(module, x)
+    n_obs = mask.sum(-1, dtype=x.dtype)
+    unit = module.log_unit_change() * n_obs / x.shape[-1]  # per observed entry
+    if n_importance <= 1:
+        eps = None if module.exact() else module.score_eps[:, None, :]
+        score = module.elbo(x, eps, 1.0, mask)
+    else:
+        eps = module.importance_draws(n_importance)[:, None, :]
+        log_w = module.log_weights(x, eps, mask)
+        score = torch.logsumexp(log_w, dim=0) - math.log(n_importance)
+    return torch.where(n_obs > 0, score + unit, 0.0)
+
+
+class VAEMissing(_MissingEntries):
+    """NaN as a missing entry for :class:`~skvae.VariationalAutoencoder`."""
+
+    def __sklearn_tags__(self):
+        # the other likelihoods' supports, and the width "auto" reads off data with
+        # shuffled columns, have no missing entries: their NaN is refused as before
+        tags = super().__sklearn_tags__()
+        gaussian = self.likelihood == "gaussian"
+        tags.input_tags.allow_nan = gaussian and not isinstance(self.n_components, str)
+        return tags
+
+    def _masked_objective(self, module, generator) -> Objective:
+        return self._objective(module, generator, masked=True)
+
+    def _posterior(self, module, x):
+        if bool(torch.isnan(x).any()):
+            x = observed(module, x)[0]
+        return super()._posterior(module, x)
+
+    def _masked_score_rows(self, module, x):
+        return masked_vae_score(module, x, self._n_importance())

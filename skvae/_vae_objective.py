@@ -1,0 +1,102 @@
+"""The VAE's training objective and how held-out rows judge its weights.
+
+Minus the beta-weighted ELBO of a batch, with fresh reparameterisation draws
+(fixed ones for full-batch L-BFGS), and per-row held-out losses. Plain torch:
+:class:`~skvae._training.Objective` is all the trainer sees.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._deep_missing import observed
+from ._training import Objective
+from ._vae_module import cycled_draws
+
+#: Importance draws per held-out row in the score that each epoch is judged by.
+VALIDATION_DRAWS = 2
+
+
+def vae_objective(module, generator, beta: float, lbfgs: bool, masked: bool) -> Objective:
+    """The :class:`Objective` of a VAE ``module``.
+
+    The family may learn statistics of its own from the training batches (the
+    Gaussian's decoder variance: see
+    :class:`~skvae._likelihoods._gaussian.Gaussian`), through the epoch hooks;
+    with several ranks, from all the ranks' rows. Full-batch L-BFGS needs a
+    deterministic objective, so it uses one fixed draw per row.
+
+    Held-out rows judge the weights by log p(x), not by the ELBO: the start
+    (probabilistic PCA's exact posterior) has no inference gap and trained
+    networks do, which can hide their gain from the ELBO entirely. Each epoch
+    is scored by an importance-weighted bound with two draws per row (one more
+    decoder pass); where that cannot tell the best epoch from the start, with
+    all the fit's draws (``judge``, once per fit). With ``beta != 1`` (the
+    objective is not a bound) or a closed-form ELBO, the beta-weighted ELBO
+    judges. ``masked``: each row's missing entries (NaN) are read at the
+    networks' offset by the encoder and left out of the likelihood.
+    """
+    exact = module.exact()
+
+    def draws(x):
+        if exact:
+            return None  # not needed: E_q is exact
+        if lbfgs:
+            return cycled_draws(module, x)
+        shape = (1, len(x), module.score_eps.shape[1])
+        return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+
+    def rows(x):
+        return observed(module, x) if masked else (x, None)
+
+    def loss(module, x):
+        x, mask = rows(x)
+        return -module.elbo(x, draws(x), beta, mask, fit=True).mean()
+
+    bound = not exact and beta == 1
+
+    def row_loss(module, x):
+        x, mask = rows(x)
+        if bound:
+            return minus_importance_bound(module, x, VALIDATION_DRAWS, mask)
+        eps = None if exact else cycled_draws(module, x)
+        return -module.elbo(x, eps, beta, mask)
+
+    def judge(module, x):
+        x, mask = rows(x)
+        return minus_importance_bound(module, x, None, mask)
+
+    def begin_epoch(module, total):
+        module.family.begin_epoch()
+
+    def end_epoch(module, total):
+        module.family.end_epoch(total)
+
+    return Objective(loss, row_loss, begin_epoch, end_epoch, judge if bound else None)
+
+
+def minus_importance_bound(module, x, n_draws=None, mask=None):
+    """Minus the importance-weighted bound of log p(x) of each row (Burda et al.,
+    2016), log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), in the family's units.
+
+    The draws are those fixed at fit time (``score_eps``, balanced): all of
+    them (K >= 32) for every row, or ``n_draws`` of them per row, row i taking
+    draws iK to iK + K - 1 (cycled): with K = 2 an antithetic pair (eps, -eps).
+    Exact, for any K, where q(z|x) is the exact posterior (the PCA start); it
+    costs K decoder passes.
+    """
+    draws = module.score_eps
+    if n_draws is None:
+        eps, step = draws[:, None, :], max(1, 4096 // len(draws))  # rows x draws <= 4096
+    else:
+        rows, ks = torch.arange(len(x), device=draws.device), torch.arange(n_draws)
+        eps, step = draws[(rows[None, :] * n_draws + ks[:, None].to(rows)) % len(draws)], len(x)
+    out = []
+    for a in range(0, len(x), step):
+        e = eps if n_draws is None else eps[:, a : a + step]
+        part_mask = None if mask is None else mask[a : a + step]
+        log_w = module.log_weights(x[a : a + step], e, part_mask)
+        out.append(math.log(len(e)) - torch.logsumexp(log_w, dim=0))
+    return torch.cat(out)

@@ -1,0 +1,231 @@
+"""Autoencoder and VariationalAutoencoder with missing entries (NaN): trained,
+encoded and scored on the observed entries only, started at pPCA's EM solution."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import multivariate_normal
+from sklearn.base import clone
+
+import skvae._deep_missing as deep_missing
+import skvae._vae_objective as vae_objective
+from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
+from skvae._deep_missing import masked_loss
+from skvae._training import Trainer
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
+
+DEEP = [Autoencoder, VariationalAutoencoder]
+
+
+def low_rank(n=300, d=8, k=3, noise=0.3, seed=0):
+    rng = np.random.RandomState(seed)
+    W = rng.normal(size=(d, k)) * np.linspace(3, 1, k)
+    return rng.normal(size=(n, k)) @ W.T + 2.0 + noise * rng.normal(size=(n, d))
+
+
+def hide(X, rate, seed=1):
+    X = X.copy()
+    X[np.random.RandomState(seed).uniform(size=X.shape) < rate] = np.nan
+    return X
+
+
+X_FULL = low_rank()
+X_NAN = hide(X_FULL, 0.3)
+X_NAN[0] = np.nan  # a row with nothing observed
+X_NAN[2] = X_FULL[2]  # a complete row
+
+
+def small(cls, **params):
+    defaults = {"hidden_layer_sizes": (16,), "max_iter": 5, "random_state": 0}
+    return cls(3, **{**defaults, **params})
+
+
+def fitted(cls, X=X_NAN, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return small(cls, **params).fit(X)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_nan_is_accepted_and_inf_refused(cls):
+    est = fitted(cls)
+    assert est.__sklearn_tags__().input_tags.allow_nan
+    assert np.isfinite(est.transform(X_NAN)).all()
+    assert np.isfinite(est.score_samples(X_NAN)).all()
+    assert np.isfinite(est.score(X_NAN))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(small(cls).fit_transform(X_NAN), est.transform(X_NAN))
+    assert np.isfinite(est.latent_mean_).all() if cls is Autoencoder else True
+    X_inf = np.where(np.isnan(X_NAN), np.inf, X_NAN)
+    with pytest.raises(ValueError, match="inf"):
+        clone(est).fit(X_inf)
+    for method in (est.transform, est.score_samples):
+        with pytest.raises(ValueError, match="inf"):
+            method(X_inf)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_a_row_with_nothing_observed_scores_zero_and_encodes_as_the_mean(cls):
+    est = fitted(cls)
+    assert est.score_samples(X_NAN[:1])[0] == 0.0
+    offset = est.module_.offset.numpy()[None]
+    np.testing.assert_array_equal(est.transform(X_NAN[:1]), est.transform(offset))
+
+
+def test_the_vae_posterior_of_a_holed_row_is_that_of_the_row_filled_at_the_mean():
+    est = fitted(VariationalAutoencoder)
+    filled = np.where(np.isnan(X_NAN), est.module_.offset.numpy(), X_NAN)
+    for got, expected in zip(
+        est.transform(X_NAN, return_std=True), est.transform(filled, return_std=True), strict=True
+    ):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_complete_data_never_builds_a_mask(cls, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("a mask was built for data without NaN")
+
+    monkeypatch.setattr(deep_missing, "observed", refuse)
+    monkeypatch.setattr(vae_objective, "observed", refuse)
+    est = fitted(cls, X=X_FULL)
+    est.transform(X_FULL), est.score_samples(X_FULL), est.score(X_FULL)
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_an_all_true_mask_trains_as_the_complete_data_path(cls, monkeypatch):
+    plain = fitted(cls, X=X_FULL, init="random", max_iter=3)
+    monkeypatch.setattr(deep_missing, "has_nan", lambda X: True)
+    masked = fitted(cls, X=X_FULL, init="random", max_iter=3)
+    weights = masked.module_.state_dict()
+    for name, value in plain.module_.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), weights[name].numpy(), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(plain.loss_curve_, masked.loss_curve_, rtol=1e-7)
+    np.testing.assert_allclose(masked.score_samples(X_FULL), plain.score_samples(X_FULL))
+
+
+def test_the_autoencoder_loss_is_the_squared_error_of_the_observed_entries():
+    module = fitted(Autoencoder).module_
+    x = torch.as_tensor(X_NAN[:40])
+    offset, scale = module.offset.numpy(), float(module.scale)
+    xs = (X_NAN[:40] - offset) / scale
+    filled = np.where(np.isnan(xs), 0.0, xs)
+    with torch.no_grad():
+        out = module.decoder(module.encoder(torch.as_tensor(filled))).numpy()
+    o = ~np.isnan(xs)
+    expected = np.mean((out - xs)[o] ** 2)
+    np.testing.assert_allclose(float(masked_loss(module, x).detach()), expected, rtol=1e-12)
+    # score_samples: minus each row's mean squared error (data units) over its observed
+    est = fitted(Autoencoder)
+    recon = est.inverse_transform(est.transform(X_NAN[1:40]))
+    sq = np.where(np.isnan(X_NAN[1:40]), np.nan, (recon - X_NAN[1:40]) ** 2)
+    np.testing.assert_allclose(est.score_samples(X_NAN[1:40]), -np.nanmean(sq, axis=1))
+
+
+@pytest.mark.parametrize("n_importance", [1, 16])
+def test_the_vae_scores_the_iwae_of_the_observed_entries(n_importance):
+    est = fitted(VariationalAutoencoder, n_importance=n_importance)
+    module, rows = est.module_, X_NAN[1:30]
+    o = ~np.isnan(rows)
+    xs = torch.as_tensor(np.where(o, (rows - module.offset.numpy()) / float(module.scale), 0.0))
+    log_c = float(module.family.log_noise_variance)
+    with torch.no_grad():
+        mean, logvar = module.encode_standardised(xs)
+        if n_importance == 1:
+            eps = module.score_eps[:, None, :]
+        else:
+            eps = module.importance_draws(n_importance)[:, None, :]
+        z = mean + torch.exp(0.5 * logvar) * eps
+        out = module.decoder(z).numpy()
+    sq = np.where(o, (out - xs.numpy()) ** 2, 0.0).sum(-1)
+    n_obs = o.sum(-1)
+    log_lik = -0.5 * sq / math.exp(log_c) - 0.5 * n_obs * (math.log(2 * math.pi) + log_c)
+    m, lv, e = mean.numpy(), logvar.numpy(), eps.numpy()
+    if n_importance == 1:  # the ELBO over the fixed draws: E_q log p(x_o | z) - KL
+        kl = 0.5 * np.sum(m**2 + np.exp(lv) - 1 - lv, axis=-1)
+        score = log_lik.mean(0) - kl
+    else:
+        zz = z.numpy()
+        log_w = log_lik + 0.5 * (np.sum(e * e, -1) - np.sum(zz * zz, -1) + lv.sum(-1))
+        top = log_w.max(0)
+        score = top + np.log(np.exp(log_w - top).mean(0))
+    score = score - n_obs * math.log(float(module.scale))
+    np.testing.assert_allclose(est.score_samples(rows), score, rtol=1e-10)
+
+
+@pytest.mark.parametrize("hidden", [(), (16,)])
+def test_the_vae_starts_at_the_em_solution_of_linear_autoencoder(hidden, monkeypatch):
+    # no training at all: the model the VAE starts from
+    monkeypatch.setattr(Trainer, "run_epoch", lambda self: None)
+    vae = fitted(VariationalAutoencoder, hidden_layer_sizes=hidden, solver="adam")
+    lae = LinearAutoencoder(3, random_state=0).fit(X_NAN)
+    n = len(X_NAN)  # LinearAutoencoder reports variances with ddof=1, as PCA
+    assert math.isclose(vae.noise_variance_, lae.noise_variance_ * (n - 1) / n, rel_tol=1e-9)
+    np.testing.assert_allclose(vae.module_.offset.numpy(), lae.mean_, rtol=1e-12)
+    # EM's model (maximum likelihood: ddof=0), the exact density of each row's
+    # observed entries under it
+    cov = lae.get_covariance() * (n - 1) / n
+
+    def exact(x):
+        o = ~np.isnan(x)
+        return multivariate_normal(lae.mean_[o], cov[np.ix_(o, o)]).logpdf(x[o])
+
+    # a complete row's posterior is the exact one: every importance weight is p(x)
+    complete = ~np.isnan(X_NAN).any(axis=1)
+    expected = [exact(x) for x in X_NAN[complete]]
+    np.testing.assert_allclose(vae.score_samples(X_NAN[complete]), expected, rtol=1e-6)
+    # a holed row's encoder reads the missing entries at the mean, not the exact
+    # posterior given the observed: its IWAE is below the exact log-likelihood
+    # and nears it as the draws grow
+    holed = ~complete & ~np.isnan(X_NAN).all(axis=1)
+    expected = np.array([exact(x) for x in X_NAN[holed]])
+    gaps = []
+    for K in (16, 1024):
+        vae.set_params(n_importance=K)
+        gaps.append(np.mean(expected - vae.score_samples(X_NAN[holed])))
+    assert 0 < gaps[1] < gaps[0]
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_refusals_are_clear(cls):
+    with pytest.raises(ValueError, match="partial_fit takes no missing entries"):
+        small(cls).partial_fit(X_NAN)
+    X = X_NAN.copy()
+    X[:, 4] = np.nan
+    with pytest.raises(ValueError, match="column 4 has no observed entry"):
+        small(cls).fit(X)
+    with pytest.raises(ValueError, match="score_features takes no missing entries"):
+        fitted(cls).score_features(X_NAN)
+
+
+def test_the_vae_refuses_nan_where_it_cannot_take_it():
+    counts = np.abs(np.round(X_NAN))
+    poisson = small(VariationalAutoencoder, likelihood="poisson")
+    assert not poisson.__sklearn_tags__().input_tags.allow_nan
+    with pytest.raises(ValueError, match="NaN"):
+        poisson.fit(counts)
+    with pytest.raises(ValueError, match="NaN"):
+        VariationalAutoencoder("auto", hidden_layer_sizes=(16,), max_iter=5).fit(X_NAN)
+
+
+def test_on_curved_data_the_deep_models_impute_at_least_as_well_as_the_linear_one():
+    from benchmarks.missing import curved
+
+    X = curved(400)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    hidden = np.random.RandomState(0).uniform(size=X.shape) < 0.2
+    X_missing = np.where(hidden, np.nan, X)
+
+    def rmse(filled):
+        return np.sqrt(np.mean((filled[hidden] - X[hidden]) ** 2))
+
+    linear = rmse(LinearAutoencoder(3, random_state=0).fit(X_missing)._conditional_mean(X_missing))
+    for cls in DEEP:
+        est = fitted(cls, X=X_missing, hidden_layer_sizes=(64,), max_iter=100)
+        decoded = est.inverse_transform(est.transform(X_missing))
+        assert rmse(np.where(hidden, decoded, X)) <= linear
