@@ -16,21 +16,11 @@ from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae._deep_missing import masked_loss
 from skvae._training import Trainer
 
+from .test_missing import hide, low_rank
+
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
 
 DEEP = [Autoencoder, VariationalAutoencoder]
-
-
-def low_rank(n=300, d=8, k=3, noise=0.3, seed=0):
-    rng = np.random.RandomState(seed)
-    W = rng.normal(size=(d, k)) * np.linspace(3, 1, k)
-    return rng.normal(size=(n, k)) @ W.T + 2.0 + noise * rng.normal(size=(n, d))
-
-
-def hide(X, rate, seed=1):
-    X = X.copy()
-    X[np.random.RandomState(seed).uniform(size=X.shape) < rate] = np.nan
-    return X
 
 
 X_FULL = low_rank()
