@@ -156,3 +156,16 @@ def test_clear_errors():
     imputer = LatentImputer(n_components=2).fit(X)
     with pytest.raises(ValueError, match="features"):
         imputer.transform(X[:, :3])
+
+
+def test_onnx_conversion_is_refused_clearly():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skvae.onnx import register_converters
+
+    register_converters()
+    X, _, _ = low_rank(n=60)
+    y = X[:, 0]
+    X_missing, _ = holes(X)
+    pipe = make_pipeline(LatentImputer(n_components=2), Ridge()).fit(X_missing, y)
+    with pytest.raises(NotImplementedError, match="LatentImputer has no ONNX converter"):
+        skl2onnx.to_onnx(pipe, X_missing[:1].astype(np.float32))
