@@ -32,12 +32,13 @@ Entry points, each a module run with ``python -m`` (``--help`` lists its options
     One ``GridSearchCV`` over PCA, ``LinearAutoencoder`` and the VAE and the
     latent size, by held-out log-likelihood, on digits, a curved set and
     homoscedastic linear data.
-``python -m benchmarks.missing``
-    ``LinearAutoencoder``'s EM on data with missing entries against
-    ``KNNImputer`` and ``IterativeImputer``: error of the filled entries.
+``python -m benchmarks.impute``
+    ``LatentImputer`` against ``SimpleImputer``, ``KNNImputer``,
+    ``IterativeImputer`` and a missForest-like ``IterativeImputer`` of extra
+    trees, under missing-completely-at-random and missing-at-random
+    patterns: error of the filled entries and time.
 
-A new entry point (the planned ``benchmarks.impute``, for instance) is listed
-here too; ``tests/test_benchmarks.py`` checks that
+A new entry point is listed here too; ``tests/test_benchmarks.py`` checks that
 every module of the package that runs as a script is named above.
 
 The modules import one another in one direction only, ``datasets`` and

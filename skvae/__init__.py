@@ -6,6 +6,7 @@ and decoder are PyTorch networks.
 
 from ._autoencoder import Autoencoder
 from ._distributed import single_process
+from ._imputer import LatentImputer
 from ._linear import LinearAutoencoder
 from ._persistence import load, save
 from ._variational import VariationalAutoencoder
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Autoencoder",
+    "LatentImputer",
     "LinearAutoencoder",
     "VariationalAutoencoder",
     "__version__",

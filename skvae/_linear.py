@@ -171,7 +171,8 @@ class LinearAutoencoder(
     NaN in a dense array is a missing entry (inf is refused). ``fit`` then runs
     EM for probabilistic PCA on the observed entries, whatever ``solver``; it
     holds out ``validation_fraction`` of them and keeps the step that predicts
-    them best (run to its maximum likelihood EM overfits: ``benchmarks.missing``).
+    them best (run to its maximum likelihood, EM overfits; see the benchmarks
+    page). :class:`LatentImputer` fills missing entries with this model.
     ``transform`` gives E[transform(x) | x_observed] (0, the prior mean, for a
     row with nothing observed), ``score_samples`` the observed entries'
     log-likelihood (0 for none). ``n_components`` must then be an int or None,

@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _autoencoder, _linear, _variational  # noqa: F401 - they register
 from ._base import ESTIMATORS
+from ._imputer import LatentImputer
 from ._optional import import_optional
 from ._placement import TORCH_DTYPES
 
@@ -232,6 +233,19 @@ def _converter(scope, operator, container) -> None:
     add_onnx_graph(scope, operator, container, model)
 
 
+def _no_imputer_shape(operator) -> None:
+    raise NotImplementedError(
+        "skvae.LatentImputer has no ONNX converter: the conditional mean of a row "
+        "solves a k x k system that depends on which of the row's entries are "
+        "missing, which standard ONNX operators do not express. Fill the data "
+        "before the converted Pipeline, or convert the steps after the imputer."
+    )
+
+
+def _no_imputer_converter(scope, operator, container) -> None:
+    _no_imputer_shape(operator)
+
+
 def register_converters() -> None:
     """Register skl2onnx converters for the three estimators.
 
@@ -240,6 +254,8 @@ def register_converters() -> None:
     :class:`~skvae.Autoencoder` or :class:`~skvae.VariationalAutoencoder`:
     their ``transform`` becomes the exported encoder network (the posterior
     mean for the VAE), for float32 or float64 inputs and any number of rows.
+    A Pipeline with a :class:`~skvae.LatentImputer` raises NotImplementedError:
+    it has no converter.
     The graph needs ``target_opset`` 18 or later (skl2onnx's default is).
     Calling it again does no harm.
 
@@ -278,3 +294,11 @@ def register_converters() -> None:
             _converter,
             overwrite=True,
         )
+    # a clear refusal rather than skl2onnx's "unable to find a shape calculator"
+    skl2onnx.update_registered_converter(
+        LatentImputer,
+        "SkvaeLatentImputer",
+        _no_imputer_shape,
+        _no_imputer_converter,
+        overwrite=True,
+    )

@@ -359,3 +359,37 @@ def test_a_default_fit_on_the_benchmark_data_ends_by_its_stopping_rule(one_threa
     assert model.best_validation_score_ == max(scores) > scores[0]
     assert model.n_iter_ > 200  # the old cap
     assert model.n_iter_ - scores.index(max(scores)) >= model.n_iter_no_change
+
+
+def test_impute_quick_run_writes_its_table_and_checks_its_targets(tmp_path, one_thread):
+    from benchmarks import impute
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = impute.main(["--quick", "--datasets", "wine", "--out", str(tmp_path)])
+    assert set(table["method"]) == {"LatentImputer", "mean", "KNN", "Iterative", "missForest"}
+    assert set(table["pattern"]) == set(impute.PATTERNS)
+    assert np.isfinite(table["rmse"]).all() and (table["seconds"] >= 0).all()
+    # the column means score near 1 in standardised units, the model better
+    means = table[table["method"] == "mean"]["rmse"]
+    assert ((means > 0.8) & (means < 1.3)).all()
+    assert pd.read_csv(tmp_path / "impute.csv").shape == table.shape
+    printed = stdout.getvalue()
+    assert printed.count("PASS: ") + printed.count("FAIL: ") == 5
+
+
+def test_impute_mar_pattern_depends_on_an_observed_column():
+    from benchmarks import impute
+
+    X = impute.curved(2000)
+    hidden = impute.mask(X, "MAR", 0)
+    assert 0.1 < hidden.mean() < 0.3  # 30% of about half the columns
+    observed = np.flatnonzero(~hidden.any(axis=0))
+    assert len(observed) >= X.shape[1] // 2
+    # for some always-observed column, the rate differs between its halves
+    gaps = []
+    for j in observed:
+        high = X[:, j] > np.median(X[:, j])
+        gaps.append(abs(hidden[high].mean() - hidden[~high].mean()))
+    assert max(gaps) > 0.1

@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 EXAMPLES = sorted(p.stem for p in (DOCS / "examples").glob("plot_*.py"))
-ESTIMATORS = ["LinearAutoencoder", "Autoencoder", "VariationalAutoencoder"]
+ESTIMATORS = ["LinearAutoencoder", "Autoencoder", "VariationalAutoencoder", "LatentImputer"]
 METRICS = [
     "reconstruction_error",
     "principal_angles",
@@ -51,6 +51,7 @@ USER_GUIDE = [
     "probabilistic_pca",
     "model_selection",
     "latent_regularity",
+    "missing_data",
     "deploying",
     "scaling",
 ]

@@ -204,7 +204,7 @@ def test_the_vae_refuses_nan_where_it_cannot_take_it():
 
 
 def test_on_curved_data_the_deep_models_impute_at_least_as_well_as_the_linear_one():
-    from benchmarks.missing import curved
+    from benchmarks.impute import curved
 
     X = curved(400)
     X = (X - X.mean(axis=0)) / X.std(axis=0)

@@ -1,0 +1,305 @@
+"""``LatentImputer``: missing entries filled by a latent-variable model's conditional mean.
+
+The model (by default :class:`~skvae.LinearAutoencoder`, probabilistic PCA
+fitted by EM on the observed entries) is fitted to the rows with their
+missing entries; each missing entry is then replaced by its expectation given
+the row's observed entries, E[x_miss | x_obs], or by a draw from that
+conditional distribution (``sample_posterior=True``). Observed entries are
+returned exactly as they were.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import _fit_context, clone
+from sklearn.impute._base import _BaseImputer
+from sklearn.utils import check_random_state
+from sklearn.utils._mask import _get_mask
+from sklearn.utils._missing import is_scalar_nan
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import (
+    FLOAT_DTYPES,
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._linear import LinearAutoencoder
+
+__all__ = ["LatentImputer"]
+
+#: "auto" tries k = 1, 2, 4, ... up to this many components at most: EM costs
+#: O(k^3) per row and step, and converges slowly at large k, for little gain
+_MAX_AUTO_COMPONENTS = 32
+
+
+#: the relative decrease of the hidden entries' error that a larger k must bring
+_GAIN = 0.01
+
+
+class LatentImputer(_BaseImputer):
+    """Fill missing entries with their conditional mean under a latent-variable model.
+
+    ``fit`` fits ``estimator`` (default: :class:`~skvae.LinearAutoencoder`,
+    that is probabilistic PCA, fitted by EM on the observed entries) to the
+    training rows, missing entries included; ``transform`` replaces each
+    missing entry of a row by E[x_miss | x_obs] under the fitted model, the
+    expectation given that row's observed entries. Observed entries are
+    returned exactly as they were.
+
+    Parameters
+    ----------
+    estimator : estimator, default=None
+        The model, cloned before fitting: a skvae estimator that fits data with
+        NaN and has ``_conditional_mean`` and ``_conditional_sample`` (None:
+        ``LinearAutoencoder()``). Its ``n_components`` is set from
+        ``n_components``, and its ``random_state``, when None, from
+        ``random_state``.
+    n_components : "auto", int or list of int, default="auto"
+        The latent size k. An int is used as given. A list holds candidates,
+        and "auto" tries k = 1, 2, 4, 8, ... up to ``min(n_samples,
+        n_features) - 1`` (at most 32): a random 10% of the observed entries
+        is hidden, the model is fitted for each candidate in increasing order
+        on the rest, and the k whose conditional means of the hidden entries
+        have the least squared error (each column in units of its observed
+        variance) is chosen, a larger k only if it lowers the error by more
+        than 1%; "auto" stops at the first k that does not. The model is then refitted at that k
+        on all the entries.
+    missing_values : int, float or np.nan, default=np.nan
+        The placeholder of a missing entry.
+    add_indicator : bool, default=False
+        Append a :class:`~sklearn.impute.MissingIndicator`'s columns to the
+        output, one for each feature that had missing entries in ``fit``.
+    sample_posterior : bool, default=False
+        Fill each missing entry with a draw from its conditional distribution
+        given the row's observed entries instead of its mean: multiple
+        imputation, one completed data set per ``random_state``.
+    keep_empty_features : bool, default=False
+        A feature with no observed entry in ``fit`` carries no information
+        to model: it is dropped from the output (as by scikit-learn's
+        imputers), or, if True, kept and filled with 0.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the entries hidden to choose k, the model's fit (if its own
+        ``random_state`` is None) and the draws of ``sample_posterior``: with
+        an int, every ``transform`` draws the same.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The model fitted on all the training entries.
+    n_components_ : int
+        The latent size used.
+    validation_errors_ : dict of int to float or None
+        For a chosen k, each candidate's mean squared error on the hidden
+        entries (standardised units); None when k was given.
+    indicator_ : MissingIndicator or None
+        The indicator of ``add_indicator``.
+    n_features_in_ : int
+        The number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The features' names, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.impute.IterativeImputer : Regress each feature on the others, in turn.
+    sklearn.impute.KNNImputer : The mean of the nearest rows.
+
+    Notes
+    -----
+    skl2onnx has no converter for this imputer: the conditional mean of a
+    row solves a k x k system that depends on which of its entries are
+    missing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae import LatentImputer
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 2)) @ rng.normal(size=(2, 6)) + 0.1 * rng.normal(size=(200, 6))
+    >>> X_missing = np.where(rng.uniform(size=X.shape) < 0.2, np.nan, X)
+    >>> imputer = LatentImputer(random_state=0).fit(X_missing)
+    >>> imputer.n_components_
+    2
+    >>> filled = imputer.transform(X_missing)
+    >>> bool(np.isnan(filled).any())
+    False
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseImputer._parameter_constraints,
+        "estimator": [HasMethods(["fit", "_conditional_mean", "_conditional_sample"]), None],
+        "n_components": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), list],
+        "sample_posterior": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        n_components="auto",
+        missing_values=np.nan,
+        add_indicator=False,
+        sample_posterior=False,
+        keep_empty_features=False,
+        random_state=None,
+    ):
+        super().__init__(
+            missing_values=missing_values,
+            add_indicator=add_indicator,
+            keep_empty_features=keep_empty_features,
+        )
+        self.estimator = estimator
+        self.n_components = n_components
+        self.sample_posterior = sample_posterior
+        self.random_state = random_state
+
+    # ------------------------------------------------------------- validation
+    def _validate(self, X, reset: bool):
+        """X as floats, and its mask of missing entries (NaN in the returned copy)."""
+        nan = is_scalar_nan(self.missing_values)
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            dtype=FLOAT_DTYPES,
+            ensure_all_finite="allow-nan" if nan else True,
+            copy=True,
+        )
+        mask = _get_mask(X, self.missing_values)
+        if not nan:
+            X[mask] = np.nan
+        return X, mask
+
+    def _candidates(self, n: int, d: int) -> list[int]:
+        k = self.n_components
+        if isinstance(k, Integral):
+            return [int(k)]
+        if isinstance(k, list):
+            if not k or not all(isinstance(c, Integral) and c >= 1 for c in k):
+                raise ValueError(
+                    f"n_components={k!r}: a list of candidates holds positive ints, at least one."
+                )
+            return sorted({int(c) for c in k})
+        top = max(1, min(n - 1, d - 1, _MAX_AUTO_COMPONENTS))
+        grid = [2**i for i in range(top.bit_length()) if 2**i < top]
+        return [*grid, top]
+
+    def _model(self, k: int, seed: int):
+        model = LinearAutoencoder() if self.estimator is None else clone(self.estimator)
+        params = model.get_params(deep=False)
+        update = {"n_components": k}
+        if "random_state" in params and params["random_state"] is None:
+            update["random_state"] = seed
+        return model.set_params(**update)
+
+    # ------------------------------------------------------------------- fit
+    def _choose(self, X, candidates, rng, seed) -> tuple[int, dict | None]:
+        """The candidate whose conditional means best predict hidden observed entries."""
+        if len(candidates) == 1:
+            return candidates[0], None
+        seen = ~np.isnan(X)
+        hidden = seen & (rng.uniform(size=X.shape) < 0.1)
+        hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
+        if not hidden.any():
+            return candidates[0], None
+        X_train = np.where(hidden, np.nan, X)
+        scale = np.nanvar(X, axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        truth = X[hidden]
+        weights = np.broadcast_to(1.0 / scale, X.shape)[hidden]
+        errors, best = {}, None
+        for k in candidates:
+            model = self._model(k, seed).fit(X_train)
+            filled = model._conditional_mean(X_train)[hidden]
+            errors[k] = float(np.mean((filled - truth) ** 2 * weights))
+            # a larger k must earn its place: 1% less error
+            if best is None or errors[k] < (1 - _GAIN) * errors[best]:
+                best = k
+            elif self.n_components == "auto":
+                break  # no gain: larger k fit noise
+        return best, errors
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit the model to ``X``, missing entries included.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with ``missing_values`` where an entry is missing.
+        y : Ignored
+
+        Returns
+        -------
+        self : LatentImputer
+        """
+        X, mask = self._validate(X, reset=True)
+        self._fit_indicator(mask)
+        self._empty = mask.all(axis=0)
+        X = X[:, ~self._empty]
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        if X.shape[1] == 0:
+            self.estimator_, self.n_components_, self.validation_errors_ = None, 0, None
+            return self
+        candidates = self._candidates(*X.shape)
+        self.n_components_, self.validation_errors_ = self._choose(X, candidates, rng, seed)
+        self.estimator_ = self._model(self.n_components_, seed).fit(X)
+        return self
+
+    # ------------------------------------------------------------- transform
+    def transform(self, X):
+        """Fill the missing entries of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with ``missing_values`` where an entry is missing.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features_out)
+            X with its missing entries filled (its observed entries as they
+            were), less the features that had no observed entry in ``fit``
+            unless ``keep_empty_features``, then the indicator's columns if
+            ``add_indicator``.
+        """
+        check_is_fitted(self)
+        X, mask = self._validate(X, reset=False)
+        indicator = self._transform_indicator(mask)
+        kept = ~self._empty
+        out = X.copy()
+        if self.estimator_ is not None:
+            part = X[:, kept]
+            if self.sample_posterior:
+                rng = check_random_state(self.random_state)
+                filled = self.estimator_._conditional_sample(part, random_state=rng)
+            else:
+                filled = self.estimator_._conditional_mean(part)
+            out[:, kept] = np.where(mask[:, kept], filled, part)
+        if self.keep_empty_features:
+            out[:, self._empty] = 0.0
+        else:
+            out = out[:, kept]
+        return self._concatenate_indicator(out, indicator)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features: the kept input features, then the
+        indicator's ``missingindicator_<name>``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input features; None: ``feature_names_in_``, or ``x0``, ``x1``, ...
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self, "n_features_in_")
+        input_features = _check_feature_names_in(self, input_features)
+        names = input_features if self.keep_empty_features else input_features[~self._empty]
+        return self._concatenate_indicator_feature_names_out(names, input_features)

@@ -1,0 +1,171 @@
+"""LatentImputer: conditional means of a fitted latent model, scikit-learn's imputer API."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skvae import LatentImputer, LinearAutoencoder
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def low_rank(n=300, d=8, k=2, noise=0.1, seed=0):
+    """Rows of a k-factor Gaussian model, their covariance and mean."""
+    rng = np.random.RandomState(seed)
+    W = rng.normal(size=(d, k))
+    mean = rng.normal(size=d)
+    X = rng.normal(size=(n, k)) @ W.T + mean + noise * rng.normal(size=(n, d))
+    return X, W @ W.T + noise**2 * np.eye(d), mean
+
+
+def holes(X, rate=0.2, seed=1):
+    hidden = np.random.RandomState(seed).uniform(size=X.shape) < rate
+    return np.where(hidden, np.nan, X), hidden
+
+
+def oracle(X_missing, cov, mean):
+    """E[x_miss | x_obs] under the true Gaussian."""
+    out = X_missing.copy()
+    for row in out:
+        m = np.isnan(row)
+        if m.any():
+            o = ~m
+            row[m] = mean[m] + cov[np.ix_(m, o)] @ np.linalg.solve(
+                cov[np.ix_(o, o)], row[o] - mean[o]
+            )
+    return out
+
+
+def rmse(filled, X, hidden):
+    return float(np.sqrt(np.mean((filled[hidden] - X[hidden]) ** 2)))
+
+
+@parametrize_with_checks([LatentImputer(), LatentImputer(n_components=1, add_indicator=True)])
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def test_observed_entries_unchanged_and_fills_are_the_conditional_mean():
+    X, _, _ = low_rank()
+    X_missing, hidden = holes(X)
+    imputer = LatentImputer(n_components=2, random_state=0).fit(X_missing)
+    filled = imputer.transform(X_missing)
+    np.testing.assert_array_equal(filled[~hidden], X[~hidden])
+    assert not np.isnan(filled).any()
+    np.testing.assert_allclose(filled, imputer.estimator_._conditional_mean(X_missing))
+    assert isinstance(imputer.estimator_, LinearAutoencoder)
+    assert imputer.estimator_.n_components_ == imputer.n_components_ == 2
+
+
+def test_beats_the_column_means_and_nears_the_oracle():
+    X, cov, mean = low_rank(n=500, d=10, k=3)
+    X_missing, hidden = holes(X, rate=0.3)
+    ours = rmse(LatentImputer(random_state=0).fit_transform(X_missing), X, hidden)
+    means = rmse(SimpleImputer().fit_transform(X_missing), X, hidden)
+    best = rmse(oracle(X_missing, cov, mean), X, hidden)
+    assert ours < 0.5 * means
+    assert ours < 1.15 * best
+
+
+def test_auto_finds_the_true_rank():
+    X, _, _ = low_rank(n=400, d=12, k=4, noise=0.05)
+    X_missing, _ = holes(X)
+    imputer = LatentImputer(n_components=[1, 2, 3, 4, 6, 8], random_state=0).fit(X_missing)
+    assert imputer.n_components_ == 4
+    errors = imputer.validation_errors_
+    assert set(errors) == {1, 2, 3, 4, 6, 8}
+    assert errors[4] < 0.1 * errors[3]  # past the true rank, no gain
+    # the default grid (1, 2, 4, ...) stops once the error grows
+    auto = LatentImputer(random_state=0).fit(X_missing)
+    assert auto.n_components_ == 4 and max(auto.validation_errors_) <= 8
+
+
+def test_add_indicator_and_feature_names():
+    X, _, _ = low_rank(d=5)
+    X_missing, hidden = holes(X)
+    X_missing[:, 3] = X[:, 3]  # column 3 always observed: no indicator column
+    frame = pd.DataFrame(X_missing, columns=list("abcde"))
+    imputer = LatentImputer(n_components=2, add_indicator=True, random_state=0)
+    out = imputer.fit_transform(frame)
+    assert out.shape == (len(X), 5 + 4)
+    np.testing.assert_array_equal(out[:, 5:], np.isnan(X_missing[:, [0, 1, 2, 4]]))
+    names = imputer.get_feature_names_out()
+    assert list(names) == [*"abcde"] + [f"missingindicator_{c}" for c in "abce"]
+    imputer.set_output(transform="pandas")
+    assert list(imputer.transform(frame).columns) == list(names)
+
+
+def test_sample_posterior_draws_vary_and_average_to_the_mean():
+    X, _, _ = low_rank(n=100)
+    X_missing, hidden = holes(X)
+    sampler = LatentImputer(n_components=2, sample_posterior=True, random_state=0).fit(X_missing)
+    first, second = sampler.transform(X_missing), sampler.transform(X_missing)
+    np.testing.assert_array_equal(first, second)  # an int seed: the same draws
+    np.testing.assert_array_equal(first[~hidden], X[~hidden])
+    # the same fitted model, other seeds: other draws, whose mean nears the
+    # conditional mean, by much less than their spread
+    draws = np.stack(
+        [sampler.set_params(random_state=s).transform(X_missing) for s in range(200)]
+    )[:, hidden]
+    assert draws.std(axis=0).min() > 0
+    mean = sampler.estimator_._conditional_mean(X_missing)[hidden]
+    gap = np.abs(draws.mean(axis=0) - mean).mean()
+    assert gap < 0.2 * draws.std(axis=0).mean()
+
+
+def test_missing_values_placeholder_and_empty_columns():
+    X, _, _ = low_rank(d=6)
+    X_missing, hidden = holes(X)
+    coded = np.where(hidden, -999.0, X)
+    coded[:, 2] = -999.0  # never observed
+    dropped = LatentImputer(n_components=2, missing_values=-999.0, random_state=0).fit(coded)
+    out = dropped.transform(coded)
+    assert out.shape == (len(X), 5)
+    keep = [0, 1, 3, 4, 5]
+    np.testing.assert_array_equal(out[~hidden[:, keep]], X[:, keep][~hidden[:, keep]])
+    assert list(dropped.get_feature_names_out()) == ["x0", "x1", "x3", "x4", "x5"]
+    kept = LatentImputer(n_components=2, missing_values=-999.0, keep_empty_features=True)
+    out = kept.set_params(random_state=0).fit_transform(coded)
+    assert out.shape == X.shape and (out[:, 2] == 0).all()
+
+
+def test_in_a_pipeline_before_a_regressor():
+    X, _, _ = low_rank(n=200)
+    y = X[:, 0] - X[:, 1]
+    X_missing, _ = holes(X)
+    pipe = make_pipeline(LatentImputer(random_state=0), Ridge()).fit(X_missing, y)
+    assert pipe.score(X_missing, y) > 0.8
+
+
+def test_clear_errors():
+    X, _, _ = low_rank(n=50)
+    with pytest.raises(ValueError, match="list of candidates"):
+        LatentImputer(n_components=[0, 2]).fit(X)
+    with pytest.raises(ValueError, match="n_components"):
+        LatentImputer(n_components=0).fit(X)
+    with pytest.raises(ValueError, match="at most"):
+        LatentImputer(n_components=20).fit(X)
+    with pytest.raises(ValueError, match="estimator"):
+        LatentImputer(estimator=SimpleImputer()).fit(X)
+    with pytest.raises(ValueError, match="infinity|NaN"):
+        LatentImputer(missing_values=-1.0).fit(np.where(X > 1, np.nan, X))
+    imputer = LatentImputer(n_components=2).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        imputer.transform(X[:, :3])
+
+
+def test_onnx_conversion_is_refused_clearly():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skvae.onnx import register_converters
+
+    register_converters()
+    X, _, _ = low_rank(n=60)
+    y = X[:, 0]
+    X_missing, _ = holes(X)
+    pipe = make_pipeline(LatentImputer(n_components=2), Ridge()).fit(X_missing, y)
+    with pytest.raises(NotImplementedError, match="LatentImputer has no ONNX converter"):
+        skl2onnx.to_onnx(pipe, X_missing[:1].astype(np.float32))
