@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ._distributed import participants
-from ._missing import fit_em
+from ._missing import fit_em, has_nan
 from ._placement import random_rows
 from ._training import Objective, Trainer
 
@@ -30,13 +30,6 @@ _MOMENT_ROWS = 2048
 
 #: EM's iteration limit for the deep models' start (their max_iter counts epochs).
 EM_MAX_ITER = 1000
-
-
-def has_nan(X) -> bool:
-    """Whether a dense array or tensor holds a NaN: min propagates it, one pass, no copy."""
-    if isinstance(X, torch.Tensor):
-        return X.numel() > 0 and bool(torch.isnan(X.min()))
-    return isinstance(X, np.ndarray) and X.size > 0 and bool(np.isnan(X.min()))
 
 
 def observed(module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,7 +215,9 @@ class VAEMissing(_MissingEntries):
         # the other likelihoods' supports, and the width "auto" reads off data with
         # shuffled columns, have no missing entries: their NaN is refused as before
         tags = super().__sklearn_tags__()
-        gaussian = self.likelihood == "gaussian"
+        module = getattr(self, "module_", None)  # fitted: the model's own likelihood
+        family = module.family.name if module is not None else self.likelihood
+        gaussian = family == "gaussian"
         tags.input_tags.allow_nan = gaussian and not isinstance(self.n_components, str)
         return tags
 

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._placement import CHUNK_ELEMENTS
@@ -209,6 +210,13 @@ def fit_em(
     else:
         history.best_loss = None
     return PPCA(best.mean + shift, best.weight, best.noise), history
+
+
+def has_nan(X) -> bool:
+    """Whether a dense array or tensor holds a NaN: min propagates it, one pass, no copy."""
+    if isinstance(X, torch.Tensor):
+        return X.numel() > 0 and bool(torch.isnan(X.min()))
+    return isinstance(X, np.ndarray) and X.size > 0 and bool(np.isnan(X.min()))
 
 
 # ---------------------------------------------------------------- inference

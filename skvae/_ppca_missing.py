@@ -25,6 +25,7 @@ from ._missing import (
     conditional_sample,
     expected_entry_log_density,
     fit_em,
+    has_nan,
     log_likelihood,
     posterior_variance,
 )
@@ -41,9 +42,9 @@ class MissingValuesMixin:
 
     # -------------------------------------------------------------------- fit
     def _check_training_data(self, X: np.ndarray, dtype: torch.dtype) -> None:
-        missing = np.isnan(X)
-        if not missing.any():
+        if not has_nan(X):  # one pass, no n x d mask
             return super()._check_training_data(X, dtype)
+        missing = np.isnan(X)
         if participants().active:
             raise ValueError(
                 "LinearAutoencoder fits data with missing entries (NaN) in one process "
@@ -152,7 +153,7 @@ class MissingValuesMixin:
     def _rows_to_encode(self, X):
         # transform of a row with missing entries: that of its conditional mean,
         # E[transform(x) | x_obs] (transform is affine)
-        if sp.issparse(X) or is_out_of_core(X) or not np.isnan(X).any():
+        if sp.issparse(X) or is_out_of_core(X) or not has_nan(X):
             return X
         return self._completed(X, conditional_mean)
 
@@ -195,7 +196,7 @@ class MissingValuesMixin:
     def _row_scores(self, X) -> np.ndarray:
         check_is_fitted(self)
         valid, check = self._inference_data(X)
-        if check is not None or not np.isnan(valid).any():
+        if check is not None or not has_nan(valid):
             return super()._row_scores(X)
         complete = ~np.isnan(valid).any(axis=1)
         scores = np.empty(len(valid), dtype=valid.dtype)

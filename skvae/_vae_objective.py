@@ -91,7 +91,10 @@ def minus_importance_bound(module, x, n_draws=None, mask=None):
     if n_draws is None:
         eps, step = draws[:, None, :], max(1, 4096 // len(draws))  # rows x draws <= 4096
     else:
-        rows, ks = torch.arange(len(x), device=draws.device), torch.arange(n_draws)
+        rows, ks = (
+            torch.arange(len(x), device=draws.device),
+            torch.arange(n_draws, device=draws.device),
+        )
         eps, step = draws[(rows[None, :] * n_draws + ks[:, None].to(rows)) % len(draws)], len(x)
     out = []
     for a in range(0, len(x), step):

@@ -87,8 +87,10 @@ class Gaussian(Family):
             batch = sq.detach().sum()
             log_c = self.optimal_log_variance(batch, entries, len(sq))
             # the epoch's c: its squared errors over its (observed) entries
-            count = float(len(sq) * self.n_features) if entries is None else entries
-            count = torch.as_tensor(count, dtype=torch.float64, device=batch.device)
+            if entries is None:  # no host-to-device copy per batch
+                count = batch.new_full((), len(sq) * self.n_features, dtype=torch.float64)
+            else:
+                count = entries.double()
             self._epoch.append(torch.stack([batch.double(), count]))
         return self.gaussian_log_prob(sq, n, log_c)
 
