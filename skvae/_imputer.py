@@ -98,7 +98,7 @@ class LatentImputer(_BaseImputer):
         The indicator of ``add_indicator``.
     n_features_in_ : int
         The number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         The features' names, when ``X`` has string column names.
 
     See Also
