@@ -15,8 +15,6 @@ takes the usual paths, where no mask is ever built.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -138,6 +136,11 @@ class _MissingEntries:
             return self._map_rows(self._score_rows, X, 1, copies, check)[:, 0]
         return self._map_rows(self._masked_score_rows, X, 1, copies)[:, 0]
 
+    def _masked_score_rows(self, module, x):
+        """The model's score of each row's observed entries (0 for none)."""
+        x, mask = observed(module, x)
+        return module.score_rows(x, self._n_importance(), mask)
+
     def _score_entries(self, module, x):
         if bool(torch.isnan(x).any()):
             raise ValueError(
@@ -150,18 +153,12 @@ class _MissingEntries:
 # ------------------------------------------------------------- Autoencoder
 def masked_loss(module, x: torch.Tensor) -> torch.Tensor:
     """The mean squared error over a batch's observed entries (standardised units)."""
-    x, mask = observed(module, x)
-    xs = module.scale_in(x)
-    sq = (module.decoder(module.encoder(xs)) - xs) ** 2
-    return (sq * mask).sum() / mask.sum().clamp_min(1)
+    return module.loss(*observed(module, x))
 
 
 def masked_row_loss(module, x: torch.Tensor) -> torch.Tensor:
     """Each row's mean squared error over its observed entries (0 with none)."""
-    x, mask = observed(module, x)
-    xs = module.scale_in(x)
-    sq = (module.decoder(module.encoder(xs)) - xs) ** 2
-    return (sq * mask).sum(-1) / mask.sum(-1).clamp_min(1)
+    return module.row_loss(*observed(module, x))
 
 
 class AutoencoderMissing(_MissingEntries):
@@ -182,32 +179,8 @@ class AutoencoderMissing(_MissingEntries):
         cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
         return Z.mean(axis=0), cov, noise_variance
 
-    def _masked_score_rows(self, module, x):
-        """Minus the mean squared error over each row's observed entries (0 with none)."""
-        x, mask = observed(module, x)
-        sq = (module(x) - x) ** 2
-        return -(sq * mask).sum(-1) / mask.sum(-1).clamp_min(1)
-
 
 # ----------------------------------------------------- VariationalAutoencoder
-def masked_vae_score(module, x: torch.Tensor, n_importance: int) -> torch.Tensor:
-    """The IWAE estimate of log p(x_obs) of each row (the ELBO for K = 1), data units.
-
-    A row with nothing observed scores 0, the log-likelihood of no observation.
-    """
-    x, mask = observed(module, x)
-    n_obs = mask.sum(-1, dtype=x.dtype)
-    unit = module.log_unit_change() * n_obs / x.shape[-1]  # per observed entry
-    if n_importance <= 1:
-        eps = None if module.exact() else module.score_eps[:, None, :]
-        score = module.elbo(x, eps, 1.0, mask)
-    else:
-        eps = module.importance_draws(n_importance)[:, None, :]
-        log_w = module.log_weights(x, eps, mask)
-        score = torch.logsumexp(log_w, dim=0) - math.log(n_importance)
-    return torch.where(n_obs > 0, score + unit, 0.0)
-
-
 class VAEMissing(_MissingEntries):
     """NaN as a missing entry for :class:`~skvae.VariationalAutoencoder`."""
 
@@ -228,6 +201,3 @@ class VAEMissing(_MissingEntries):
         if bool(torch.isnan(x).any()):
             x = observed(module, x)[0]
         return super()._posterior(module, x)
-
-    def _masked_score_rows(self, module, x):
-        return masked_vae_score(module, x, self._n_importance())

@@ -183,15 +183,19 @@ class AutoencoderModule(ScaledIO):
         return self.decode(self.encode(x))
 
     # the model protocol's verbs (see VAEModule for the VAE's)
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """The training loss of a batch: its mean squared error, standardised units."""
+    def loss(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss of a batch: its mean squared error, standardised units
+        (over the entries ``mask`` marks observed, if given)."""
         xs = self.scale_in(x)
-        return F.mse_loss(self.decoder(self.encoder(xs)), xs)
+        if mask is None:
+            return F.mse_loss(self.decoder(self.encoder(xs)), xs)
+        sq = (self.decoder(self.encoder(xs)) - xs) ** 2
+        return (sq * mask).sum() / mask.sum().clamp_min(1)
 
-    def row_loss(self, x: torch.Tensor) -> torch.Tensor:
+    def row_loss(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Each row's loss (standardised units), by which held-out rows judge a model."""
         xs = self.scale_in(x)
-        return torch.mean((self.decoder(self.encoder(xs)) - xs) ** 2, dim=1)
+        return _row_mean((self.decoder(self.encoder(xs)) - xs) ** 2, mask)
 
     def score_copies(self, n_importance: int = 1) -> int:
         """Network passes per row of :meth:`score_rows`: one."""
@@ -201,10 +205,11 @@ class AutoencoderModule(ScaledIO):
         """The deterministic code of each row (``transform``)."""
         return self.encode(x)
 
-    def score_rows(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
+    def score_rows(self, x: torch.Tensor, n_importance: int = 1, mask=None) -> torch.Tensor:
         """Minus the mean squared reconstruction error of each row, data units
-        (a point code has nothing to importance-sample)."""
-        return -torch.mean((self(x) - x) ** 2, dim=1)
+        (a point code has nothing to importance-sample); with ``mask``, over the
+        row's observed entries (0 for a row with none)."""
+        return -_row_mean((self(x) - x) ** 2, mask)
 
     def score_entries(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
         """Each entry's share of :meth:`score_rows`: minus its squared error over d."""
@@ -225,3 +230,10 @@ class AutoencoderModule(ScaledIO):
         V = padded(components.T, self.encoder.linear.out_features)
         self.encoder.start_linear(V)
         self.decoder.start_linear(V.T)
+
+
+def _row_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Each row's mean, over the entries ``mask`` marks (0 for a row with none)."""
+    if mask is None:
+        return values.mean(-1)
+    return (values * mask).sum(-1) / mask.sum(-1).clamp_min(1)

@@ -131,7 +131,7 @@ class VAEModule(ScaledIO):
             return n_importance
         return 1 if self.exact() else len(self.score_eps)
 
-    def score_rows(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
+    def score_rows(self, x: torch.Tensor, n_importance: int = 1, mask=None) -> torch.Tensor:
         """An estimate of log p(x) for each row, in the data's units.
 
         ``n_importance=1``: the ELBO (beta = 1, so that it bounds log p(x)),
@@ -141,14 +141,19 @@ class VAEModule(ScaledIO):
         (:meth:`importance_draws`) and shared by every row. It is at least the
         ELBO in expectation, and tends to log p(x) as K grows; where q(z|x) is
         the exact posterior (a linear VAE at probabilistic PCA), every
-        weight is p(x) and every K gives log p(x) itself.
+        weight is p(x) and every K gives log p(x) itself. With ``mask``, of
+        each row's observed entries (0 for a row with none).
         """
         if n_importance <= 1:
             eps = None if self.exact() else self.score_eps[:, None, :]
-            return self.elbo(x, eps) + self.log_unit_change()
-        eps = self.importance_draws(n_importance)[:, None, :]
-        log_w = self.log_weights(x, eps)
-        return torch.logsumexp(log_w, dim=0) - math.log(n_importance) + self.log_unit_change()
+            score = self.elbo(x, eps, mask=mask)
+        else:
+            score = self.log_mean_weight(x, self.importance_draws(n_importance)[:, None, :], mask)
+        if mask is None:
+            return score + self.log_unit_change()
+        n_observed = mask.sum(-1, dtype=x.dtype)  # the unit change is per entry
+        unit = self.log_unit_change() * n_observed / x.shape[-1]
+        return torch.where(n_observed > 0, score + unit, 0.0)
 
     def score_entries(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
         """Each feature's share of :meth:`score_rows` (rows x features).
@@ -160,35 +165,41 @@ class VAEModule(ScaledIO):
         the weights' entropy) is shared equally between the features, so each
         row sums to :meth:`score_rows` exactly.
         """
-        total = self.score_rows(x, n_importance)
         if n_importance <= 1:
-            eps, weights = self.score_eps[:, None, :], None
-        else:
-            eps = self.importance_draws(n_importance)[:, None, :]
-            weights = torch.softmax(self.log_weights(x, eps), dim=0)[..., None]
+            total = self.score_rows(x)
+            target, out, _ = self._draws(x, self.score_eps[:, None, :])
+            shares = self.family.log_prob_entries(target, out).mean(0)
+        else:  # one pass gives both the weights and the entries
+            target, out, prior_over_q = self._draws(
+                x, self.importance_draws(n_importance)[:, None, :]
+            )
+            entries = self.family.log_prob_entries(target, out)
+            log_w = entries.sum(-1) + prior_over_q
+            total = torch.logsumexp(log_w, dim=0) - math.log(n_importance) + self.log_unit_change()
+            shares = (torch.softmax(log_w, dim=0)[..., None] * entries).sum(0)
+        shares = shares + self.log_unit_change() / x.shape[-1]
+        return shares + ((total - shares.sum(-1)) / x.shape[-1])[:, None]
+
+    def _draws(self, x, eps):
+        """At z = g(x) + h(x) eps: what the family reads, the decoder's output, and
+        log p(z) - log q(z | x) = (|eps|^2 - |z|^2) / 2 + sum log s (no 2 pi, no
+        division by s), for each draw and row."""
         xs = self.standardised_input(x)
         mean, logvar = self.encode_standardised(xs)
         z = reparameterize(mean, logvar, eps)
         same = self.family.standardised and not self.family.transforms_input()
-        entries = self.family.log_prob_entries(xs if same else self.target(x), self.decoder(z))
-        shares = entries.mean(0) if weights is None else (weights * entries).sum(0)
-        shares = shares + self.family.log_unit_change(float(self.scale)) / x.shape[-1]
-        return shares + ((total - shares.sum(-1)) / x.shape[-1])[:, None]
+        prior_over_q = 0.5 * (torch.sum(eps * eps, -1) - torch.sum(z * z, -1) + logvar.sum(-1))
+        return (xs if same else self.target(x)), self.decoder(z), prior_over_q
 
     def log_weights(self, x, eps, mask=None) -> torch.Tensor:
         """log p(x | z) + log p(z) - log q(z | x) at z = g(x) + h(x) eps, for each
-        draw and row (draws x rows), in the family's units.
+        draw and row (draws x rows), in the family's units."""
+        target, out, prior_over_q = self._draws(x, eps)
+        return self.family.log_prob(target, out, mask) + prior_over_q
 
-        With z = m + s eps, log N(z; 0, I) - log N(z; m, s^2) is
-        (|eps|^2 - |z|^2) / 2 + sum log s: no 2 pi, no division by s.
-        """
-        xs = self.standardised_input(x)
-        mean, logvar = self.encode_standardised(xs)
-        z = reparameterize(mean, logvar, eps)
-        same = self.family.standardised and not self.family.transforms_input()
-        log_lik = self.family.log_prob(xs if same else self.target(x), self.decoder(z), mask)
-        prior_over_q = 0.5 * (torch.sum(eps * eps, -1) - torch.sum(z * z, -1) + logvar.sum(-1))
-        return log_lik + prior_over_q
+    def log_mean_weight(self, x, eps, mask=None) -> torch.Tensor:
+        """log (1/K) sum_k of the K = len(eps) importance weights of each row."""
+        return torch.logsumexp(self.log_weights(x, eps, mask), dim=0) - math.log(len(eps))
 
     def importance_draws(self, n: int) -> torch.Tensor:
         """``n`` draws of eps (n x k) for the importance-weighted score, the same

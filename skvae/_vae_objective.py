@@ -7,8 +7,6 @@ Minus the beta-weighted ELBO of a batch, with fresh reparameterisation draws
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ._deep_missing import observed
@@ -100,6 +98,5 @@ def minus_importance_bound(module, x, n_draws=None, mask=None):
     for a in range(0, len(x), step):
         e = eps if n_draws is None else eps[:, a : a + step]
         part_mask = None if mask is None else mask[a : a + step]
-        log_w = module.log_weights(x[a : a + step], e, part_mask)
-        out.append(math.log(len(e)) - torch.logsumexp(log_w, dim=0))
+        out.append(-module.log_mean_weight(x[a : a + step], e, part_mask))
     return torch.cat(out)
