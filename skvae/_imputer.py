@@ -10,10 +10,12 @@ returned exactly as they were.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
 from sklearn.base import _fit_context, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute._base import _BaseImputer
 from sklearn.utils import check_random_state
 from sklearn.utils._mask import _get_mask
@@ -38,6 +40,9 @@ _MAX_AUTO_COMPONENTS = 32
 #: the relative decrease of the hidden entries' error that a larger k must bring
 _GAIN = 0.01
 
+#: the default model's n_iter_no_change: EM steps past the hidden entries' best
+_PATIENCE = 5
+
 
 class LatentImputer(_BaseImputer):
     """Fill missing entries with their conditional mean under a latent-variable model.
@@ -54,8 +59,8 @@ class LatentImputer(_BaseImputer):
     estimator : estimator, default=None
         The model, cloned before fitting: a skvae estimator that fits data with
         NaN and has ``_conditional_mean`` and ``_conditional_sample`` (None:
-        ``LinearAutoencoder()``). Its ``n_components`` is set from
-        ``n_components``, and its ``random_state``, when None, from
+        ``LinearAutoencoder(n_iter_no_change=5)``). Its ``n_components`` is set
+        from ``n_components``, and its ``random_state``, when None, from
         ``random_state``.
     n_components : "auto", int or list of int, default="auto"
         The latent size k. An int is used as given. A list holds candidates,
@@ -65,8 +70,10 @@ class LatentImputer(_BaseImputer):
         on the rest, and the k whose conditional means of the hidden entries
         have the least squared error (each column in units of its observed
         variance) is chosen, a larger k only if it lowers the error by more
-        than 1%; "auto" stops at the first k that does not. The model is then refitted at that k
-        on all the entries.
+        than 1%; "auto" stops at the first k that does not. The model is then
+        refitted at that k on all the entries; a ``LinearAutoencoder`` for
+        the number of EM steps after which its candidate predicted its
+        held-out entries best, with none held out (``validation_fraction=0``).
     missing_values : int, float or np.nan, default=np.nan
         The placeholder of a missing entry.
     add_indicator : bool, default=False
@@ -188,39 +195,57 @@ class LatentImputer(_BaseImputer):
         return [*grid, top]
 
     def _model(self, k: int, seed: int):
-        model = LinearAutoencoder() if self.estimator is None else clone(self.estimator)
+        if self.estimator is None:
+            # patience 5: the imputer's own hidden entries choose k and the
+            # number of EM steps, so each candidate's EM need not run long
+            model = LinearAutoencoder(n_iter_no_change=_PATIENCE)
+        else:
+            model = clone(self.estimator)
         params = model.get_params(deep=False)
         update = {"n_components": k}
         if "random_state" in params and params["random_state"] is None:
             update["random_state"] = seed
         return model.set_params(**update)
 
+    @staticmethod
+    def _refit_as(candidate):
+        """The model to refit on all the entries, given the chosen candidate
+        fitted on the rest: for EM, the candidate's best number of steps on
+        all the entries, none held out (the hidden entries already chose the
+        step; another hold-out would only add noise and waste entries)."""
+        model = clone(candidate)
+        scores = getattr(candidate, "validation_scores_", None)
+        if isinstance(candidate, LinearAutoencoder) and scores:
+            model.set_params(max_iter=max(int(np.argmax(scores)), 1), validation_fraction=0.0)
+        return model
+
     # ------------------------------------------------------------------- fit
-    def _choose(self, X, candidates, rng, seed) -> tuple[int, dict | None]:
-        """The candidate whose conditional means best predict hidden observed entries."""
+    def _choose(self, X, candidates, rng, seed) -> tuple[object, dict | None]:
+        """The model to fit on all the entries: the candidate whose conditional
+        means best predict hidden observed entries (see ``_refit_as``)."""
         if len(candidates) == 1:
-            return candidates[0], None
+            return self._model(candidates[0], seed), None
         seen = ~np.isnan(X)
         hidden = seen & (rng.uniform(size=X.shape) < 0.1)
         hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
         if not hidden.any():
-            return candidates[0], None
+            return self._model(candidates[0], seed), None
         X_train = np.where(hidden, np.nan, X)
         scale = np.nanvar(X, axis=0)
         scale = np.where(scale > 0, scale, 1.0)
         truth = X[hidden]
         weights = np.broadcast_to(1.0 / scale, X.shape)[hidden]
-        errors, best = {}, None
+        errors, best, fitted = {}, None, {}
         for k in candidates:
-            model = self._model(k, seed).fit(X_train)
-            filled = model._conditional_mean(X_train)[hidden]
+            fitted[k] = self._model(k, seed).fit(X_train)
+            filled = fitted[k]._conditional_mean(X_train)[hidden]
             errors[k] = float(np.mean((filled - truth) ** 2 * weights))
             # a larger k must earn its place: 1% less error
             if best is None or errors[k] < (1 - _GAIN) * errors[best]:
                 best = k
             elif self.n_components == "auto":
                 break  # no gain: larger k fit noise
-        return best, errors
+        return self._refit_as(fitted[best]), errors
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None):
@@ -246,8 +271,13 @@ class LatentImputer(_BaseImputer):
             self.estimator_, self.n_components_, self.validation_errors_ = None, 0, None
             return self
         candidates = self._candidates(*X.shape)
-        self.n_components_, self.validation_errors_ = self._choose(X, candidates, rng, seed)
-        self.estimator_ = self._model(self.n_components_, seed).fit(X)
+        model, self.validation_errors_ = self._choose(X, candidates, rng, seed)
+        with warnings.catch_warnings():
+            if self.validation_errors_ is not None:
+                # EM stopped at the step the hidden entries chose, on purpose
+                warnings.simplefilter("ignore", ConvergenceWarning)
+            self.estimator_ = model.fit(X)
+        self.n_components_ = model.n_components
         return self
 
     # ------------------------------------------------------------- transform

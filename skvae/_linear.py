@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -97,7 +97,9 @@ class LinearAutoencoder(
         Adam only: stop on a held-out validation score.
     validation_fraction : float, default=0.1
         Share of rows held out when ``early_stopping``; with missing entries,
-        share of the observed entries EM holds out (see Notes).
+        share of the observed entries EM holds out (see Notes). 0 holds
+        nothing out: EM then runs to the maximum likelihood of all the
+        observed entries, or for ``max_iter`` steps.
     weight_decay : float, default=0.0
         L2 penalty on the weights (gradient solvers).
     random_state : int, RandomState instance or None, default=None
@@ -215,6 +217,8 @@ class LinearAutoencoder(
         ],
         "whiten": ["boolean"],
         "solver": [StrOptions({"als", "adam", "lbfgs"})],
+        # 0: EM holds no entry out (Adam's early stopping then holds out no row)
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
     }
 
     # Every partial_fit builds the model anew from the running moments, so a new

@@ -84,6 +84,25 @@ def test_auto_finds_the_true_rank():
     assert auto.n_components_ == 4 and max(auto.validation_errors_) <= 8
 
 
+def test_the_chosen_model_is_refitted_on_every_entry_for_its_best_em_step():
+    X, _, _ = low_rank(n=300, d=8, k=3, noise=0.3)
+    X_missing, _ = holes(X, rate=0.3)
+    imputer = LatentImputer(n_components=[1, 3], random_state=0).fit(X_missing)
+    model = imputer.estimator_
+    # no entry held out in the refit: every observed entry is fitted
+    assert model.validation_fraction == 0 and model.validation_scores_ is None
+    assert model.n_iter_ <= model.max_iter < 1000 and model.n_iter_no_change == 5
+    # the same candidate, fitted without the hidden entries, peaked at that step
+    rng = np.random.RandomState(0)
+    rng.randint(np.iinfo(np.int32).max)
+    seen = ~np.isnan(X_missing)
+    hidden = seen & (rng.uniform(size=X.shape) < 0.1)
+    hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False
+    candidate = LinearAutoencoder(3, n_iter_no_change=5, random_state=model.random_state)
+    candidate.fit(np.where(hidden, np.nan, X_missing))
+    assert model.max_iter == max(int(np.argmax(candidate.validation_scores_)), 1)
+
+
 def test_add_indicator_and_feature_names():
     X, _, _ = low_rank(d=5)
     X_missing, hidden = holes(X)

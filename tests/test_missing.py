@@ -10,6 +10,7 @@ import torch
 from scipy.stats import multivariate_normal
 from sklearn.base import clone
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 import skvae
@@ -162,6 +163,25 @@ def test_held_out_entries_pick_the_iteration():
     assert est.best_validation_score_ >= scores[0]
     repeat = LinearAutoencoder(3, random_state=0).fit(X_NAN)
     np.testing.assert_array_equal(repeat.components_, est.components_)
+
+
+def test_validation_fraction_zero_holds_nothing_out():
+    # EM on every observed entry, to max_iter steps: the plain maximum-likelihood EM
+    est = LinearAutoencoder(3, validation_fraction=0.0, max_iter=7, tol=0, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X_NAN)
+    assert est.n_iter_ == 7 and est.validation_scores_ is None
+    model, _ = fit_em(
+        torch.from_numpy(X_NAN), 3, torch.Generator(), validation_fraction=None, max_iter=7, tol=0
+    )
+    ml = (model.weight @ model.weight.T + model.noise * torch.eye(8)).numpy()
+    n = len(X_NAN)  # get_covariance reports the unbiased (ddof=1) scale, as PCA's
+    np.testing.assert_allclose(est.get_covariance(), ml * n / (n - 1), rtol=1e-9, atol=1e-12)
+    # run to convergence on every entry, it fits them better than the
+    # default, which stops where its held-out entries were likeliest
+    full = LinearAutoencoder(3, validation_fraction=0.0, random_state=0).fit(X_NAN)
+    stopped = LinearAutoencoder(3, random_state=0).fit(X_NAN)
+    assert closed_form(full, X_NAN)[0].sum() > closed_form(stopped, X_NAN)[0].sum()
 
 
 def test_fitted_attributes_describe_the_em_model():
