@@ -26,8 +26,10 @@ LOSSES = {"squared_error": None, "poisson": "poisson"}
 
 
 class PointAutoencoder(BaseAutoencoder):
-    """Encoder to a point, decoder back, squared error; ``sample`` from the codes'
-    Gaussian. Shared by :class:`Autoencoder` and ``LinearAutoencoder``."""
+    """Encoder to a point, decoder back, squared error (or, where
+    :meth:`_loss_family` gives one, a likelihood family's negative
+    log-likelihood); ``sample`` from the codes' Gaussian. Shared by
+    :class:`Autoencoder` and ``LinearAutoencoder`` (always squared error)."""
 
     def _build_module(self, n_features, dtype):
         family = self._loss_family(n_features, dtype)
