@@ -21,6 +21,13 @@ Methods, at each latent size k:
     ``loglik_poisson`` and ``loglik_nb`` score the decoded rates at the
     posterior mean, ``inverse_transform(transform(X_test))``, exactly as the
     baselines' are scored (plug-in).
+``AE-Poisson``
+    :class:`~skvae.Autoencoder` with ``loss="poisson"``, default networks and
+    stopping, ``random_state=0``: a point code, no prior, so its figure is
+    plug-in, as the baselines' (the better of its rates scored as Poisson and
+    as NB-MoM; its ``score`` is the Poisson one). ``start_val_elbo`` and
+    ``best_val_elbo`` hold its held-out Poisson log-likelihood at the PCA
+    start and at the kept weights (no ELBO: the columns are shared).
 ``NMF-KL``
     ``NMF(k, beta_loss="kullback-leibler", solver="mu", init="nndsvda")``:
     Poisson matrix factorisation. The test rows' codes come from
@@ -86,7 +93,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from skvae import VariationalAutoencoder
+from skvae import Autoencoder, VariationalAutoencoder
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 #: Share of rows held out for testing, and the seed of the split and of every model.
@@ -95,8 +102,10 @@ TEST_SIZE, SEED = 0.25, 0
 RATE_FLOOR = 1e-10
 #: The VAE methods and their likelihoods; then the baselines.
 VAES = {"VAE-Poisson": "poisson", "VAE-NB": "negative_binomial"}
+#: The Autoencoder methods and their losses (point codes: scored plug-in).
+AUTOENCODERS = {"AE-Poisson": "poisson"}
 BASELINES = ("NMF-KL", "TruncatedSVD", "PCA-log1p")
-METHODS = (*VAES, *BASELINES)
+METHODS = (*VAES, *AUTOENCODERS, *BASELINES)
 DATASETS = ("curved", "digits")
 KS = (2, 5, 10)
 
@@ -264,6 +273,31 @@ def run_vae(method, k, X_train, X_test, max_iter=None, device="auto") -> dict:
     }
 
 
+def run_autoencoder(method, k, X_train, X_test, max_iter=None, device="auto") -> dict:
+    """Fit a count Autoencoder and score its decoded rates as the baselines'
+    (plug-in); its validation scores are held-out log-likelihoods."""
+    params = {} if max_iter is None else {"max_iter": max_iter}
+    ae = Autoencoder(k, loss=AUTOENCODERS[method], random_state=SEED, device=device, **params)
+    start = time.perf_counter()
+    ae.fit(X_train)
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    test_rates = ae.inverse_transform(ae.transform(X_test))
+    score_time = time.perf_counter() - start
+    train_rates = ae.inverse_transform(ae.transform(X_train))
+    scores = plug_in_scores(X_train, X_test, train_rates, test_rates)
+    validation = ae.validation_scores_ or [np.nan]
+    return {
+        "loglik": max(scores.values()),
+        **scores,
+        "fit_time_s": fit_time,
+        "score_time_s": score_time,
+        "start_val_elbo": float(validation[0]),
+        "best_val_elbo": float(np.nanmax(validation)),
+        "n_iter": int(ae.n_iter_),
+    }
+
+
 def run(datasets, ks, *, n_samples=None, vae_max_iter=None, nmf_max_iter=1000, device="auto", log):
     """Every method on every data set and k: one row each, as a DataFrame."""
     rows = []
@@ -278,6 +312,8 @@ def run(datasets, ks, *, n_samples=None, vae_max_iter=None, nmf_max_iter=1000, d
                 log(f"[counts] {name} k={k} {method}")
                 if method in VAES:
                     res = run_vae(method, k, X_train, X_test, vae_max_iter, device)
+                elif method in AUTOENCODERS:
+                    res = run_autoencoder(method, k, X_train, X_test, vae_max_iter, device)
                 else:
                     res = run_baseline(method, k, X_train, X_test, nmf_max_iter)
                 rows.append({"dataset": name, "k": k, "method": method, **res})
@@ -306,14 +342,22 @@ def check_targets(results: pd.DataFrame) -> list[tuple[bool, str]]:
 
 def diagnose(results: pd.DataFrame) -> list[str]:
     """For each VAE: its PCA start and best validation ELBO, epochs run, and its
-    test ELBO against its plug-in score (the baselines' yardstick, no code cost)."""
+    test ELBO against its plug-in score (the baselines' yardstick, no code cost);
+    for each Autoencoder, its validation log-likelihood at the start and kept."""
     vaes = results[results["method"].isin(list(VAES))]
-    return [
+    autoencoders = results[results["method"].isin(list(AUTOENCODERS))]
+    lines = [
         f"{r.dataset} k={r.k} {r.method}: validation ELBO {r.start_val_elbo:.2f} at the "
         f"start -> {r.best_val_elbo:.2f} best ({r.n_iter:.0f} epochs); test ELBO "
         f"{r.test_elbo:.2f}, log-lik {r.loglik:.2f}, "
         f"plug-in {max(r.loglik_poisson, r.loglik_nb):.2f}"
         for r in vaes.itertuples()
+    ]
+    return lines + [
+        f"{r.dataset} k={r.k} {r.method}: validation log-lik {r.start_val_elbo:.2f} at "
+        f"the start -> {r.best_val_elbo:.2f} best ({r.n_iter:.0f} epochs); plug-in "
+        f"{r.loglik:.2f}"
+        for r in autoencoders.itertuples()
     ]
 
 
@@ -344,7 +388,8 @@ def plot(results: pd.DataFrame, out: Path) -> Path:
         data = results[results["dataset"] == name]
         for method in METHODS:
             m = data[data["method"] == method]
-            style = {"marker": "o", "linestyle": "-" if method in VAES else "--"}
+            line = "-" if method in VAES else "-." if method in AUTOENCODERS else "--"
+            style = {"marker": "o", "linestyle": line}
             axes[0, col].plot(m["k"], m["loglik"], label=method, **style)
             axes[1, col].plot(m["k"], m["fit_time_s"], label=method, **style)
         axes[0, col].set_title(name)
@@ -369,8 +414,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--ks", nargs="+", type=int, default=None, help="latent sizes")
     parser.add_argument("--rows", type=int, default=None, help="rows per data set")
-    parser.add_argument("--max-iter", type=int, default=None, help="VAE epochs (default: theirs)")
-    parser.add_argument("--device", default="auto", help="device of the VAEs")
+    parser.add_argument(
+        "--max-iter", type=int, default=None, help="VAE and AE epochs (default: theirs)"
+    )
+    parser.add_argument("--device", default="auto", help="device of the VAEs and AEs")
     parser.add_argument(
         "--threads",
         type=int,
@@ -416,10 +463,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     except ImportError:  # matplotlib: the bench extra
         log('no figure: it needs matplotlib (pip install -e ".[bench]")')
     print("Held-out log-likelihood per row (nats). 'held-out ll': the VAEs' score, the")
-    print("baselines' better plug-in score. 'Poisson', 'NB-MoM': plug-in scores of every")
-    print("method's reconstructed rates (NB dispersions by moments; NMF-KL fits test codes):")
+    print("AE's and the baselines' better plug-in score. 'Poisson', 'NB-MoM': plug-in")
+    print("scores of every method's reconstructed rates (NB dispersions by moments;")
+    print("NMF-KL fits test codes):")
     print(format_table(results))
-    print("\nVAE diagnosis (validation ELBO of the PCA start and of the kept weights):")
+    print("\nDiagnosis (validation score of the PCA start and of the kept weights):")
     print("\n".join(diagnose(results)))
     checks = check_targets(results)
     print("\nTargets:")

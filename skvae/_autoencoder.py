@@ -1,4 +1,5 @@
-"""Autoencoder: MLP encoder and mirrored MLP decoder trained on squared error."""
+"""Autoencoder: MLP encoder and mirrored MLP decoder trained on squared error
+(or, for counts, on the Poisson likelihood)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,40 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseAutoencoder
 from ._deep_missing import AutoencoderMissing
-from ._modules import ACTIVATIONS, AutoencoderModule
-from ._placement import random_rows
+from ._likelihoods import FAMILIES
+from ._modules import ACTIVATIONS, AutoencoderModule, CountAutoencoderModule
+from ._placement import MappedRows, random_rows
 from ._training import Objective
 
 #: Rows of training data encoded after fit to estimate the codes' Gaussian.
 _MOMENT_ROWS = 2048
 
+#: Training rows on which a count loss calibrates its start (as the VAE's).
+_START_ROWS = 4096
+
+#: Autoencoder(loss=...): None for squared error, else the likelihood family.
+LOSSES = {"squared_error": None, "poisson": "poisson"}
+
 
 class PointAutoencoder(BaseAutoencoder):
-    """Encoder to a point, decoder back, squared error; ``sample`` from the codes'
-    Gaussian. Shared by :class:`Autoencoder` and ``LinearAutoencoder``."""
+    """Encoder to a point, decoder back, squared error (or, where
+    :meth:`_loss_family` gives one, a likelihood family's negative
+    log-likelihood); ``sample`` from the codes' Gaussian. Shared by
+    :class:`Autoencoder` and ``LinearAutoencoder`` (always squared error)."""
 
     def _build_module(self, n_features, dtype):
-        return AutoencoderModule(
-            n_features, self.n_components_, self._hidden(), self._activation(), dtype
+        family = self._loss_family(n_features, dtype)
+        if family is None:
+            return AutoencoderModule(
+                n_features, self.n_components_, self._hidden(), self._activation(), dtype
+            )
+        return CountAutoencoderModule(
+            n_features, self.n_components_, self._hidden(), self._activation(), family, dtype
         )
+
+    def _loss_family(self, n_features, dtype):
+        """The likelihood family the loss reads, or None for squared error."""
+        return None
 
     def _hidden(self):
         return tuple(self.hidden_layer_sizes)
@@ -43,7 +62,9 @@ class PointAutoencoder(BaseAutoencoder):
         with torch.inference_mode():
             codes = module.encode(rows)
             # the isotropic Gaussian decoder's maximum-likelihood variance: the MSE
-            noise_variance = float(F.mse_loss(module.decode(codes), rows))
+            # (a count loss has its family's noise, and no such variance)
+            counts = hasattr(module, "family")
+            noise_variance = None if counts else float(F.mse_loss(module.decode(codes), rows))
         Z = codes.double().numpy()
         mean = Z.mean(axis=0)
         cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
@@ -59,8 +80,15 @@ class PointAutoencoder(BaseAutoencoder):
         scale = evecs * np.sqrt(np.clip(evals, 0, None))
         return self.latent_mean_ + rng.standard_normal((n_samples, len(evals))) @ scale.T
 
+    def _add_noise(self, means, rng):
+        family = getattr(self.module_, "family", None)
+        if family is None:  # squared error: isotropic Gaussian noise
+            return super()._add_noise(means, rng)
+        return family.sample(means, rng, float(self.module_.scale))  # counts
+
     def score_samples(self, X):
-        """Minus the mean squared reconstruction error of each row.
+        """Minus the mean squared reconstruction error of each row; with
+        ``loss="poisson"``, its Poisson log-likelihood.
 
         Parameters
         ----------
@@ -70,7 +98,9 @@ class PointAutoencoder(BaseAutoencoder):
         Returns
         -------
         scores : ndarray of shape (n_samples,)
-            ``-mean((inverse_transform(transform(X)) - X) ** 2, axis=1)``.
+            ``-mean((inverse_transform(transform(X)) - X) ** 2, axis=1)``; with
+            ``loss="poisson"``, the log-likelihood (nats) of each row's counts
+            under the Poisson rates ``inverse_transform(transform(X))``.
         """
         return self._row_scores(X)
 
@@ -93,7 +123,9 @@ class PointAutoencoder(BaseAutoencoder):
         Returns
         -------
         score : float
-            ``-mean((inverse_transform(transform(X)) - X) ** 2)``; higher is better.
+            ``-mean((inverse_transform(transform(X)) - X) ** 2)``; with
+            ``loss="poisson"``, the mean of :meth:`score_samples` (nats per
+            row). Higher is better.
         """
         return super().score(X)
 
@@ -129,6 +161,18 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
         training rows, in closed form) and the MLP corrections at zero.
         ``"random"``: every layer starts from PyTorch's default random
         initialisation.
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        What training minimises. ``"squared_error"``: the mean squared
+        reconstruction error (standardised units). ``"poisson"``, for counts
+        (non-negative integers; anything else is refused with a
+        ``ValueError``): the decoder gives each feature's log-rate and
+        training minimises the Poisson negative log-likelihood of the counts,
+        nats per row, with the likelihood family of
+        ``VariationalAutoencoder(likelihood="poisson")``. The encoder then
+        reads log1p of the counts, the PCA start is PCA of those with each
+        feature's baseline rate matched to its counts, ``inverse_transform``
+        gives rates, :meth:`sample` draws counts, and ``score_samples`` is
+        each row's Poisson log-likelihood given its code. No missing entries.
     solver : {"adam", "lbfgs"}, default="adam"
         Mini-batch Adam, or full-batch L-BFGS (small data sets).
     batch_size : int, default=128
@@ -190,17 +234,19 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
         Lowest epoch loss; None when held-out rows decide (see
         ``best_validation_score_``), as in scikit-learn's MLPs.
     validation_scores_ : list of float or None
-        Validation score (minus the MSE) of the starting point, then of each
-        epoch, with held-out rows; None without.
+        Validation score (minus the MSE; with ``loss="poisson"``, the mean
+        log-likelihood per row) of the starting point, then of each epoch,
+        with held-out rows; None without.
     best_validation_score_ : float or None
         The best of ``validation_scores_``: the kept weights' score.
     latent_mean_ : ndarray of shape (n_components,)
         Mean of the training codes (of up to 2048 random training rows).
     latent_covariance_ : ndarray of shape (n_components, n_components)
         Covariance of those codes; :meth:`sample` draws from this Gaussian.
-    noise_variance_ : float
+    noise_variance_ : float or None
         Mean squared reconstruction error of those rows: the variance of the
         isotropic Gaussian noise that :meth:`sample` adds to decoded means.
+        None with ``loss="poisson"``, whose :meth:`sample` draws Poisson counts.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -246,6 +292,7 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "init": [StrOptions({"pca", "random"})],
+        "loss": [StrOptions(set(LOSSES))],
         "solver": [StrOptions({"adam", "lbfgs"})],
     }
 
@@ -256,6 +303,7 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
         hidden_layer_sizes=(256, 128),
         activation="relu",
         init="pca",
+        loss="squared_error",
         solver="adam",
         batch_size=128,
         learning_rate=1e-3,
@@ -274,6 +322,7 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
+        self.loss = loss
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -287,3 +336,35 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
         self.device = device
         self.compute_dtype = compute_dtype
         self.verbose = verbose
+
+    def _loss_family(self, n_features, dtype):
+        name = LOSSES[self.loss]
+        if name is None:
+            return None
+        return FAMILIES[name].build(n_features, dtype, {"library_size": False})
+
+    def __sklearn_tags__(self):
+        # counts have no missing entries: NaN is refused, as by the count VAEs
+        tags = super().__sklearn_tags__()
+        module = getattr(self, "module_", None)  # fitted: the model's own loss
+        counts = hasattr(module, "family") if module is not None else self.loss != "squared_error"
+        tags.input_tags.allow_nan = tags.input_tags.allow_nan and not counts
+        return tags
+
+    def _check_training_data(self, X, dtype):
+        super()._check_training_data(X, dtype)
+        family = self._loss_family(X.shape[1], dtype)
+        if family is not None:
+            family.check(X, "loss", "squared_error")
+
+    def _start(self, X, module, generator, device, state):
+        family = getattr(module, "family", None)
+        if family is None:
+            return super()._start(X, module, generator, device, state)
+        # as the count VAEs start: PCA of what the encoder reads (log1p counts),
+        # then each feature's baseline rate from some training rows
+        rows = random_rows(X, _START_ROWS, generator).to(device, module.offset.dtype)
+        family.set_reference(rows)
+        super()._start(MappedRows(X, family.encoder_input), module, generator, device, state)
+        if self.init == "pca":
+            module.calibrate(rows)

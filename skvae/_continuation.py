@@ -2,7 +2,7 @@
 
 Each estimator names, in ``_network_parameters``, the parameters read once,
 when its networks are built: their widths, their activation, the VAE's
-likelihood and decoder variance. The values they had then are recorded
+likelihood and decoder variance, the Autoencoder's loss. The values they had then are recorded
 (:func:`network_params`, kept as ``_network_params``), and a ``partial_fit``
 that continues training refuses other values (:func:`check_unchanged`), as
 :class:`sklearn.decomposition.IncrementalPCA` refuses a new ``n_components``,
@@ -27,6 +27,7 @@ NETWORK_PARAMETERS = (
     "likelihood",
     "decoder_variance",
     "library_size",
+    "loss",
 )
 
 

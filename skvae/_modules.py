@@ -232,6 +232,79 @@ class AutoencoderModule(ScaledIO):
         self.decoder.start_linear(V.T)
 
 
+class CountAutoencoderModule(AutoencoderModule):
+    """A point autoencoder whose decoder gives a likelihood family's log-rates.
+
+    ``Autoencoder(loss="poisson")``: the family (a
+    :class:`~skvae._likelihoods.Poisson`, the VAE's own) says what the
+    encoder reads (log1p of the counts, standardised), how the decoder starts
+    at PCA of those and calibrates its biases, what the decoded mean is (the
+    rates), and the log-likelihood that the loss and the scores read. The
+    loss is the negative log-likelihood of the counts in nats per row, in the
+    data's own units (counts have no scale to remove).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_components: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        family: nn.Module,
+        dtype: torch.dtype,
+    ) -> None:
+        super().__init__(n_features, n_components, hidden_layer_sizes, activation, dtype)
+        self.family = family
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.scale_in(self.family.encoder_input(x)))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.family.mean(self.decoder(z))
+
+    def loss(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean negative log-likelihood of a batch's rows, nats per row."""
+        return self.row_loss(x, mask).mean()
+
+    def row_loss(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Each row's negative log-likelihood (nats)."""
+        return -self.family.log_prob(x, self.decoder(self.encode(x)), mask)
+
+    def score_rows(self, x: torch.Tensor, n_importance: int = 1, mask=None) -> torch.Tensor:
+        """The log-likelihood of each row given its code, nats."""
+        return self.family.log_prob(x, self.decoder(self.encode(x)), mask)
+
+    def score_entries(self, x: torch.Tensor, n_importance: int = 1) -> torch.Tensor:
+        """Each entry's log-likelihood given the row's code: rows sum to :meth:`score_rows`."""
+        return self.family.log_prob_entries(x, self.decoder(self.encode(x)))
+
+    def loss_in_data_units(self, loss: float) -> float:
+        return loss  # already a log-likelihood of the data itself
+
+    def check_support(self, X) -> None:
+        """Raise a ``ValueError`` naming the loss for rows that are not counts."""
+        self.family.check(X, "loss", "squared_error")
+
+    @torch.no_grad()
+    def set_scaling(self, X, max_rows=4096, mean=None) -> None:
+        super().set_scaling(X, max_rows, mean)
+        self.family.on_scaling(float(self.scale))
+
+    @torch.no_grad()
+    def start_at_pca(self, components: torch.Tensor, variances=None, noise_variance=None) -> None:
+        """Encoder V'x of the standardised log1p counts, decoder from V through
+        the family (log-rates; the biases come in :meth:`calibrate`)."""
+        V = padded(components.T, self.encoder.linear.out_features)
+        self.encoder.start_linear(V)
+        self.family.start(self.decoder, V.T, 0.0 if noise_variance is None else noise_variance)
+
+    @torch.no_grad()
+    def calibrate(self, rows: torch.Tensor) -> None:
+        """Each feature's baseline rate matched to its counts in ``rows``, given
+        the start's codes (the family's Poisson maximum likelihood of the bias)."""
+        self.family.calibrate(self.decoder, rows, self.encode(rows))
+
+
 def _row_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Each row's mean, over the entries ``mask`` marks (0 for a row with none)."""
     if mask is None:

@@ -34,6 +34,9 @@ from ._variational import VariationalAutoencoder
 STATE = "state."
 _OPTIMIZER, _MOMENTS = STATE + "optimizer.", STATE + "moments."
 _INPUT_DTYPES = ("float32", "float64")
+#: Network parameters added after files were first written, with the value a
+#: file that lacks one was fitted with.
+ADDED = {"loss": "squared_error"}
 #: Adam's per-parameter state (without amsgrad, which skvae does not use)
 _ADAM_KEYS = frozenset({"step", "exp_avg", "exp_avg_sq"})
 
@@ -110,6 +113,8 @@ def network_params(doc, estimator, path) -> dict:
     """The parameters the networks were built with, checked by name."""
     params = from_json(doc) if doc is not None else None
     names = [n for n in estimator._network_parameters if hasattr(estimator, n)]
+    if isinstance(params, dict) and params:  # a file older than the parameter: its default
+        params = {**{n: ADDED[n] for n in names if n in ADDED and n not in params}, **params}
     if not isinstance(params, dict) or (params and sorted(params) != sorted(names)):
         raise ValueError(
             f"{path}: the networks' parameters are {params!r}, not values of {names}."
@@ -300,7 +305,10 @@ def check_attributes(attributes: dict, estimator, path) -> None:
                     f"n_components_={k} and n_features_in_={d} make it a float array of "
                     f"shape {shape}."
                 )
-    if attributes["noise_variance_"] is None and not isinstance(estimator, VariationalAutoencoder):
+    noiseless = isinstance(estimator, VariationalAutoencoder) or (
+        getattr(estimator, "loss", "squared_error") != "squared_error"
+    )  # a likelihood of its own (counts): no one noise variance
+    if attributes["noise_variance_"] is None and not noiseless:
         raise ValueError(f"{path}: noise_variance_ is None; this model has a noise variance.")
     names = attributes.get("feature_names_in_")
     if names is not None and not (

@@ -61,6 +61,16 @@ def test_vaes_end_at_least_at_their_start(quick_run):
     assert (vaes["best_val_elbo"] >= vaes["start_val_elbo"] - 1e-6).all()
 
 
+def test_the_count_autoencoder_is_scored_plug_in_and_ends_at_least_at_its_start(quick_run):
+    results = quick_run["csv"]
+    aes = results[results["method"].isin(list(counts.AUTOENCODERS))]
+    assert len(aes) == 1
+    assert np.isfinite(aes[list(VAE_COLUMNS)]).all().all()
+    np.testing.assert_allclose(aes["loglik"], aes[["loglik_poisson", "loglik_nb"]].max(axis=1))
+    assert (aes["best_val_elbo"] >= aes["start_val_elbo"]).all()
+    assert "AE-Poisson: validation log-lik" in quick_run["stdout"]
+
+
 def test_stdout_has_the_table_and_one_line_per_target(quick_run):
     stdout = quick_run["stdout"]
     for method in counts.METHODS:

@@ -17,12 +17,12 @@ class Bernoulli(Family):
 
     name = "bernoulli"
 
-    def check(self, X):
+    def check(self, X, parameter="likelihood", other="gaussian"):
         if X.size and (X.min() < 0 or X.max() > 1):
             raise ValueError(
-                "likelihood='bernoulli' needs data in [0, 1]; X ranges over "
+                f"{parameter}='bernoulli' needs data in [0, 1]; X ranges over "
                 f"[{X.min():.3g}, {X.max():.3g}]. Scale it (e.g. MinMaxScaler) or use "
-                "likelihood='gaussian'."
+                f"{parameter}={other!r}."
             )
 
     def log_prob_entries(self, x, out):

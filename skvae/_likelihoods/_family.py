@@ -47,8 +47,13 @@ class Family(nn.Module):
         return cls(n_features, dtype)
 
     # ------------------------------------------------------------ validation
-    def check(self, X: np.ndarray) -> None:
-        """Raise a ``ValueError`` naming the likelihood if ``X`` is outside its support."""
+    def check(self, X: np.ndarray, parameter: str = "likelihood", other: str = "gaussian") -> None:
+        """Raise a ``ValueError`` naming the likelihood if ``X`` is outside its support.
+
+        ``parameter`` is the estimator's parameter that chose the family (the
+        VAE's ``likelihood``, the Autoencoder's ``loss``), and ``other`` the
+        value of it that suits continuous data, for the message.
+        """
 
     # ----------------------------------------------------------- the density
     def encoder_input(self, x: torch.Tensor) -> torch.Tensor:

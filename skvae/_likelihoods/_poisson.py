@@ -39,16 +39,16 @@ class Poisson(Family):
     def build(cls, n_features, dtype, options):
         return cls(n_features, dtype, bool(options["library_size"]))
 
-    def check(self, X):
+    def check(self, X, parameter="likelihood", other="gaussian"):
         if X.size and X.min() < 0:
             raise ValueError(
-                f"likelihood={self.name!r} needs counts, but X has negative values "
+                f"{parameter}={self.name!r} needs counts, but X has negative values "
                 f"(down to {X.min():.3g})."
             )
         if X.size and not np.array_equal(X, np.round(X)):
             raise ValueError(
-                f"likelihood={self.name!r} needs counts, but X has non-integer values. "
-                "Pass raw counts, or use likelihood='gaussian' for continuous data."
+                f"{parameter}={self.name!r} needs counts, but X has non-integer values. "
+                f"Pass raw counts, or use {parameter}={other!r} for continuous data."
             )
 
     def log_library(self, x: torch.Tensor) -> torch.Tensor | float:
