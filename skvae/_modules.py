@@ -99,6 +99,13 @@ class ScaledIO(nn.Module):
             spread = torch.sqrt(torch.nanmean(torch.nanmean(centred**2, dim=0)))
         self.scale.copy_(spread if spread > 0 and torch.isfinite(spread) else 1.0)
 
+    def fill_missing(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows with their missing entries (NaN) at ``offset`` (0 once
+        standardised: the zero-filled input the networks train on), and the mask
+        of observed entries."""
+        mask = ~torch.isnan(x)
+        return torch.where(mask, x, self.offset), mask
+
     def scale_in(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.offset) / self.scale
 
