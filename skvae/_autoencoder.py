@@ -74,18 +74,6 @@ class PointAutoencoder(BaseAutoencoder):
         self.latent_mean_, self.latent_covariance_, self.noise_variance_ = fitted
         super()._set_fitted(module, history, state, fitted)
 
-    def _draw_latent(self, n_samples, rng):
-        # eigh rather than cholesky: the codes' covariance may be singular
-        evals, evecs = np.linalg.eigh(self.latent_covariance_)
-        scale = evecs * np.sqrt(np.clip(evals, 0, None))
-        return self.latent_mean_ + rng.standard_normal((n_samples, len(evals))) @ scale.T
-
-    def _add_noise(self, means, rng):
-        family = getattr(self.module_, "family", None)
-        if family is None:  # squared error: isotropic Gaussian noise
-            return super()._add_noise(means, rng)
-        return family.sample(means, rng, float(self.module_.scale))  # counts
-
     def score_samples(self, X):
         """Minus the mean squared reconstruction error of each row; with
         ``loss="poisson"``, its Poisson log-likelihood.

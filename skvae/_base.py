@@ -34,6 +34,7 @@ from ._continuation import NETWORK_PARAMETERS, check_unchanged, network_params
 from ._distributed import LOCAL, Ranks, participants
 from ._fitstate import FitState
 from ._inference import InferenceMixin
+from ._missing import has_nan
 from ._modules import init_parameters
 from ._placement import TORCH_DTYPES, column_mean, resolve_device
 from ._stopping import TrainingInterrupted
@@ -111,9 +112,6 @@ class BaseAutoencoder(
         "verbose": ["verbose"],
     }
 
-    #: ``sample`` draws codes from the prior N(0, I) (else from the codes' Gaussian).
-    _prior_latent: bool = False
-
     def __init_subclass__(cls, register: bool = False, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if register:
@@ -128,11 +126,10 @@ class BaseAutoencoder(
     def _build_module(self, n_features: int, dtype: torch.dtype) -> torch.nn.Module:
         raise NotImplementedError
 
-    def _draw_latent(self, n_samples: int, rng: np.random.RandomState) -> np.ndarray:
-        raise NotImplementedError
-
-    def _objective(self, module, generator) -> Objective:
-        """The training objective, in the networks' standardised units."""
+    def _objective(self, module, generator, masked: bool = False) -> Objective:
+        """The training objective, in the networks' standardised units; called
+        with ``masked=True`` only where the rows have missing entries (NaN),
+        whose objective reads the observed entries."""
         raise NotImplementedError
 
     def _solver(self) -> str:
@@ -164,7 +161,8 @@ class BaseAutoencoder(
 
     def _trainer(self, module, generator, device, state: FitState) -> Trainer:
         ranks = state.ranks
-        objective = self._objective(module, ranks.noise_generator(generator))
+        masked = {"masked": True} if state.missing else {}
+        objective = self._objective(module, ranks.noise_generator(generator), **masked)
         config = self._training_config()
         return Trainer(module, objective, config, generator, device, ranks=ranks)
 
@@ -182,7 +180,13 @@ class BaseAutoencoder(
 
     def _partial_fit_module(self, X, module, generator, device, state: FitState) -> History:
         """One pass of Adam over ``X``, continuing from ``state.optimizer_state``
-        (the first pass, None, starts the new networks first)."""
+        (the first pass, None, starts the new networks first). Rows with missing
+        entries are refused: a model completes them only from all the rows."""
+        if has_nan(X):
+            raise ValueError(
+                f"{type(self).__name__}.partial_fit takes no missing entries (NaN); "
+                "fit takes them (on all the rows together), or impute the chunk first."
+            )
         if state.optimizer_state is None and state.network_params is not None:
             self._start(X, module, generator, device, state)
         trainer = self._trainer(module, generator, device, state)

@@ -21,7 +21,7 @@ import torch
 from ._distributed import participants
 from ._missing import fit_em, has_nan
 from ._placement import random_rows
-from ._training import Objective, Trainer
+from ._training import Objective
 
 #: Rows encoded after fit for the codes' Gaussian (as without missing entries).
 _MOMENT_ROWS = 2048
@@ -32,9 +32,8 @@ EM_MAX_ITER = 1000
 
 def observed(module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows with their missing entries at the networks' offset (0 once
-    standardised), and the mask of observed entries."""
-    mask = ~torch.isnan(x)
-    return torch.where(mask, x, module.offset), mask
+    standardised), and the mask of observed entries: the model's ``fill_missing``."""
+    return module.fill_missing(x)
 
 
 def _column_nanmean(X: torch.Tensor) -> torch.Tensor:
@@ -42,7 +41,9 @@ def _column_nanmean(X: torch.Tensor) -> torch.Tensor:
 
 
 class _MissingEntries:
-    """What both deep models share: checks, the EM start, the masked trainer."""
+    """What both deep models share: checks and the EM start. The masked
+    objective is each model's (``_objective(masked=True)``); transform and
+    the scores reach the model's verbs with a mask (see ``skvae._inference``)."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -73,14 +74,6 @@ class _MissingEntries:
     def _fit_module(self, X, module, generator, device, state):
         state.missing = has_nan(X)
         return super()._fit_module(X, module, generator, device, state)
-
-    def _partial_fit_module(self, X, module, generator, device, state):
-        if has_nan(X):
-            raise ValueError(
-                f"{type(self).__name__}.partial_fit takes no missing entries (NaN); "
-                "fit takes them (on all the rows together), or impute the chunk first."
-            )
-        return super()._partial_fit_module(X, module, generator, device, state)
 
     def _start(self, X, module, generator, device, state):
         if not state.missing:
@@ -114,41 +107,6 @@ class _MissingEntries:
         variances = (s**2 + model.noise) / scale2
         module.start_at_pca(axes.cpu(), variances.cpu(), model.noise / scale2)
 
-    def _trainer(self, module, generator, device, state):
-        if not state.missing:
-            return super()._trainer(module, generator, device, state)
-        ranks = state.ranks
-        objective = self._masked_objective(module, ranks.noise_generator(generator))
-        config = self._training_config()
-        return Trainer(module, objective, config, generator, device, ranks=ranks)
-
-    def _rows_to_encode(self, X):
-        # the code of the row with its missing entries at the training offset
-        if not has_nan(X):
-            return super()._rows_to_encode(X)
-        offset = self.module_.offset.detach().cpu().numpy().astype(X.dtype)
-        return np.where(np.isnan(X), offset, X)
-
-    def _row_scores(self, X) -> np.ndarray:
-        X, check = self._scored_rows(X)
-        copies = self.module_.score_copies(self._n_importance())
-        if check is not None or not has_nan(X):
-            return self._map_rows(self._score_rows, X, 1, copies, check)[:, 0]
-        return self._map_rows(self._masked_score_rows, X, 1, copies)[:, 0]
-
-    def _masked_score_rows(self, module, x):
-        """The model's score of each row's observed entries (0 for none)."""
-        x, mask = observed(module, x)
-        return module.score_rows(x, self._n_importance(), mask)
-
-    def _score_entries(self, module, x):
-        if bool(torch.isnan(x).any()):
-            raise ValueError(
-                f"{type(self).__name__}.score_features takes no missing entries (NaN); "
-                "score_samples and score do."
-            )
-        return super()._score_entries(module, x)
-
 
 # ------------------------------------------------------------- Autoencoder
 def masked_loss(module, x: torch.Tensor) -> torch.Tensor:
@@ -164,7 +122,9 @@ def masked_row_loss(module, x: torch.Tensor) -> torch.Tensor:
 class AutoencoderMissing(_MissingEntries):
     """NaN as a missing entry for :class:`~skvae.Autoencoder`."""
 
-    def _masked_objective(self, module, generator) -> Objective:
+    def _objective(self, module, generator, masked=False):
+        if not masked:
+            return super()._objective(module, generator)
         return Objective(masked_loss, masked_row_loss)
 
     def _after_fit(self, X, module, generator, state):
@@ -193,11 +153,3 @@ class VAEMissing(_MissingEntries):
         gaussian = family == "gaussian"
         tags.input_tags.allow_nan = gaussian and not isinstance(self.n_components, str)
         return tags
-
-    def _masked_objective(self, module, generator) -> Objective:
-        return self._objective(module, generator, masked=True)
-
-    def _posterior(self, module, x):
-        if bool(torch.isnan(x).any()):
-            x = observed(module, x)[0]
-        return super()._posterior(module, x)

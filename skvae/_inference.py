@@ -3,13 +3,16 @@
 A mixin of :class:`~skvae._base.BaseAutoencoder`. Each verb runs one of the
 fitted model's own verbs (``code``, ``decode``, ``score_rows``: the model
 protocol, see the developer notes) over chunks of rows on the estimator's
-device (:func:`~skvae._placement.map_rows`); ``sample`` draws latent points
-with the estimator's ``_draw_latent``.
+device (:func:`~skvae._placement.map_rows`); rows with missing entries (NaN)
+go to the same verbs with a ``mask``, filled by the model (``fill_missing``).
+``sample`` draws latent points from the prior or the codes' Gaussian, decodes
+them and draws around them (the model's ``sample_around``, else Gaussian).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from numbers import Integral
 
@@ -19,6 +22,7 @@ from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._missing import has_nan
 from ._placement import map_rows, resolve_device
 from ._validation import FLOATS, inference_rows
 
@@ -29,6 +33,9 @@ class InferenceMixin(TransformerMixin):
     A TransformerMixin itself, so that scikit-learn's ``set_output`` wraps the
     ``transform`` defined here.
     """
+
+    #: ``sample`` draws codes from the prior N(0, I) (else from the codes' Gaussian).
+    _prior_latent: bool = False
 
     def _map_rows(self, fn, X, out_width: int, copies: int = 1, check=None) -> np.ndarray:
         """``fn(module, rows)`` over chunks of X on the device; output in X's dtype."""
@@ -80,24 +87,28 @@ class InferenceMixin(TransformerMixin):
         X, check = self._inference_data(X)
         k = self.n_components_
         if not return_std:
-            return self._map_rows(self._encode, self._rows_to_encode(X), k, check=check)
-        both = self._map_rows(self._posterior, X, 2 * k, check=check)
+            return self._map_rows(self._with_missing(self._encode, X, check), X, k, check=check)
+        fn = self._with_missing(self._posterior, X, check)
+        both = self._map_rows(fn, X, 2 * k, check=check)
         return np.ascontiguousarray(both[:, :k]), np.ascontiguousarray(both[:, k:])
 
     def _check_posterior(self) -> None:
         check_is_fitted(self)
-        own = type(self)._posterior is not InferenceMixin._posterior
-        if not own and not hasattr(self.module_, "posterior"):
+        if not hasattr(self.module_, "posterior"):
             raise ValueError(
                 f"{type(self).__name__} has no posterior: its codes are points, with "
                 "no spread, so transform(X, return_std=True) has nothing to return. "
                 "VariationalAutoencoder and LinearAutoencoder are probabilistic."
             )
 
-    def _rows_to_encode(self, X):
-        """The validated rows ``transform`` encodes: ``X`` itself (``LinearAutoencoder``
-        fills missing entries first)."""
-        return X
+    def _with_missing(self, fn, X, check):
+        """``fn(module, rows)``, or for dense in-memory rows with missing entries
+        (NaN), ``fn(module, filled, mask)`` on the rows as the model fills them
+        (its ``fill_missing`` verb) and the mask of their observed entries.
+
+        Decided once for all of ``X``: data without NaN never builds a mask.
+        """
+        return functools.partial(_filled, fn) if _has_missing(X, check) else fn
 
     def inverse_transform(self, X):
         """Decode latent points back to the data space.
@@ -121,26 +132,27 @@ class InferenceMixin(TransformerMixin):
             )
         return self._map_rows(self._decode, Z, self.n_features_in_)
 
-    # The model's verbs as functions of (module, rows), for map_rows and ONNX.
-    def _encode(self, module, x):
-        return module.code(x)
+    # The model's verbs as functions of (module, rows), for map_rows and ONNX;
+    # ``mask``: the rows' observed entries, where they have missing ones.
+    def _encode(self, module, x, mask=None):
+        return module.code(x)  # the filled rows' code
 
-    def _posterior(self, module, x):
+    def _posterior(self, module, x, mask=None):
         """Each row's posterior mean and standard deviation, side by side."""
-        return torch.cat(module.posterior(x), dim=-1)
+        return torch.cat(module.posterior(*_given(x, mask)), dim=-1)
 
     def _decode(self, module, z):
         return module.decode(z)
 
-    def _score_rows(self, module, x):
-        return module.score_rows(x, self._n_importance())
+    def _score_rows(self, module, x, mask=None):
+        return module.score_rows(x, self._n_importance(), *_given(mask))
 
     def _n_importance(self) -> int:
         """Importance samples per row for ``score_samples`` (1: none)."""
         return getattr(self, "n_importance", 1)
 
-    def _score_entries(self, module, x):
-        return module.score_entries(x, self._n_importance())
+    def _score_entries(self, module, x, mask=None):
+        return module.score_entries(x, self._n_importance(), *_given(mask))
 
     def _scored_rows(self, X):
         """Validate rows to score, with the model's support checked too."""
@@ -156,7 +168,8 @@ class InferenceMixin(TransformerMixin):
     def _row_scores(self, X) -> np.ndarray:
         X, check = self._scored_rows(X)
         copies = self.module_.score_copies(self._n_importance())
-        return self._map_rows(self._score_rows, X, 1, copies, check)[:, 0]
+        fn = self._with_missing(self._score_rows, X, check)
+        return self._map_rows(fn, X, 1, copies, check)[:, 0]
 
     def score_features(self, X):
         """Each feature's share of each row's :meth:`score_samples`.
@@ -187,7 +200,14 @@ class InferenceMixin(TransformerMixin):
         """
         X, check = self._scored_rows(X)
         copies = self.module_.score_copies(self._n_importance())
-        return self._map_rows(self._score_entries, X, self.n_features_in_, copies, check)
+        masked = "mask" in inspect.signature(self.module_.score_entries).parameters
+        if _has_missing(X, check) and not masked:
+            raise ValueError(
+                f"{type(self).__name__}.score_features takes no missing entries (NaN); "
+                "score_samples and score do."
+            )
+        fn = self._with_missing(self._score_entries, X, check)
+        return self._map_rows(fn, X, self.n_features_in_, copies, check)
 
     def score(self, X, y=None):
         """Mean per-row score of ``X`` (higher is better); see the class notes.
@@ -239,10 +259,41 @@ class InferenceMixin(TransformerMixin):
         means = self._map_rows(self._decode, z, self.n_features_in_)
         return self._add_noise(means, rng) if noise else means
 
+    def _draw_latent(self, n_samples: int, rng: np.random.RandomState) -> np.ndarray:
+        """Latent points: from the prior N(0, I) (``_prior_latent``), else from the
+        Gaussian of the training codes (``latent_mean_``, ``latent_covariance_``)."""
+        if self._prior_latent:
+            return rng.standard_normal((n_samples, self.n_components_))
+        # eigh rather than cholesky: the codes' covariance may be singular
+        evals, evecs = np.linalg.eigh(self.latent_covariance_)
+        scale = evecs * np.sqrt(np.clip(evals, 0, None))
+        return self.latent_mean_ + rng.standard_normal((n_samples, len(evals))) @ scale.T
+
     def _add_noise(self, means: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-        """Draw from the decoder's distribution around ``means``: Gaussian here."""
+        """Draw from the decoder's distribution around ``means``: the model's own
+        (its ``sample_around`` verb), else Gaussian of variance ``noise_variance_``."""
+        sample_around = getattr(self.module_, "sample_around", None)
+        if sample_around is not None:
+            return sample_around(means, rng)
         scale = np.sqrt(self.noise_variance_)
         return means + (scale * rng.standard_normal(means.shape)).astype(means.dtype)
+
+
+def _has_missing(X, check) -> bool:
+    """Whether validated rows hold missing entries: dense in-memory rows with NaN
+    (sparse and out-of-core rows are refused NaN as they are read)."""
+    return check is None and has_nan(X)
+
+
+def _filled(fn, module, x: torch.Tensor) -> torch.Tensor:
+    """``fn(module, rows, mask)`` on rows with missing entries, as the model fills them."""
+    return fn(module, *module.fill_missing(x))
+
+
+def _given(*values):
+    """The values, less a trailing mask of None (a model's verbs without missing
+    entries are called without one)."""
+    return values[:-1] if values[-1] is None else values
 
 
 def _checked(check, support, rows: np.ndarray) -> np.ndarray:

@@ -8,10 +8,8 @@ import numpy as np
 import torch
 from sklearn.base import _fit_context
 
-# Minka's evidence for each rank, exactly as PCA(n_components="mle") computes it:
-# reusing it means "mle" picks PCA's rank by construction (same formula, same
-# guards against vanishing eigenvalues) rather than by a re-derivation that
-# could drift from it. Private, but unchanged since scikit-learn 0.18.
+# Minka's evidence for each rank, as PCA(n_components="mle") computes it: "mle"
+# picks PCA's rank by construction. Private, but unchanged since scikit-learn 0.18.
 from sklearn.decomposition._pca import _infer_dimension
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.extmath import svd_flip
@@ -22,6 +20,7 @@ from ._distributed import participants
 from ._fitstate import FitState
 from ._ppca import ProbabilisticPCAMixin
 from ._ppca_missing import MissingValuesMixin
+from ._ppca_module import PPCAModule, ppca_state
 from ._subspace import (
     EIGH_MAX_SIZE,
     Moments,
@@ -217,7 +216,6 @@ class LinearAutoencoder(
         ],
         "whiten": ["boolean"],
         "solver": [StrOptions({"als", "adam", "lbfgs"})],
-        # 0: EM holds no entry out (Adam's early stopping then holds out no row)
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
     }
 
@@ -260,11 +258,8 @@ class LinearAutoencoder(
         self.compute_dtype = compute_dtype
         self.verbose = verbose
 
-    def _hidden(self):
-        return ()
-
-    def _activation(self):
-        return "identity"
+    def _build_module(self, n_features, dtype):  # its densities and posteriors: its verbs
+        return PPCAModule(n_features, self.n_components_, dtype)
 
     def _resolve_n_components(self, X, state):
         width = self._em_width(X, state)  # rows with missing entries: EM instead
@@ -462,17 +457,21 @@ class LinearAutoencoder(
             eps = torch.finfo(module.decoder.linear.weight.dtype).eps  # the encoder's clip
             latent_variance = np.where(scale >= eps, 1.0, explained_variance / eps**2)
         _set_projection(module, mean, torch.from_numpy(components.T), scale)
+        components = np.ascontiguousarray(components, dtype=np_dtype)
+        reported, mean = explained_variance.astype(np_dtype), mean.numpy().astype(np_dtype)
+        # the model's own probabilistic PCA, from the arrays the estimator reports
+        module.set_ppca(ppca_state(components, reported, noise, mean, self.whiten))
         # what _set_fitted sets, each under its attribute's name less the "_"
         return {
-            "components": np.ascontiguousarray(components, dtype=np_dtype),
-            "explained_variance": explained_variance.astype(np_dtype),
+            "components": components,
+            "explained_variance": reported,
             "explained_variance_ratio": (explained_variance / total).astype(np_dtype)
             if total > 0
             else np.zeros(k, dtype=np_dtype),
             "singular_values": np.sqrt(explained_variance * max(n - 1, 0)).astype(np_dtype),
             "noise_variance": float(noise),
             "n_samples": n,
-            "mean": mean.numpy().astype(np_dtype),
+            "mean": mean,
             "latent_mean": np.zeros(k),
             "latent_covariance": np.diag(latent_variance),
         }

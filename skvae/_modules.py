@@ -99,6 +99,13 @@ class ScaledIO(nn.Module):
             spread = torch.sqrt(torch.nanmean(torch.nanmean(centred**2, dim=0)))
         self.scale.copy_(spread if spread > 0 and torch.isfinite(spread) else 1.0)
 
+    def fill_missing(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows with their missing entries (NaN) at ``offset`` (0 once
+        standardised: the zero-filled input the networks train on), and the mask
+        of observed entries."""
+        mask = ~torch.isnan(x)
+        return torch.where(mask, x, self.offset), mask
+
     def scale_in(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.offset) / self.scale
 
@@ -261,6 +268,10 @@ class CountAutoencoderModule(AutoencoderModule):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.family.mean(self.decoder(z))
+
+    def sample_around(self, means, rng):
+        """Counts drawn around decoded ``means`` (a NumPy array), by the family."""
+        return self.family.sample(means, rng, float(self.scale))
 
     def loss(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The mean negative log-likelihood of a batch's rows, nats per row."""

@@ -37,10 +37,12 @@ from ._base import ESTIMATORS as _CLASSES
 from ._optional import import_optional
 from ._persistence_json import Unstorable, from_json, parse, to_json
 from ._persistence_state import STATE, check_attributes, decode, encode, network_params
+from ._ppca_module import ppca_state
 
 #: Version of the file layout; a reader refuses files of a later version.
-#: Version 2 added the training state (skvae._persistence_state).
-FORMAT_VERSION = 2
+#: Version 2 added the training state (skvae._persistence_state); version 3,
+#: LinearAutoencoder's probabilistic PCA among its module's tensors.
+FORMAT_VERSION = 3
 
 #: The only classes a file may name: loading never imports anything else.
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -290,6 +292,8 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
     if "state" in header:
         network = network_params(header["state"].get("network_params"), estimator, path)
     module_arrays = {k[len(_MODULE) :]: v for k, v in arrays.items() if k.startswith(_MODULE)}
+    if header["format_version"] < 3 and header["class"] == "LinearAutoencoder":
+        module_arrays.update(_ppca_arrays(estimator, path))
     dtype = _DTYPES[header["dtype"]]
     with torch.device("meta"):  # the shapes first, with no memory: a file cannot
         meta = _build(estimator, network, dtype, path, header)  # make load allocate
@@ -304,6 +308,21 @@ def load(path: str | os.PathLike, *, device: str | torch.device | None = None):
         estimator._optimizer_state = None
     estimator.module_ = module
     return estimator
+
+
+def _ppca_arrays(estimator, path) -> dict:
+    """The probabilistic-PCA tensors that a LinearAutoencoder's module holds since
+    format 3, from the fitted attributes that files of formats 1 and 2 hold."""
+    try:
+        return ppca_state(
+            estimator.components_,
+            estimator.explained_variance_,
+            estimator.noise_variance_,
+            estimator.mean_,
+            estimator.whiten,
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot rebuild the model's probabilistic PCA: {exc}") from exc
 
 
 def _build(estimator, network: dict, dtype: torch.dtype, path, header: dict):

@@ -1,10 +1,12 @@
-"""Probabilistic PCA's density, covariance and sampling, for a fitted linear model.
+"""Probabilistic PCA's covariance and sampling, for a fitted linear model.
 
 :class:`ProbabilisticPCAMixin` gives ``LinearAutoencoder`` what
 :class:`sklearn.decomposition.PCA` derives from its subspace (Tipping & Bishop,
-1999): ``get_covariance``, ``get_precision``, ``score_samples``, ``score`` and
-draws from the full model. It reads only fitted attributes: ``components_``,
-``explained_variance_``, ``noise_variance_`` and ``mean_``.
+1999): ``get_covariance``, ``get_precision``, the documentation of
+``score_samples`` and ``score``, and draws from the full model. It reads only
+fitted attributes: ``components_``, ``explained_variance_``,
+``noise_variance_`` and ``mean_``. The densities and posteriors themselves are
+the model's verbs (:class:`~skvae._ppca_module.PPCAModule`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -73,78 +74,6 @@ class ProbabilisticPCAMixin:
         if noise == 0.0:
             return np.linalg.inv(self.get_covariance())
         return self._plane_and_rest(1.0 / along, 1.0 / noise)
-
-    def _posterior_std(self) -> np.ndarray:
-        """The exact posterior's standard deviation along each code (one per
-        component, the same for every row), in the coordinates of ``transform``.
-
-        Tipping & Bishop's posterior of z given x is N(M^-1 W'(x - mean), s2 M^-1)
-        with W = U (L - s2 I)^(1/2) and M = W'W + s2 I = L, along the components
-        U. ``transform`` returns y = U'(x - mean) (divided by sqrt(L) with
-        ``whiten``), which is the posterior mean times L / (L - s2)^(1/2); on that
-        scale the posterior variance is s2 L / (L - s2) (s2 / (L - s2) whitened):
-        0 with no noise, and inf along a component whose variance does not exceed
-        the noise variance (pPCA gives it no weight, so its code says nothing).
-        """
-        along, noise = self._model_variances()
-        if noise == 0.0:
-            return np.zeros_like(along)
-        excess = along - noise
-        informative = excess > 0
-        ratio = along / np.where(informative, excess, 1.0)
-        variance = np.where(informative, noise * ratio, np.inf)
-        if self.whiten:
-            explained = np.asarray(self.explained_variance_, dtype=np.float64)
-            eps = float(np.finfo(self.mean_.dtype).eps)
-            variance = variance / np.maximum(np.sqrt(explained), eps) ** 2
-        return np.sqrt(variance)
-
-    def _posterior(self, module, x):
-        codes = module.code(x)
-        std = torch.as_tensor(self._posterior_std()).to(codes)
-        return torch.cat([codes, std.expand_as(codes)], dim=-1)
-
-    def _score_rows(self, module, x):
-        # Log-density of N(mean_, get_covariance()), in float64 whatever the
-        # module's dtype, from the components (O(d k) per row, no d x d matrix).
-        # A variance of 0 (no discarded direction, or no variance at all) is
-        # floored at the smallest normal float: rows on the model's support
-        # keep a finite score, rows off it get a hugely negative one.
-        along, noise = self._model_variances()
-        floor = np.finfo(np.float64).tiny
-        along, noise = np.maximum(along, floor), max(noise, floor)
-        to = {"device": x.device, "dtype": torch.float64}
-        C = torch.as_tensor(self.components_).to(**to)
-        centred = x.to(**to) - torch.as_tensor(self.mean_).to(**to)
-        codes = centred @ C.T
-        k, d = C.shape
-        distance = (codes**2 / torch.as_tensor(along).to(**to)).sum(dim=1)
-        log_det = float(np.log(along).sum())
-        if k < d:
-            off_plane = ((centred - codes @ C) ** 2).sum(dim=1)
-            distance = distance + off_plane / noise
-            log_det += (d - k) * math.log(noise)
-        return -0.5 * (distance + log_det + d * math.log(2 * math.pi))
-
-    def _score_entries(self, module, x):
-        # E_q log N(x_j | w_j'z + mean_j, s2) under the exact posterior
-        # q = N(m, S): m = (L - s2)^(1/2) / L * codes, S = s2 / L along the
-        # components, W = U (L - s2)^(1/2); the rest (minus the KL) shared
-        # equally. With no noise the model has no per-entry density: equal shares.
-        total = self._score_rows(module, x)
-        along, noise = self._model_variances()
-        d = x.shape[-1]
-        if noise == 0.0:
-            return (total / d)[:, None].expand(-1, d)
-        to = {"device": x.device, "dtype": torch.float64}
-        C = torch.as_tensor(self.components_).to(**to)
-        centred = x.to(**to) - torch.as_tensor(self.mean_).to(**to)
-        along_t = torch.as_tensor(along).to(**to)
-        shrink = (along_t - noise) / along_t  # W m = U diag(shrink) codes
-        residual = centred - ((centred @ C.T) * shrink) @ C
-        spread = ((C**2) * (shrink * noise)[:, None]).sum(0)  # w_j' S w_j
-        shares = -0.5 * ((residual**2 + spread) / noise + math.log(2 * math.pi * noise))
-        return shares + ((total - shares.sum(-1)) / d)[:, None]
 
     def score_samples(self, X):
         """Log-likelihood of each row under the probabilistic PCA model.

@@ -2,10 +2,11 @@
 
 :class:`MissingValuesMixin` lets ``LinearAutoencoder`` take NaN, in dense
 in-memory data, as an entry that was not observed. ``fit`` runs EM on the
-observed entries (:func:`skvae._missing.fit_em`); ``transform``,
-``score_samples`` and the imputation helpers condition on each row's observed
-entries under the fitted model. Data without NaN takes the usual paths,
-unchanged.
+observed entries (:func:`skvae._missing.fit_em`), and the imputation helpers
+condition on each row's observed entries under the fitted model;
+``transform``, ``score_samples`` and ``score_features`` do so through the
+model's own verbs (:class:`~skvae._ppca_module.PPCAModule`, with a mask). Data
+without NaN takes the usual paths, unchanged.
 """
 
 from __future__ import annotations
@@ -13,22 +14,12 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._distributed import participants
-from ._missing import (
-    PPCA,
-    conditional_mean,
-    conditional_sample,
-    expected_entry_log_density,
-    fit_em,
-    has_nan,
-    log_likelihood,
-    posterior_variance,
-)
+from ._missing import PPCA, conditional_mean, conditional_sample, fit_em, has_nan
 from ._placement import CHUNK_ELEMENTS, is_out_of_core
 
 
@@ -118,19 +109,12 @@ class MissingValuesMixin:
         )
 
     # -------------------------------------------------------------- inference
-    def _ppca(self, device: torch.device) -> PPCA:
-        """The fitted model as (mean, W, noise), W spanning the components, in float64."""
-        along, noise = self._model_variances()
-        to = {"device": device, "dtype": torch.float64}
-        C = torch.as_tensor(self.components_).to(**to)
-        W = C.T * torch.as_tensor(np.sqrt(along - noise)).to(**to)
-        return PPCA(torch.as_tensor(self.mean_).to(**to), W, noise)
-
     def _on_missing_rows(self, fn, X: np.ndarray, width: int, *draws) -> np.ndarray:
         """``fn(rows, model, *draws)`` over chunks of the rows of X, in float64 on
         the device; output in X's dtype."""
         device = self._inference_device()
-        model = self._ppca(device)
+        fitted = self.module_.ppca()  # the model's own float64 buffers, on the CPU
+        model = PPCA(fitted.mean.to(device), fitted.weight.to(device), fitted.noise)
         k = model.weight.shape[1]
         step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k, width))
         out = np.empty((len(X), width), dtype=X.dtype)
@@ -149,61 +133,6 @@ class MissingValuesMixin:
             picked = [draw[rows] for draw in draws]
             out[rows] = self._on_missing_rows(fn, out[rows], out.shape[1], *picked)
         return out
-
-    def _rows_to_encode(self, X):
-        # transform of a row with missing entries: that of its conditional mean,
-        # E[transform(x) | x_obs] (transform is affine)
-        if sp.issparse(X) or is_out_of_core(X) or not has_nan(X):
-            return X
-        return self._completed(X, conditional_mean)
-
-    def _posterior(self, module, x):
-        # rows with missing entries: the code of the conditional mean (the
-        # posterior mean of z given x_o, in transform's coordinates) and the
-        # spread of Cov[z | x_o] = noise M_o^-1, mapped as the complete rows'
-        missing = torch.isnan(x).any(-1)
-        if not missing.any():
-            return super()._posterior(module, x)
-        model = self._ppca(x.device)
-        rows = x.to(torch.float64)
-        filled = torch.where(torch.isnan(rows), conditional_mean(rows, model), rows)
-        out = super()._posterior(module, filled.to(x.dtype)).to(torch.float64)
-        k = self.n_components_
-        along, noise = self._model_variances()
-        if noise > 0:  # else the spread is 0 whatever is observed
-            complete = torch.as_tensor(noise / along).to(rows)  # Var[z | x] of a complete row
-            ratio = posterior_variance(rows[missing], model) / complete
-            out[missing, k:] = out[missing, k:] * torch.sqrt(ratio)
-        return out.to(x.dtype)
-
-    def _score_entries(self, module, x):
-        # observed entries: E log N(x_j | w_j'z + mean_j, noise) given x_o, plus an
-        # equal share of the rest of the row's log-likelihood; missing entries: 0
-        missing = torch.isnan(x)
-        if not missing.any():
-            return super()._score_entries(module, x)
-        model = self._ppca(x.device)
-        rows = x.to(torch.float64)
-        total = log_likelihood(rows, model)
-        n_observed = (~missing).sum(-1).clamp_min(1)
-        if model.noise == 0:
-            shares = torch.zeros_like(rows)
-        else:
-            shares = expected_entry_log_density(rows, model)
-        rest = (total - shares.sum(-1)) / n_observed
-        return torch.where(missing, 0.0, shares + rest[:, None]).to(x.dtype)
-
-    def _row_scores(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        valid, check = self._inference_data(X)
-        if check is not None or not has_nan(valid):
-            return super()._row_scores(X)
-        complete = ~np.isnan(valid).any(axis=1)
-        scores = np.empty(len(valid), dtype=valid.dtype)
-        if complete.any():  # as without NaN, to the bit
-            scores[complete] = self._map_rows(self._score_rows, valid[complete], 1)[:, 0]
-        scores[~complete] = self._on_missing_rows(log_likelihood, valid[~complete], 1)[:, 0]
-        return scores
 
     def _dense_rows(self, X) -> np.ndarray:
         check_is_fitted(self)

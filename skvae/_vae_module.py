@@ -120,10 +120,16 @@ class VAEModule(ScaledIO):
         """The posterior mean g(x) of each row: the deterministic code (``transform``)."""
         return self.encode(x)[0]
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The posterior's mean g(x) and standard deviation h(x) of each row."""
+    def posterior(self, x: torch.Tensor, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior's mean g(x) and standard deviation h(x) of each row (the
+        encoder's, of a row with missing entries filled by :meth:`fill_missing`:
+        ``mask`` changes nothing)."""
         mean, logvar = self.encode(x)
         return mean, torch.exp(0.5 * logvar)
+
+    def sample_around(self, means, rng):
+        """Draws from p(x | z) around decoded ``means`` (a NumPy array), by the family."""
+        return self.family.sample(means, rng, float(self.scale))
 
     def score_copies(self, n_importance: int = 1) -> int:
         """How many times :meth:`score_rows` runs the decoder on each row."""

@@ -434,9 +434,3 @@ class VariationalAutoencoder(VAEMissing, BaseAutoencoder, register=True):
         score : float
         """
         return super().score(X)
-
-    def _add_noise(self, means, rng):
-        return self.module_.family.sample(means, rng, float(self.module_.scale))
-
-    def _draw_latent(self, n_samples, rng):
-        return rng.standard_normal((n_samples, self.n_components_))

@@ -319,6 +319,33 @@ def _as_format_1(header, arrays):
         del arrays[name]
 
 
+def _as_format_2(header, arrays):
+    """What skvae wrote before a LinearAutoencoder's module held its probabilistic PCA."""
+    header["format_version"] = 2
+    for name in [name for name in arrays if name.startswith("module.ppca_")]:
+        del arrays[name]
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_a_linear_model_of_format_2_rebuilds_its_ppca_from_its_attributes(X, whiten, tmp_path):
+    est = LinearAutoencoder(n_components=2, whiten=whiten, random_state=0).fit(X)
+    path = tmp_path / "model.safetensors"
+    skvae.save(est, path)
+    _rewrite(path, _as_format_2)
+    loaded = skvae.load(path)
+    holed = X.copy()
+    holed[::3, 1] = np.nan
+    for rows in (X, holed):
+        np.testing.assert_array_equal(loaded.score_samples(rows), est.score_samples(rows))
+        np.testing.assert_array_equal(loaded.score_features(rows), est.score_features(rows))
+        for got, expected in zip(
+            loaded.transform(rows, return_std=True),
+            est.transform(rows, return_std=True),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 def test_reads_format_1_files(cls, fitted, X, tmp_path):
     est = fitted[cls, np.float64]
