@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
+from ._conditional import conditional_draw, conditional_fill
 from ._distributed import participants
 from ._missing import fit_em, has_nan
-from ._placement import random_rows
+from ._placement import CHUNK_ELEMENTS, is_out_of_core, on_device, random_rows
 from ._training import Objective
+from ._vae_module import balanced_draws
 
 #: Rows encoded after fit for the codes' Gaussian (as without missing entries).
 _MOMENT_ROWS = 2048
+
+#: The deep models' conditional means: latent points drawn per row and round,
+#: and the most rounds of moving the proposal (see :mod:`skvae._conditional`).
+IMPUTE_DRAWS, IMPUTE_ROUNDS = 64, 20
 
 #: EM's iteration limit for the deep models' start (their max_iter counts epochs).
 EM_MAX_ITER = 1000
@@ -106,6 +114,93 @@ class _MissingEntries:
         axes, s, _ = torch.linalg.svd(model.weight, full_matrices=False)
         variances = (s**2 + model.noise) / scale2
         module.start_at_pca(axes.cpu(), variances.cpu(), model.noise / scale2)
+
+    # ------------------------------------------------------------ imputation
+    def _conditional_mean(self, X):
+        """``X`` with each missing entry (NaN) replaced by the model's E[x_miss | x_obs].
+
+        By adaptive importance sampling (:mod:`skvae._conditional`): the
+        posterior of the decoder's affine part given the row's observed
+        entries proposes ``IMPUTE_DRAWS`` latent points, weighed by the whole
+        model, moved to their weighted moments until it stops moving. At the probabilistic-PCA
+        start it is probabilistic PCA's conditional mean exactly; observed
+        entries are returned as they are.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with NaN where an entry is missing.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features)
+        """
+        return self._impute(X, None)
+
+    def _conditional_sample(self, X, random_state=None):
+        """``X`` with its missing entries drawn from the model given the observed
+        ones (one importance-weighted latent point, decoded, plus the decoder's
+        noise), for multiple imputation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with NaN where an entry is missing.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        X_drawn : ndarray of shape (n_samples, n_features)
+        """
+        return self._impute(X, check_random_state(random_state))
+
+    def _impute(self, X, rng) -> np.ndarray:
+        check_is_fitted(self)
+        X, check = self._inference_data(X)
+        X = np.array(X if check is None else check(X[:] if is_out_of_core(X) else X))
+        holed = np.flatnonzero(np.isnan(X).any(axis=1))
+        if rng is not None:  # one U(0, 1) and d standard normals per row, in row order
+            uniform, normal = rng.uniform(size=len(X)), rng.standard_normal(X.shape)
+        if not len(holed):
+            return X
+        if self.noise_variance_ is None:
+            raise ValueError(
+                f"{type(self).__name__}'s conditional mean of missing entries needs a "
+                "Gaussian decoder; this model's likelihood has no noise variance."
+            )
+        module, device = self.module_, self._inference_device()
+        dtype = next(module.parameters()).dtype
+        k, d = self.n_components_, X.shape[1]
+        to = {"device": device, "dtype": dtype}
+        eps = balanced_draws(IMPUTE_DRAWS, k, torch.Generator().manual_seed(0), torch.float64)
+        eps = eps.to(**to)
+        if self._prior_latent:
+            prior_mean, prior_cov = torch.zeros(k, **to), torch.eye(k, **to)
+        else:  # the codes' Gaussian, a little regularised: it may be singular
+            cov = np.atleast_2d(self.latent_covariance_)
+            cov = cov + 1e-9 * max(np.trace(cov) / k, 1e-300) * np.eye(k)
+            prior_mean, prior_cov = torch.as_tensor(self.latent_mean_), torch.as_tensor(cov)
+            prior_mean, prior_cov = prior_mean.to(**to), prior_cov.to(**to)
+        module = on_device(module, device)
+        scale = float(module.scale)
+        noise = max(self.noise_variance_ / scale**2, 1e-12)
+        step = max(1, CHUNK_ELEMENTS // (max(d, 256) * IMPUTE_DRAWS))
+        args = (prior_mean, prior_cov, noise, eps, IMPUTE_ROUNDS)
+        with torch.inference_mode():
+            for a in range(0, len(holed), step):
+                rows = holed[a : a + step]
+                x = torch.as_tensor(X[rows]).to(**to)
+                filled, mask = module.fill_missing(x)
+                xs = module.scale_in(filled)
+                if rng is None:
+                    fill = conditional_fill(module.decoder, xs, mask, *args)
+                else:
+                    u, e = (torch.as_tensor(v[rows]).to(**to) for v in (uniform, normal))
+                    fill = conditional_draw(module.decoder, xs, mask, *args, u, e)
+                out = torch.where(mask, x, module.scale_out(fill))
+                X[rows] = out.cpu().numpy()
+        return X
 
 
 # ------------------------------------------------------------- Autoencoder

@@ -58,9 +58,11 @@ class LatentImputer(_BaseImputer):
     ----------
     estimator : estimator, default=None
         The model, cloned before fitting: a skvae estimator that fits data with
-        NaN and has ``_conditional_mean`` and ``_conditional_sample`` (None:
-        ``LinearAutoencoder(n_iter_no_change=5)``). Its ``n_components`` is set
-        from ``n_components``, and its ``random_state``, when None, from
+        NaN and has ``_conditional_mean`` and ``_conditional_sample``
+        (``LinearAutoencoder``, ``VariationalAutoencoder`` with its Gaussian
+        likelihood, ``Autoencoder``; None:
+        ``LinearAutoencoder(n_iter_no_change=5)``). Its ``n_components`` is
+        set from ``n_components``, and its ``random_state``, when None, from
         ``random_state``.
     n_components : "auto", int or list of int, default="auto"
         The latent size k. An int is used as given. A list holds candidates,

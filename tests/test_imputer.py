@@ -8,7 +8,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import LatentImputer, LinearAutoencoder
+from skvae import LatentImputer, LinearAutoencoder, VariationalAutoencoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -101,6 +101,20 @@ def test_the_chosen_model_is_refitted_on_every_entry_for_its_best_em_step():
     candidate = LinearAutoencoder(3, n_iter_no_change=5, random_state=model.random_state)
     candidate.fit(np.where(hidden, np.nan, X_missing))
     assert model.max_iter == max(int(np.argmax(candidate.validation_scores_)), 1)
+
+
+def test_a_deep_model_imputes_through_the_same_api():
+    X, _, _ = low_rank(n=200, d=6, k=2)
+    X_missing, hidden = holes(X)
+    vae = VariationalAutoencoder(hidden_layer_sizes=(8,), max_iter=10, random_state=0)
+    imputer = LatentImputer(vae, n_components=2, random_state=0)
+    filled = imputer.fit_transform(X_missing)
+    np.testing.assert_array_equal(filled[~hidden], X[~hidden])
+    assert isinstance(imputer.estimator_, VariationalAutoencoder)
+    means = SimpleImputer().fit_transform(X_missing)
+    assert rmse(filled, X, hidden) < 0.5 * rmse(means, X, hidden)
+    drawn = imputer.set_params(sample_posterior=True).transform(X_missing)
+    assert not np.allclose(drawn[hidden], filled[hidden])
 
 
 def test_add_indicator_and_feature_names():
