@@ -176,7 +176,9 @@ class BaseAutoencoder(
         """
         self._start(X, module, generator, device, state)
         history = self._trainer(module, generator, device, state).fit(X)
-        return self._history_in_data_units(module, history)
+        # a masked loss reads the observed entries only: their share converts it
+        observed = float((~torch.isnan(X)).double().mean()) if state.missing else 1.0
+        return self._history_in_data_units(module, history, observed)
 
     def _partial_fit_module(self, X, module, generator, device, state: FitState) -> History:
         """One pass of Adam over ``X``, continuing from ``state.optimizer_state``
@@ -194,8 +196,11 @@ class BaseAutoencoder(
         state.optimizer_state = trainer.optimizer_state()
         return self._history_in_data_units(module, history)
 
-    def _history_in_data_units(self, module, history: History) -> History:
-        to_data = module.loss_in_data_units
+    def _history_in_data_units(self, module, history: History, observed=1.0) -> History:
+        def to_data(loss):  # the share observed, for a model trained with a mask
+            args = (loss,) if observed == 1.0 else (loss, observed)
+            return module.loss_in_data_units(*args)
+
         history.loss_curve = [to_data(loss) for loss in history.loss_curve]
         if history.best_loss is not None:
             history.best_loss = to_data(history.best_loss)

@@ -222,8 +222,9 @@ class AutoencoderModule(ScaledIO):
         """Each entry's share of :meth:`score_rows`: minus its squared error over d."""
         return -((self(x) - x) ** 2) / x.shape[-1]
 
-    def loss_in_data_units(self, loss: float) -> float:
-        """A training loss (mean squared error, standardised) in the data's units."""
+    def loss_in_data_units(self, loss: float, observed: float = 1.0) -> float:
+        """A training loss (mean squared error, standardised) in the data's units
+        (a mean per entry, whatever share of the entries was ``observed``)."""
         return loss * float(self.scale) ** 2
 
     @torch.no_grad()
@@ -289,7 +290,7 @@ class CountAutoencoderModule(AutoencoderModule):
         """Each entry's log-likelihood given the row's code: rows sum to :meth:`score_rows`."""
         return self.family.log_prob_entries(x, self.decoder(self.encode(x)))
 
-    def loss_in_data_units(self, loss: float) -> float:
+    def loss_in_data_units(self, loss: float, observed: float = 1.0) -> float:
         return loss  # already a log-likelihood of the data itself
 
     def check_support(self, X) -> None:

@@ -220,10 +220,11 @@ class VAEModule(ScaledIO):
             draws[: n - n % 2] = balanced_draws(n, k, generator, torch.float64)
         return draws.to(device=eps.device, dtype=eps.dtype)
 
-    def loss_in_data_units(self, loss: float) -> float:
+    def loss_in_data_units(self, loss: float, observed: float = 1.0) -> float:
         """A training loss (minus an ELBO, family units) in the data's units: e.g.
-        p(x) = p(x_s) / scale^d, so a log-density in data units is d log(scale) lower."""
-        return loss - self.log_unit_change()
+        p(x) = p(x_s) / scale^d, so a log-density in data units is d log(scale)
+        lower; a loss of the ``observed`` share of the entries changes by that share."""
+        return loss - observed * self.log_unit_change()
 
     def log_unit_change(self) -> float:
         """A log-density in the data's units minus one in the family's."""

@@ -192,6 +192,16 @@ def test_the_vae_starts_at_the_em_solution_of_linear_autoencoder(hidden, monkeyp
     np.testing.assert_allclose(vae._conditional_mean(X_NAN), filled, rtol=1e-7, atol=1e-9)
 
 
+def test_a_masked_history_is_in_the_data_units_of_the_observed_entries():
+    # the same fit on X and on 10 X (the same standardised data): each row's
+    # log-density of its observed entries is n_observed log(10) lower (the
+    # share of all the rows, not exactly the training rows'; d log(10) was 5.5
+    # nats too much)
+    losses = [fitted(VariationalAutoencoder, X=c * X_NAN).loss_curve_ for c in (1.0, 10.0)]
+    n_observed = np.mean((~np.isnan(X_NAN)).sum(axis=1))
+    np.testing.assert_allclose(np.subtract(*losses[::-1]), n_observed * np.log(10), rtol=5e-3)
+
+
 @pytest.mark.parametrize("cls", DEEP)
 def test_refusals_are_clear(cls):
     with pytest.raises(ValueError, match="partial_fit takes no missing entries"):
