@@ -198,8 +198,8 @@ class LatentImputer(_BaseImputer):
 
     def _model(self, k: int, seed: int):
         if self.estimator is None:
-            # patience 5: the imputer's own hidden entries choose k and the
-            # number of EM steps, so each candidate's EM need not run long
+            # patience 5: the refit runs for the candidate's best number of
+            # steps, so the candidate's EM need not look far past it
             model = LinearAutoencoder(n_iter_no_change=_PATIENCE)
         else:
             model = clone(self.estimator)
@@ -213,7 +213,7 @@ class LatentImputer(_BaseImputer):
     def _refit_as(candidate):
         """The model to refit on all the entries, given the chosen candidate
         fitted on the rest: for EM, the candidate's best number of steps on
-        all the entries, none held out (the hidden entries already chose the
+        all the entries, none held out (its held-out entries already chose the
         step; another hold-out would only add noise and waste entries)."""
         model = clone(candidate)
         scores = getattr(candidate, "validation_scores_", None)
