@@ -121,7 +121,7 @@ class _MissingEntries:
 
         By adaptive importance sampling (:mod:`skvae._conditional`): the
         posterior of the decoder's affine part given the row's observed
-        entries proposes ``IMPUTE_DRAWS`` latent points, weighed by the whole
+        entries proposes ``IMPUTE_DRAWS`` latent points (at least 2k), weighed by the whole
         model, moved to their weighted moments until it stops moving. At the probabilistic-PCA
         start it is probabilistic PCA's conditional mean exactly; observed
         entries are returned as they are.
@@ -173,7 +173,8 @@ class _MissingEntries:
         dtype = next(module.parameters()).dtype
         k, d = self.n_components_, X.shape[1]
         to = {"device": device, "dtype": dtype}
-        eps = balanced_draws(IMPUTE_DRAWS, k, torch.Generator().manual_seed(0), torch.float64)
+        n_draws = max(IMPUTE_DRAWS, 2 * k)  # balanced draws need 2k
+        eps = balanced_draws(n_draws, k, torch.Generator().manual_seed(0), torch.float64)
         eps = eps.to(**to)
         if self._prior_latent:
             prior_mean, prior_cov = torch.zeros(k, **to), torch.eye(k, **to)
@@ -185,7 +186,7 @@ class _MissingEntries:
         module = on_device(module, device)
         scale = float(module.scale)
         noise = max(self.noise_variance_ / scale**2, 1e-12)
-        step = max(1, CHUNK_ELEMENTS // (max(d, 256) * IMPUTE_DRAWS))
+        step = max(1, CHUNK_ELEMENTS // (max(d, 256) * n_draws))
         args = (prior_mean, prior_cov, noise, eps, IMPUTE_ROUNDS)
         with torch.inference_mode():
             for a in range(0, len(holed), step):
