@@ -112,3 +112,23 @@ def conditional_draw(
     pick = (cumulative < uniform[None, :] * cumulative[-1]).sum(0).clamp_max(len(weights) - 1)
     chosen = out[pick, torch.arange(out.shape[1], device=out.device)]
     return chosen + noise**0.5 * normal
+
+
+class ImportanceImputation:
+    """The model verb ``impute``, for a model with a ``LinearPlusMLP`` ``decoder``
+    and :class:`~skvae._modules.ScaledIO`'s standardisation and ``fill_missing``."""
+
+    def impute(self, x, prior, noise_variance, draws, rounds, uniform=None, normal=None):
+        """Rows ``x`` with each missing entry (NaN) at E[x_miss | x_obs] under the
+        model with latent ``prior`` (mean, covariance) and a Gaussian decoder of
+        ``noise_variance`` (data units); with ``uniform`` and ``normal`` (see
+        :func:`conditional_draw`), one draw from the conditional instead."""
+        filled, mask = self.fill_missing(x)
+        xs = self.scale_in(filled)
+        noise = max(noise_variance / float(self.scale) ** 2, 1e-12)  # standardised
+        args = (self.decoder, xs, mask, *prior, noise, draws, rounds)
+        if uniform is None:
+            fill = conditional_fill(*args)
+        else:
+            fill = conditional_draw(*args, uniform, normal)
+        return torch.where(mask, x, self.scale_out(fill))

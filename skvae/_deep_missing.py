@@ -20,7 +20,6 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._conditional import conditional_draw, conditional_fill
 from ._distributed import participants
 from ._missing import fit_em, has_nan
 from ._placement import CHUNK_ELEMENTS, is_out_of_core, on_device, random_rows
@@ -184,22 +183,18 @@ class _MissingEntries:
             prior_mean, prior_cov = torch.as_tensor(self.latent_mean_), torch.as_tensor(cov)
             prior_mean, prior_cov = prior_mean.to(**to), prior_cov.to(**to)
         module = on_device(module, device)
-        scale = float(module.scale)
-        noise = max(self.noise_variance_ / scale**2, 1e-12)
         step = max(1, CHUNK_ELEMENTS // (max(d, 256) * n_draws))
-        args = (prior_mean, prior_cov, noise, eps, IMPUTE_ROUNDS)
+        prior = (prior_mean, prior_cov)
         with torch.inference_mode():
             for a in range(0, len(holed), step):
                 rows = holed[a : a + step]
                 x = torch.as_tensor(X[rows]).to(**to)
-                filled, mask = module.fill_missing(x)
-                xs = module.scale_in(filled)
-                if rng is None:
-                    fill = conditional_fill(module.decoder, xs, mask, *args)
-                else:
-                    u, e = (torch.as_tensor(v[rows]).to(**to) for v in (uniform, normal))
-                    fill = conditional_draw(module.decoder, xs, mask, *args, u, e)
-                out = torch.where(mask, x, module.scale_out(fill))
+                draws = (
+                    []
+                    if rng is None
+                    else [torch.as_tensor(v[rows]).to(**to) for v in (uniform, normal)]
+                )
+                out = module.impute(x, prior, self.noise_variance_, eps, IMPUTE_ROUNDS, *draws)
                 X[rows] = out.cpu().numpy()
         return X
 

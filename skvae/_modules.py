@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._conditional import ImportanceImputation
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -159,7 +161,7 @@ def padded(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
     return out
 
 
-class AutoencoderModule(ScaledIO):
+class AutoencoderModule(ImportanceImputation, ScaledIO):
     """A deterministic encoder z = g(x) and decoder x_hat = f(z).
 
     Each is an affine map plus an MLP correction (:class:`LinearPlusMLP`), and

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ._conditional import ImportanceImputation
 from ._likelihoods import C_FLOOR, Family
 from ._likelihoods._family import reparameterize
 from ._modules import ACTIVATIONS, LinearPlusMLP, ScaledIO, _linear, mlp, padded
@@ -25,7 +26,7 @@ NOISE_FLOOR = C_FLOOR
 LOGVAR_BOUND = 30.0
 
 
-class VAEModule(ScaledIO):
+class VAEModule(ImportanceImputation, ScaledIO):
     """Gaussian encoder x -> (g(x), log h(x)^2), decoder z -> f(z), family p(x | f(z)).
 
     With hidden layers, the mean is an affine map of the encoder's input plus

@@ -19,14 +19,29 @@ def _imported_modules(path):
             yield ("." * node.level) + (node.module or "")
 
 
-TORCH_LAYERS = ["_modules", "_training", "_stopping", "_distributed", "_placement", "_subspace"]
+TORCH_LAYERS = [
+    "_modules",
+    "_training",
+    "_stopping",
+    "_distributed",
+    "_placement",
+    "_subspace",
+    "_conditional",
+]
 
 
 @pytest.mark.parametrize("name", TORCH_LAYERS)
 def test_torch_layers_do_not_import_sklearn_or_estimators(name):
     imported = list(_imported_modules(PACKAGE / f"{name}.py"))
     assert not [m for m in imported if m.split(".")[0] == "sklearn"]
-    torch_layers = {"._modules", "._training", "._stopping", "._distributed", "._placement"}
+    torch_layers = {
+        "._modules",
+        "._training",
+        "._stopping",
+        "._distributed",
+        "._placement",
+        "._conditional",
+    }
     assert not [m for m in imported if m.startswith(".") and m not in torch_layers]
 
 
