@@ -13,6 +13,7 @@ import copy
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -100,6 +101,7 @@ class Rows:
         self.data, self.dtype = X, dtype
         self.start, self.stop = start, X.shape[0] if stop is None else stop
         self.shape = (self.stop - self.start, int(X.shape[1]))
+        self.sparse = sp.issparse(X) and X.format == "csr"
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -114,8 +116,12 @@ class Rows:
     def __getitem__(self, key) -> torch.Tensor:
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
+            if self.sparse:
+                return csr_rows(self.data, np.arange(start, stop, step) + self.start, self.dtype)
             return self._tensor(self.data[self.start + start : self.start + stop : step])
         idx = torch.as_tensor(key).cpu().numpy().astype(np.int64, copy=False) + self.start
+        if self.sparse:  # in any order, repeats included
+            return csr_rows(self.data, idx, self.dtype)
         order = np.argsort(idx, kind="stable")
         unique, inverse = np.unique(idx[order], return_inverse=True)
         rows = self._tensor(self.data[unique] if len(unique) else self.data[:0])
@@ -126,6 +132,49 @@ class Rows:
     def to(self, device=None, dtype=None) -> torch.Tensor:
         """All the rows in memory: for full-batch L-BFGS, which needs them."""
         return self[:].to(device=device, dtype=dtype)
+
+
+def csr_rows(X: sp.csr_matrix, idx: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """Rows ``idx`` of the CSR matrix ``X``, densified straight into a tensor.
+
+    The same values as ``X[idx].toarray()``, without the sliced matrix or the
+    dense NumPy copy: a 2 MiB NumPy block freed every batch fragmented glibc's
+    heap, and a sparse fit's resident size grew by about 0.7 MiB a batch.
+    """
+    indptr = X.indptr
+    starts = indptr[idx].astype(np.int64)
+    counts = indptr[idx + 1] - starts
+    out = torch.zeros((len(idx), X.shape[1]), dtype=TORCH_DTYPES[X.dtype])
+    total = int(counts.sum())
+    if total:
+        # the positions in X.data of each row's entries, rows one after another
+        first = np.cumsum(counts) - counts
+        pos = np.arange(total, dtype=np.int64) + np.repeat(starts - first, counts)
+        flat = np.repeat(np.arange(len(idx), dtype=np.int64) * X.shape[1], counts)
+        flat += X.indices[pos]
+        # added, not set: a repeated entry of a non-canonical matrix sums, as in toarray
+        out.view(-1).index_add_(0, torch.from_numpy(flat), torch.from_numpy(X.data[pos]))
+    return out.to(dtype)
+
+
+def csr_blocks(X: Rows, budget: int = CHUNK_ELEMENTS // 4):
+    """Consecutive blocks of the rows of sparse :class:`Rows`, as float64 CSR
+    matrices whose values are rounded to ``X.dtype`` first (what a batch reads).
+
+    A block's rows hold at most ``budget`` pairs of entries (one row at least),
+    which bounds the size of the block's X'X.
+    """
+    M = X.data
+    nnz = np.diff(M.indptr[X.start : X.stop + 1]).astype(np.int64)
+    cost = np.cumsum(nnz * nnz + 1)  # +1: empty rows count, and every block moves on
+    rounded = np.float32 if X.dtype == torch.float32 else np.float64
+    start, spent = 0, 0
+    while start < len(nnz):
+        stop = max(start + 1, int(np.searchsorted(cost, spent + budget, side="right")))
+        block = M[X.start + start : X.start + stop]
+        values = block.data.astype(rounded, copy=False).astype(np.float64, copy=False)
+        yield sp.csr_matrix((values, block.indices, block.indptr), shape=block.shape)
+        start, spent = stop, int(cost[stop - 1])
 
 
 def dense(rows, copy: bool = False) -> np.ndarray:
@@ -156,6 +205,9 @@ class MappedRows:
 def column_mean(X: torch.Tensor | Rows) -> torch.Tensor:
     """The mean of each column, summed in float64 over chunks of rows."""
     n, d = X.shape
+    if getattr(X, "sparse", False):  # the entries only
+        total = sum((np.asarray(b.sum(axis=0)).ravel() for b in csr_blocks(X)), np.zeros(d))
+        return (torch.from_numpy(total) / max(n, 1)).to(X.dtype)
     step = max(1, CHUNK_ELEMENTS // max(d, 1))
     total = sum(X[a : a + step].double().sum(dim=0) for a in range(0, n, step))
     return (total / max(n, 1)).to(X.dtype)

@@ -16,9 +16,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from ._placement import CHUNK_ELEMENTS
+from ._placement import CHUNK_ELEMENTS, csr_blocks
 from ._training import History, Reduce, TrainingConfig, interruptible
 
 #: Up to this size the moment matrix is diagonalised outright (milliseconds);
@@ -94,6 +95,8 @@ def moments(
     collectives; exact up to rounding, like :meth:`Moments.merged`).
     """
     n, d = X.shape
+    if getattr(X, "sparse", False) and (n >= d or tall or total is not None):
+        return _sparse_moments(X, device, total)
     step = max(1, CHUNK_ELEMENTS // max(d, 1))
     chunks = [(s, min(s + step, n)) for s in range(0, n, step)]
 
@@ -119,6 +122,35 @@ def moments(
     if total is not None:
         cov = total(cov)
     return Moments(mean, cov / n, n)
+
+
+def _sparse_moments(X, device: torch.device, total: Reduce | None) -> Moments:
+    """:func:`moments` of the rows of a sparse matrix (:class:`~skvae._placement.Rows`),
+    from its entries only: the scatter about the mean m is X'X - m s' - s m' +
+    n m m' (s the row sums, n the rows), X'X summed block by block from sparse
+    products, so no row is densified or centred. In float64 on the CPU."""
+    n_local, d = X.shape
+    sums = np.zeros(d)
+    scatter = torch.zeros(d * d, dtype=torch.float64)
+    for block in csr_blocks(X):
+        sums += np.asarray(block.sum(axis=0)).ravel()
+        product = block.T.tocsr() @ block  # CSR, no repeated entries
+        flat = np.repeat(np.arange(d, dtype=np.int64) * d, np.diff(product.indptr))
+        flat += product.indices
+        scatter.index_add_(0, torch.from_numpy(flat), torch.from_numpy(product.data))
+    s = torch.from_numpy(sums).to(device)
+    scatter = scatter.view(d, d).to(device)
+    n = n_local
+    if total is not None:
+        counted = total(torch.cat([s, s.new_tensor([n])]))
+        n = int(counted[-1])
+        mean = counted[:-1] / n
+    else:
+        mean = s / n
+    scatter.addr_(mean, s, alpha=-1.0).addr_(s, mean, alpha=-1.0).addr_(mean, mean, alpha=n_local)
+    if total is not None:
+        scatter = total(scatter)
+    return Moments(mean, scatter / n, n)
 
 
 def principal_axes(mom: Moments, basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

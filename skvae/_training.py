@@ -383,15 +383,11 @@ class Trainer:
         self.module.eval()
         idx, step = self.ranks.share(self.val_idx), self.config.batch_size
         row_loss = row_loss or self.objective.row_loss
-        losses = torch.cat(
-            [
-                row_loss(
-                    self.module, self.X[idx[a : a + step].to(self.X.device)].to(self.device)
-                ).double()
-                for a in range(0, len(idx), step)
-            ]
-            or [torch.zeros(0, dtype=torch.float64, device=self.device)]
-        )
+        # written into one vector: a list of per-batch parts pinned freed blocks
+        losses = torch.zeros(len(idx), dtype=torch.float64, device=self.device)
+        for a in range(0, len(idx), step):
+            rows = self.X[idx[a : a + step].to(self.X.device)].to(self.device)
+            losses[a : a + step] = row_loss(self.module, rows)
         if not self.ranks.active:
             return losses
         every = torch.zeros(len(self.val_idx), dtype=torch.float64, device=self.device)

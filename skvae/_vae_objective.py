@@ -8,8 +8,10 @@ Minus the beta-weighted ELBO of a batch, with fresh reparameterisation draws
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ._deep_missing import observed
+from ._placement import CHUNK_ELEMENTS
 from ._training import Objective
 from ._vae_module import cycled_draws
 
@@ -87,16 +89,25 @@ def minus_importance_bound(module, x, n_draws=None, mask=None):
     """
     draws = module.score_eps
     if n_draws is None:
-        eps, step = draws[:, None, :], max(1, 4096 // len(draws))  # rows x draws <= 4096
+        # rows x draws <= 4096, and a quarter chunk of activations for wide data
+        # (4096 rows x 2000 features were 62.5 MiB a tensor, several alive at once)
+        width = max(
+            [x.shape[-1]] + [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
+        )
+        eps = draws[:, None, :]
+        step = max(1, min(4096, CHUNK_ELEMENTS // 4 // width) // len(draws))
     else:
         rows, ks = (
             torch.arange(len(x), device=draws.device),
             torch.arange(n_draws, device=draws.device),
         )
         eps, step = draws[(rows[None, :] * n_draws + ks[:, None].to(rows)) % len(draws)], len(x)
-    out = []
+    out = x.new_empty(0)
     for a in range(0, len(x), step):
         e = eps if n_draws is None else eps[:, a : a + step]
         part_mask = None if mask is None else mask[a : a + step]
-        out.append(-module.log_mean_weight(x[a : a + step], e, part_mask))
-    return torch.cat(out)
+        part = -module.log_mean_weight(x[a : a + step], e, part_mask)
+        if a == 0:  # one output, not a list of parts: those pinned freed blocks
+            out = part.new_empty((len(x), *part.shape[1:]))
+        out[a : a + step] = part
+    return out
