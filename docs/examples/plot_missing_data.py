@@ -11,7 +11,7 @@ latent size chosen on hidden observed entries; with
 importance sampling, which can follow curved structure. Observed entries come
 back exactly as they were.
 
-Here 30% of the pixels of 600 digits go missing at random; each imputer
+Here 30% of the pixels of 400 digits go missing at random; each imputer
 fills them, and the error of the fills is measured against the hidden
 pixels. The repository's ``python -m benchmarks.impute`` runs the full
 comparison (five data sets, three missing-data patterns, missForest).
@@ -33,7 +33,7 @@ from skvae import LatentImputer, VariationalAutoencoder
 
 warnings.simplefilter("ignore", ConvergenceWarning)  # IterativeImputer's, on few rounds
 
-X = load_digits().data[:600] / 16
+X = load_digits().data[:400] / 16
 rng = np.random.RandomState(0)
 hidden = rng.uniform(size=X.shape) < 0.3
 X_missing = np.where(hidden, np.nan, X)
@@ -42,7 +42,7 @@ X_missing = np.where(hidden, np.nan, X)
 # Five imputers
 # -------------
 # The VAE gets the latent size the linear imputer chose; its fit is short here
-# (60 epochs at most) to keep this page quick.
+# (40 epochs at most) to keep this page quick.
 imputers = {
     "column mean": SimpleImputer(),
     "KNNImputer": KNNImputer(),
@@ -51,7 +51,7 @@ imputers = {
 }
 filled = {name: imp.fit_transform(X_missing) for name, imp in imputers.items()}
 k = imputers["LatentImputer"].n_components_
-vae = VariationalAutoencoder(max_iter=60, random_state=0)
+vae = VariationalAutoencoder(max_iter=40, random_state=0)
 filled["LatentImputer(VAE)"] = LatentImputer(vae, n_components=k, random_state=0).fit_transform(
     X_missing
 )
