@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._distributed import participants
 from ._missing import fit_em, has_nan
-from ._placement import CHUNK_ELEMENTS, is_out_of_core, on_device, random_rows
+from ._placement import is_out_of_core, random_rows
 from ._training import Objective
 from ._vae_module import balanced_draws
 
@@ -168,8 +168,8 @@ class _MissingEntries:
                 f"{type(self).__name__}'s conditional mean of missing entries needs a "
                 "Gaussian decoder; this model's likelihood has no noise variance."
             )
-        module, device = self.module_, self._inference_device()
-        dtype = next(module.parameters()).dtype
+        device = self._inference_device()
+        dtype = next(self.module_.parameters()).dtype
         k, d = self.n_components_, X.shape[1]
         to = {"device": device, "dtype": dtype}
         n_draws = max(IMPUTE_DRAWS, 2 * k)  # balanced draws need 2k
@@ -182,20 +182,13 @@ class _MissingEntries:
             cov = cov + 1e-9 * max(np.trace(cov) / k, 1e-300) * np.eye(k)
             prior_mean, prior_cov = torch.as_tensor(self.latent_mean_), torch.as_tensor(cov)
             prior_mean, prior_cov = prior_mean.to(**to), prior_cov.to(**to)
-        module = on_device(module, device)
-        step = max(1, CHUNK_ELEMENTS // (max(d, 256) * n_draws))
         prior = (prior_mean, prior_cov)
-        with torch.inference_mode():
-            for a in range(0, len(holed), step):
-                rows = holed[a : a + step]
-                x = torch.as_tensor(X[rows]).to(**to)
-                draws = (
-                    []
-                    if rng is None
-                    else [torch.as_tensor(v[rows]).to(**to) for v in (uniform, normal)]
-                )
-                out = module.impute(x, prior, self.noise_variance_, eps, IMPUTE_ROUNDS, *draws)
-                X[rows] = out.cpu().numpy()
+        extras = () if rng is None else (uniform[holed], normal[holed])
+
+        def impute(module, x, *draws):
+            return module.impute(x, prior, self.noise_variance_, eps, IMPUTE_ROUNDS, *draws)
+
+        X[holed] = self._map_rows(impute, X[holed], d, copies=n_draws, extras=extras)
         return X
 
 

@@ -37,10 +37,11 @@ class InferenceMixin(TransformerMixin):
     #: ``sample`` draws codes from the prior N(0, I) (else from the codes' Gaussian).
     _prior_latent: bool = False
 
-    def _map_rows(self, fn, X, out_width: int, copies: int = 1, check=None) -> np.ndarray:
-        """``fn(module, rows)`` over chunks of X on the device; output in X's dtype."""
+    def _map_rows(self, fn, X, out_width: int, copies=1, check=None, extras=()) -> np.ndarray:
+        """``fn(module, rows, *extra)`` over chunks of X (and of each per-row array
+        of ``extras``) on the device; output in X's dtype."""
         device = self._inference_device()
-        return map_rows(self.module_, fn, X, out_width, device, copies, check)
+        return map_rows(self.module_, fn, X, out_width, device, copies, check, extras)
 
     def _inference_data(self, X):
         """Validate rows to encode or score: (X, per-chunk check or None)."""

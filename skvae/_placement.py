@@ -10,7 +10,7 @@ once when it fits there.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -245,8 +245,9 @@ def map_rows(
     device: torch.device,
     copies: int = 1,
     check: Callable[[np.ndarray], np.ndarray] | None = None,
+    extras: Sequence[np.ndarray] = (),
 ) -> np.ndarray:
-    """Inference: ``fn(module, rows)`` over chunks of ``X`` on ``device``.
+    """Inference: ``fn(module, rows, *extra)`` over chunks of ``X`` on ``device``.
 
     The output has X's dtype (float64 for an out-of-core X of another dtype);
     the module computes in its own dtype, on a copy on ``device`` if it is not
@@ -254,7 +255,8 @@ def map_rows(
     from an out-of-core X. A chunk holds about ``CHUNK_ELEMENTS`` activations of
     the widest layer, times ``copies`` when ``fn`` runs each row several times
     (Monte Carlo draws), so memory does not grow with the number of rows; a
-    sparse X is densified one chunk at a time.
+    sparse X is densified one chunk at a time. ``extras``: arrays of one row per
+    row of X (e.g. random draws), chunked alongside it.
     """
     model_dtype = next(module.parameters()).dtype
     out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
@@ -271,7 +273,9 @@ def map_rows(
             if check is not None:
                 rows = check(rows)
             chunk = as_tensor(dense(rows))
-            result = fn(module, chunk.to(device=device, dtype=model_dtype))
+            to = {"device": device, "dtype": model_dtype}
+            extra = [torch.as_tensor(e[start : start + step]).to(**to) for e in extras]
+            result = fn(module, chunk.to(**to), *extra)
             out[start : start + step] = result.reshape(len(chunk), -1).cpu().numpy()
     return out
 
