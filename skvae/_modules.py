@@ -282,7 +282,7 @@ class CountAutoencoderModule(AutoencoderModule):
 
     def row_loss(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Each row's negative log-likelihood (nats)."""
-        return -self.family.log_prob(x, self.decoder(self.encode(x)), mask)
+        return -self.score_rows(x, mask=mask)
 
     def score_rows(self, x: torch.Tensor, n_importance: int = 1, mask=None) -> torch.Tensor:
         """The log-likelihood of each row given its code, nats."""
