@@ -50,6 +50,8 @@ from ._stopping import (
 )
 
 LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+#: Held-out rows on which a judge is first tried on the start (see Trainer._beats).
+EXACT_CHECK_ROWS = 64
 #: Sums a tensor over the ranks that train together, in place (alone: returns it).
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 Hook = Callable[[nn.Module, Reduce], None]
@@ -83,9 +85,10 @@ class Objective:
 
     ``loss(module, rows)`` is the mean training loss of a batch of raw rows;
     ``row_loss(module, rows)`` the loss of each row, by which held-out rows
-    judge a model (deterministic for given weights). ``judge``, if given, is a
-    tighter but dearer per-row loss (deterministic too) that decides, once per
-    fit, whether the best epoch beats the start where ``row_loss`` cannot tell
+    judge a model (deterministic for given weights). ``judges``, if any, are
+    ever tighter and dearer per-row losses (deterministic too; for the VAE,
+    importance-weighted bounds with more draws) that decide, once per fit,
+    whether the best epoch beats the start where ``row_loss`` cannot tell
     (:meth:`Trainer._beats`). ``begin_epoch`` runs
     before an epoch's first batch and ``end_epoch`` after its last, before
     validation (e.g. to set a statistic from the whole epoch); both get a
@@ -97,7 +100,7 @@ class Objective:
     row_loss: LossFn
     begin_epoch: Hook = _nothing
     end_epoch: Hook = _nothing
-    judge: LossFn | None = None
+    judges: tuple[LossFn, ...] = ()
 
 
 @dataclass
@@ -276,15 +279,37 @@ class Trainer:
     def _beats(self, best: tuple, start: tuple) -> bool:
         """Whether the best epoch's weights beat the start's on the held-out rows
         by more than noise: on the epochs' score, or failing that on the
-        objective's ``judge`` (run only then: it may cost about an epoch)."""
-        clear = _significantly_better(best[0], start[0])
-        if clear or self.objective.judge is None:
-            return clear
-        scores = []
-        for _, weights in (best, start):
-            self.module.load_state_dict(weights)
-            scores.append(self.validation_losses(self.objective.judge))
-        return _significantly_better(*scores)
+        objective's ``judges`` in turn (run only then: they may cost about an
+        epoch together).
+
+        The judges are tighter bounds of the same quantity, each dearer than
+        the last. The next is skipped where the best epoch is short of the start
+        by more than twice what the last judge's tightening gained it (against
+        the start's): that gain shrinks from one judge to the next, so more
+        of the same would not close the gap. Where a judge gives the start's
+        own scores back on a few rows (an exact posterior: every bound is
+        log p(x)), the start's scores are kept without judging the rest.
+        """
+        best_rows, start_rows = best[0], start[0]
+        if _significantly_better(best_rows, start_rows):
+            return True
+        start_exact = None
+        for judge in self.objective.judges:
+            self.module.load_state_dict(best[1])
+            judged_best = self.validation_losses(judge)
+            self.module.load_state_dict(start[1])
+            if start_exact is None:
+                few = self.validation_losses(judge, EXACT_CHECK_ROWS)
+                start_exact = bool(torch.allclose(few, start_rows[: len(few)], rtol=1e-5))
+            judged_start = start_rows if start_exact else self.validation_losses(judge)
+            if _significantly_better(judged_best, judged_start):
+                return True
+            gained = (best_rows - judged_best).mean() - (start_rows - judged_start).mean()
+            short = (judged_best - judged_start).mean()
+            if short > 2 * max(float(gained), 0.0):
+                return False
+            best_rows, start_rows = judged_best, judged_start
+        return False
 
     def stream_epoch(self, X: torch.Tensor, optimizer_state: dict | None = None) -> None:
         """:meth:`run_epoch` over all of ``X`` with a continuing optimiser."""
@@ -373,15 +398,17 @@ class Trainer:
         return loss
 
     @torch.inference_mode()
-    def validation_losses(self, row_loss: LossFn | None = None) -> torch.Tensor:
+    def validation_losses(self, row_loss: LossFn | None = None, n_rows=None) -> torch.Tensor:
         """The loss of each held-out row (float64, on the device), in chunks:
-        ``row_loss``, by default the objective's.
+        ``row_loss``, by default the objective's; of the first ``n_rows`` only
+        if given.
 
         With several ranks, each scores its share of the rows and the ranks
         sum the scores into one vector, the same on every rank.
         """
         self.module.eval()
-        idx, step = self.ranks.share(self.val_idx), self.config.batch_size
+        val_idx = self.val_idx[:n_rows]
+        idx, step = self.ranks.share(val_idx), self.config.batch_size
         row_loss = row_loss or self.objective.row_loss
         # written into one vector: a list of per-batch parts pinned freed blocks
         losses = torch.zeros(len(idx), dtype=torch.float64, device=self.device)
@@ -390,7 +417,7 @@ class Trainer:
             losses[a : a + step] = row_loss(self.module, rows)
         if not self.ranks.active:
             return losses
-        every = torch.zeros(len(self.val_idx), dtype=torch.float64, device=self.device)
+        every = torch.zeros(len(val_idx), dtype=torch.float64, device=self.device)
         every[self.ranks.share(torch.arange(len(every), device=self.device))] = losses
         return self.ranks.sum_(every)
 

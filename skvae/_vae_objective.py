@@ -17,6 +17,9 @@ from ._vae_module import cycled_draws
 
 #: Importance draws per held-out row in the score that each epoch is judged by.
 VALIDATION_DRAWS = 2
+#: Draws per row of the first judge where that score cannot tell the best epoch
+#: from the start; the second uses all the fit's draws (at least 32).
+JUDGE_DRAWS = 8
 
 
 def vae_objective(module, generator, beta: float, lbfgs: bool, masked: bool) -> Objective:
@@ -33,7 +36,8 @@ def vae_objective(module, generator, beta: float, lbfgs: bool, masked: bool) -> 
     networks do, which can hide their gain from the ELBO entirely. Each epoch
     is scored by an importance-weighted bound with two draws per row (one more
     decoder pass); where that cannot tell the best epoch from the start, with
-    all the fit's draws (``judge``, once per fit). With ``beta != 1`` (the
+    eight, then all the fit's draws (the ``judges``, once per fit, the second
+    only where the first leaves it open). With ``beta != 1`` (the
     objective is not a bound) or a closed-form ELBO, the beta-weighted ELBO
     judges. ``masked``: each row's missing entries (NaN) are read at the
     networks' offset by the encoder and left out of the likelihood.
@@ -64,9 +68,12 @@ def vae_objective(module, generator, beta: float, lbfgs: bool, masked: bool) -> 
         eps = None if exact else cycled_draws(module, x)
         return -module.elbo(x, eps, beta, mask)
 
-    def judge(module, x):
-        x, mask = rows(x)
-        return minus_importance_bound(module, x, None, mask)
+    def judge(n_draws):
+        def row_loss(module, x):
+            x, mask = rows(x)
+            return minus_importance_bound(module, x, n_draws, mask)
+
+        return row_loss
 
     def begin_epoch(module, total):
         module.family.begin_epoch()
@@ -74,7 +81,8 @@ def vae_objective(module, generator, beta: float, lbfgs: bool, masked: bool) -> 
     def end_epoch(module, total):
         module.family.end_epoch(total)
 
-    return Objective(loss, row_loss, begin_epoch, end_epoch, judge if bound else None)
+    judges = (judge(JUDGE_DRAWS), judge(None)) if bound else ()
+    return Objective(loss, row_loss, begin_epoch, end_epoch, judges)
 
 
 def minus_importance_bound(module, x, n_draws=None, mask=None):

@@ -18,7 +18,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skvae import Autoencoder, VariationalAutoencoder
-from skvae._training import _significantly_better
+from skvae._training import (
+    EXACT_CHECK_ROWS,
+    Objective,
+    Trainer,
+    TrainingConfig,
+    _significantly_better,
+)
 from skvae._vae_objective import minus_importance_bound
 from skvae.metrics import reconstruction_error
 
@@ -136,6 +142,78 @@ def test_held_out_bound_is_exact_at_the_start():
         with torch.no_grad():
             bound = module.log_unit_change() - minus_importance_bound(module, x, n_draws)
         np.testing.assert_allclose(bound, pca.score_samples(x.numpy()), rtol=1e-9)
+
+
+def _judged_trainer(judges, n=400):
+    """A Trainer whose module's one weight says which candidate it holds (0: the
+    start, 1: the best epoch), to run ``_beats`` with judges that read it."""
+    module = torch.nn.Linear(1, 1, bias=False)
+    trainer = Trainer(
+        module,
+        Objective(loss=None, row_loss=None, judges=judges),
+        TrainingConfig(batch_size=64),
+        torch.Generator().manual_seed(0),
+        torch.device("cpu"),
+    )
+    trainer.X, trainer.val_idx = torch.zeros(n, 1), torch.arange(n)
+    return trainer, {"weight": torch.zeros(1, 1)}, {"weight": torch.ones(1, 1)}
+
+
+def _rows(mean, n=400, seed=0):
+    return mean + torch.randn(
+        n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
+
+
+def test_judges_run_in_turn_and_an_exact_start_is_not_rejudged():
+    """The epochs' score leaves the best epoch level with the start; the first
+    judge narrows the gap, the second shows the best epoch better. The start,
+    which every judge scores the same (an exact posterior), is scored on a few
+    rows only."""
+    start, noise = _rows(10.0), _rows(0.0, seed=1) * 0.01
+    calls = []
+
+    def judge(best_mean):
+        def row_loss(module, x):
+            held = "best" if float(module.weight) else "start"
+            calls.append((held, len(x)))
+            return (
+                start[: len(x)]
+                if held == "start"
+                else best_mean + start[: len(x)] + noise[: len(x)]
+            )
+
+        return row_loss
+
+    trainer, at_start, at_best = _judged_trainer((judge(-0.01), judge(-0.5)))
+    assert trainer._beats((start + 0.1, at_best), (start, at_start))
+    assert [h for h, _ in calls].count("best") == 2 * 7  # both judges, 400 rows in 7 batches
+    assert calls.count(("start", EXACT_CHECK_ROWS)) == 1
+    assert sum(n for h, n in calls if h == "start") == EXACT_CHECK_ROWS
+
+
+def test_a_judge_that_cannot_close_the_gap_ends_the_judging():
+    """The best epoch is 1 short of the start after the first judge, whose
+    tightening gained it only 0.2 on the start (1.2 - 0.5 + 0.5 = 0.7 for the
+    best epoch, 0.5 for the start): the second, dearer judge is not run, and
+    the start is kept. A start that the judges score differently from the
+    epochs' score is judged on every row."""
+    start = _rows(10.0)
+    runs = {"second": 0, "start rows": 0}
+
+    def first(module, x):
+        if not float(module.weight):
+            runs["start rows"] += len(x)
+            return start[: len(x)] - 0.5  # not the epochs' score: not exact
+        return start[: len(x)] + 0.5  # 1 short of the judged start
+
+    def second(module, x):
+        runs["second"] += 1
+        return start[: len(x)] - 10.0
+
+    trainer, at_start, at_best = _judged_trainer((first, second))
+    assert not trainer._beats((start + 1.2, at_best), (start, at_start))
+    assert runs == {"second": 0, "start rows": EXACT_CHECK_ROWS + 400}
 
 
 def test_noisy_curved_data_leaves_the_start():
