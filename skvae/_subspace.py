@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from ._placement import CHUNK_ELEMENTS, csr_blocks
@@ -179,24 +178,6 @@ def _to_feature_space(mom: Moments, Q: torch.Tensor) -> torch.Tensor:
     return torch.linalg.qr(mom.centred.T @ Q).Q if mom.wide else Q
 
 
-def leading_eigenvectors(matrix: torch.Tensor, k: int) -> torch.Tensor:
-    """The eigenvectors (d x k) of a symmetric matrix's ``k`` largest eigenvalues.
-
-    On the CPU, LAPACK's relatively robust representations (``evr``) find just
-    those (a few times faster than the whole decomposition at d = 784, k = 10:
-    a tenth of a short fit's start); elsewhere, torch's whole decomposition.
-    """
-    d = matrix.shape[0]
-    if k == 0:
-        return matrix[:, :0]
-    if matrix.device.type != "cpu" or k == d:
-        return torch.linalg.eigh(matrix).eigenvectors[:, -k:]
-    _, vectors = scipy.linalg.eigh(
-        matrix.numpy(), subset_by_index=[d - k, d - 1], driver="evr", check_finite=False
-    )
-    return torch.from_numpy(vectors).to(matrix.dtype)
-
-
 def principal_components(
     mom: Moments, n_components: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,7 +188,7 @@ def principal_components(
     """
     k = min(n_components, mom.matrix.shape[0])
     if mom.matrix.shape[0] <= EIGH_MAX_SIZE:
-        Q = leading_eigenvectors(mom.matrix, k)
+        Q = torch.linalg.eigh(mom.matrix).eigenvectors[:, -k:] if k else mom.matrix[:, :0]
     else:
         Q, _ = fit_principal_subspace(mom, k, TrainingConfig(max_iter=1000), generator)
     return principal_axes(mom, _to_feature_space(mom, Q))
