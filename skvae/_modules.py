@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._conditional import ImportanceImputation
+from ._placement import sparse_spread
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -94,7 +95,11 @@ class ScaledIO(nn.Module):
         would cost a few percent of a short fit.
         """
         self.offset.copy_(X.mean(dim=0) if mean is None else mean)
-        rows = X[:: max(1, -(-len(X) // max_rows))]  # at most max_rows of them
+        step = max(1, -(-len(X) // max_rows))  # at most max_rows rows
+        if getattr(X, "sparse", False):  # from the entries: 4096 dense rows can be 60 MiB
+            self.scale.copy_(torch.tensor(sparse_spread(X, step) or 1.0))
+            return
+        rows = X[::step]
         spread = torch.sqrt(rows.var(dim=0, correction=0).mean())
         if torch.isnan(spread):  # missing entries (NaN): the observed entries' spread
             centred = rows - torch.nanmean(rows, dim=0)

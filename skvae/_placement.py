@@ -177,6 +177,19 @@ def csr_blocks(X: Rows, budget: int = CHUNK_ELEMENTS // 4):
         start, spent = stop, int(cost[stop - 1])
 
 
+def sparse_spread(X: Rows, step: int) -> float:
+    """The root mean column variance (ddof=0) of the rows ``X[::step]`` of sparse
+    :class:`Rows`, from their entries (values rounded to ``X.dtype``, summed in
+    float64): what a densified ``X[::step]`` gives, to rounding, without it."""
+    rows = X.data[X.start : X.stop : step]
+    values = rows.data.astype(np.float32 if X.dtype == torch.float32 else np.float64)
+    rows = sp.csr_matrix((values.astype(np.float64), rows.indices, rows.indptr), shape=rows.shape)
+    n = max(rows.shape[0], 1)
+    mean = np.asarray(rows.sum(axis=0)).ravel() / n
+    squares = np.asarray(rows.multiply(rows).sum(axis=0)).ravel() / n
+    return float(np.sqrt(np.clip(squares - mean * mean, 0.0, None).mean()))
+
+
 def dense(rows, copy: bool = False) -> np.ndarray:
     """A C-ordered NumPy array of ``rows``: a chunk of a sparse matrix densified."""
     if hasattr(rows, "toarray"):
