@@ -3,7 +3,8 @@ LinearAutoencoder against PCA.
 
 Run ``python -m benchmarks.speed`` (``--quick`` for a smoke run). Every figure
 is the median of ``--repeats`` runs, and each ratio compares runs interleaved in
-the same process, so a busy machine slows both sides alike.
+the same process, so a busy machine slows both sides alike; ``ratio_min`` and
+``ratio_max`` give the range of the repeats' own ratios.
 """
 
 from __future__ import annotations
@@ -131,6 +132,10 @@ def engine_vs_plain_loop(n_rows, epochs, batch_size, repeats, device, log):
                 "skvae_s": t_ours,
                 "plain_loop_s": t_plain,
                 "ratio": t_ours / t_plain,
+                # each repeat's own ratio (its two runs back to back): the spread
+                # a busy or virtual machine puts on the median's
+                "ratio_min": min(a / b for a, b in zip(ours, theirs, strict=True)),
+                "ratio_max": max(a / b for a, b in zip(ours, theirs, strict=True)),
                 "skvae_samples_per_s": n_rows * epochs / t_ours,
                 "plain_samples_per_s": n_rows * epochs / t_plain,
             }
