@@ -12,6 +12,8 @@ from sklearn.utils.validation import check_array, validate_data
 from ._placement import CHUNK_ELEMENTS, Rows, as_tensor, dense, is_out_of_core
 
 FLOATS = [np.float64, np.float32]
+#: sparse input is checked for inf by scikit-learn, for NaN by _refuse_sparse_nan
+NAN = "allow-nan"
 
 
 def check_features(estimator, X, reset: bool) -> None:
@@ -31,7 +33,10 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
     is checked one block of rows at a time and never read into memory whole.
     """
     if sp.issparse(X):  # CSR (other formats converted), densified a block at a time
-        X = validate_data(estimator, X, accept_sparse="csr", dtype=FLOATS, reset=reset)
+        X = validate_data(
+            estimator, X, accept_sparse="csr", dtype=FLOATS, reset=reset, ensure_all_finite=NAN
+        )
+        _refuse_sparse_nan(estimator, X)
         return _blockwise(estimator, X, dtype, row_sums, X.dtype)
     if not is_out_of_core(X):
         finite = _finite(estimator)
@@ -70,7 +75,11 @@ def inference_rows(estimator, X):
     sparse one is densified a chunk at a time.
     """
     if sp.issparse(X):
-        return validate_data(estimator, X, accept_sparse="csr", dtype=FLOATS, reset=False), dense
+        X = validate_data(
+            estimator, X, accept_sparse="csr", dtype=FLOATS, reset=False, ensure_all_finite=NAN
+        )
+        _refuse_sparse_nan(estimator, X)
+        return X, dense
     if not is_out_of_core(X):
         finite = _finite(estimator)
         X = validate_data(estimator, X, dtype=FLOATS, reset=False, ensure_all_finite=finite)
@@ -83,3 +92,23 @@ def _finite(estimator) -> bool | str:
     """What dense in-memory data may hold: NaN (a missing entry) where the
     estimator's tags allow it (``LinearAutoencoder``), never inf."""
     return "allow-nan" if estimator.__sklearn_tags__().input_tags.allow_nan else True
+
+
+def _refuse_sparse_nan(estimator, X) -> None:
+    """A stored NaN in a (validated, CSR) sparse matrix: refused with what to do
+    (scikit-learn's own message says the estimator takes no NaN, which is untrue
+    of dense data)."""
+    if not bool(np.isnan(X.data).any()):
+        return
+    name = type(estimator).__name__
+    if _finite(estimator) is True:  # e.g. a count likelihood: NaN is outside its support
+        raise ValueError(
+            f"X is a sparse matrix with NaN among its stored entries, and {name} with "
+            "these parameters takes no missing entries (NaN): replace them."
+        )
+    raise ValueError(
+        f"X is a sparse matrix with NaN among its stored entries. "
+        f"{name} reads NaN as a missing entry in dense arrays "
+        "only: a sparse matrix's unstored entries are zeros, observed like the "
+        "rest. Pass X.toarray() to treat its NaN as missing, or replace them."
+    )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
 from skvae._placement import CHUNK_ELEMENTS
@@ -102,3 +105,29 @@ def test_auto_width_on_sparse_shuffles_columns_without_densifying():
         n_components="auto", hidden_layer_sizes=(8,), max_iter=3, random_state=0
     ).fit(X)
     assert 1 <= vae.n_components_ <= 3 and np.isfinite(vae.score(X))
+
+
+@pytest.mark.parametrize("cls", [LinearAutoencoder, Autoencoder, VariationalAutoencoder])
+def test_nan_stored_in_a_sparse_matrix_is_refused_with_what_to_do(cls):
+    """NaN is a missing entry in dense arrays; in a sparse matrix, whose other
+    entries are zeros, it is refused by fit and by transform, naming the way out."""
+    X = _sparse_counts(n=60)
+    holed = X.copy()
+    holed.data[0] = np.nan
+    with pytest.raises(ValueError, match=r"sparse matrix with NaN.*X\.toarray\(\)"):
+        cls(n_components=2, random_state=0).fit(holed)
+    params = {} if cls is LinearAutoencoder else {"hidden_layer_sizes": (4,), "max_iter": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = cls(n_components=2, random_state=0, **params).fit(X)
+    with pytest.raises(ValueError, match="sparse matrix with NaN"):
+        est.transform(holed)
+    assert np.isfinite(est.transform(holed.toarray())).all()  # dense: NaN is missing
+
+
+def test_nan_stored_in_a_sparse_matrix_is_refused_by_a_count_model():
+    holed = _sparse_counts(n=60)
+    holed.data[0] = np.nan
+    est = VariationalAutoencoder(n_components=2, likelihood="poisson")
+    with pytest.raises(ValueError, match="takes no missing entries"):
+        est.fit(holed)
