@@ -15,6 +15,8 @@ takes the usual paths, where no mask is ever built.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
@@ -23,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._distributed import participants
 from ._missing import fit_em, has_nan
 from ._placement import is_out_of_core, random_rows
+from ._stopping import _significantly_better
 from ._training import Objective
 from ._vae_module import balanced_draws
 
@@ -35,6 +38,10 @@ IMPUTE_DRAWS, IMPUTE_ROUNDS = 64, 20
 
 #: EM's iteration limit for the deep models' start (their max_iter counts epochs).
 EM_MAX_ITER = 1000
+
+#: The Autoencoder's check of its imputations: each held-out row's observed
+#: entries are hidden a fifth at a time.
+_FOLDS = 5
 
 
 def observed(module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,12 +93,16 @@ class _MissingEntries:
         if not state.missing:
             return super()._start(X, module, generator, device, state)
         if self.init == "pca":
-            self._em_start(X, module, device)
+            imputation = self._em_start(X, module, device)
+            state.start = copy.deepcopy(module.state_dict()), imputation
         else:
             module.set_scaling(X, mean=_column_nanmean(X))
 
-    def _em_start(self, X, module, device) -> None:
-        """Start at the EM solution of probabilistic PCA on the observed entries.
+    def _em_start(self, X, module, device) -> tuple:
+        """Start at the EM solution of probabilistic PCA on the observed entries;
+        return its imputation model in the codes' units (latent mean, latent
+        covariance, noise variance in the data's units), with which the
+        networks' conditional mean is probabilistic PCA's.
 
         W W' + noise I has eigenvalues s^2 + noise along W's left singular
         vectors; the networks' offset is EM's mean, their scale the root mean
@@ -113,6 +124,12 @@ class _MissingEntries:
         axes, s, _ = torch.linalg.svd(model.weight, full_matrices=False)
         variances = (s**2 + model.noise) / scale2
         module.start_at_pca(axes.cpu(), variances.cpu(), model.noise / scale2)
+        # x_std = V z + noise with z ~ N(0, diag(s^2) / scale^2) (the Autoencoder's
+        # codes; latent dimensions beyond EM's, if any, unused)
+        k = self.n_components_
+        spread = np.zeros(k)
+        spread[: len(s)] = (s**2).cpu().numpy() / scale2
+        return np.zeros(k), np.diag(spread), model.noise
 
     # ------------------------------------------------------------ imputation
     def _conditional_mean(self, X):
@@ -176,13 +193,9 @@ class _MissingEntries:
         eps = balanced_draws(n_draws, k, torch.Generator().manual_seed(0), torch.float64)
         eps = eps.to(**to)
         if self._prior_latent:
-            prior_mean, prior_cov = torch.zeros(k, **to), torch.eye(k, **to)
-        else:  # the codes' Gaussian, a little regularised: it may be singular
-            cov = np.atleast_2d(self.latent_covariance_)
-            cov = cov + 1e-9 * max(np.trace(cov) / k, 1e-300) * np.eye(k)
-            prior_mean, prior_cov = torch.as_tensor(self.latent_mean_), torch.as_tensor(cov)
-            prior_mean, prior_cov = prior_mean.to(**to), prior_cov.to(**to)
-        prior = (prior_mean, prior_cov)
+            prior = torch.zeros(k, **to), torch.eye(k, **to)
+        else:
+            prior = _latent_gaussian(self.latent_mean_, self.latent_covariance_, to)
         extras = () if rng is None else (uniform[holed], normal[holed])
 
         def impute(module, x, *draws):
@@ -192,7 +205,27 @@ class _MissingEntries:
         return X
 
 
+def _latent_gaussian(mean, cov, to: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The codes' Gaussian as tensors, a little regularised: it may be singular."""
+    cov = np.atleast_2d(cov)
+    k = len(cov)
+    cov = cov + 1e-9 * max(np.trace(cov) / k, 1e-300) * np.eye(k)
+    return torch.as_tensor(mean).to(**to), torch.as_tensor(cov).to(**to)
+
+
 # ------------------------------------------------------------- Autoencoder
+@torch.inference_mode()
+def _impute_rows(module, x: torch.Tensor, imputation: tuple) -> torch.Tensor:
+    """``x`` with its missing entries at their conditional mean under ``module``
+    with ``imputation`` (latent mean, latent covariance, noise variance)."""
+    mean, cov, noise_variance = imputation
+    to = {"device": x.device, "dtype": x.dtype}
+    k = len(np.atleast_2d(cov))
+    eps = balanced_draws(max(IMPUTE_DRAWS, 2 * k), k, torch.Generator().manual_seed(0), x.dtype)
+    prior = _latent_gaussian(mean, cov, to)
+    return module.impute(x, prior, noise_variance, eps.to(x.device), IMPUTE_ROUNDS)
+
+
 def masked_loss(module, x: torch.Tensor) -> torch.Tensor:
     """The mean squared error over a batch's observed entries (standardised units)."""
     return module.loss(*observed(module, x))
@@ -211,9 +244,56 @@ class AutoencoderMissing(_MissingEntries):
             return super()._objective(module, generator)
         return Objective(masked_loss, masked_row_loss)
 
-    def _after_fit(self, X, module, generator, state):
-        if not state.missing:
-            return super()._after_fit(X, module, generator, state)
+    def _fit_module(self, X, module, generator, device, state):
+        history = super()._fit_module(X, module, generator, device, state)
+        rows = history.validation_rows
+        if not state.missing or state.start is None or rows is None:
+            return history
+        scores = history.validation_scores
+        state.kept_start = history.best_validation_score == scores[0] or not (
+            self._imputes_better(X, rows, module, state)
+        )
+        if state.kept_start:  # the trained weights fill holes no better than the start
+            module.load_state_dict(state.start[0])
+            history.best_validation_score = scores[0]
+        return history
+
+    def _imputes_better(self, X, held_out, module, state) -> bool:
+        """Whether the trained weights fill the held-out rows' observed entries,
+        each hidden in turn, better than the start by more than noise.
+
+        The masked loss that chose the weights reconstructs entries the encoder
+        reads, which is not predicting those it cannot: trained, an Autoencoder
+        can reconstruct better and impute worse. Each candidate imputes with
+        its own model: the start with probabilistic PCA's (its conditional
+        mean is LinearAutoencoder's), the trained weights with their codes'
+        Gaussian. The start has seen these rows (EM fits all of them), which
+        favours it: the trained weights must win clearly.
+        """
+        device = next(module.parameters()).device  # the CPU, after training
+        rows = X[held_out[:_MOMENT_ROWS].to(X.device)].to(device)
+        seen = ~torch.isnan(rows)
+        generator = torch.Generator().manual_seed(0)
+        fold = torch.randint(_FOLDS, rows.shape, generator=generator).to(device)
+        trained = copy.deepcopy(module.state_dict())
+        # the trained weights' model as _after_fit would make it (other draws)
+        candidates = [(trained, self._codes_gaussian(X, module, generator)), state.start]
+        errors = []
+        for weights, imputation in candidates:
+            module.load_state_dict(weights)
+            error = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
+            for f in range(_FOLDS):
+                hide = seen & (fold == f)
+                filled = _impute_rows(module, torch.where(hide, torch.nan, rows), imputation)
+                error += torch.where(hide, filled - rows, 0.0).double().pow(2).sum(dim=1)
+            errors.append(error)
+        module.load_state_dict(trained)
+        return _significantly_better(*errors)
+
+    @staticmethod
+    def _codes_gaussian(X, module, generator) -> tuple:
+        """The codes' Gaussian and the decoder's noise variance (data units),
+        from some rows with their missing entries at the networks' offset."""
         rows, mask = observed(module, random_rows(X, _MOMENT_ROWS, generator))
         with torch.inference_mode():
             codes = module.encode(rows)
@@ -222,6 +302,13 @@ class AutoencoderMissing(_MissingEntries):
         Z = codes.double().numpy()
         cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
         return Z.mean(axis=0), cov, noise_variance
+
+    def _after_fit(self, X, module, generator, state):
+        if not state.missing:
+            return super()._after_fit(X, module, generator, state)
+        if state.kept_start:  # imputes as probabilistic PCA, LinearAutoencoder's model
+            return state.start[1]
+        return self._codes_gaussian(X, module, generator)
 
 
 # ----------------------------------------------------- VariationalAutoencoder

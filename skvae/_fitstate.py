@@ -34,3 +34,8 @@ class FitState:
     ppca: object | None = None
     #: VariationalAutoencoder(n_components="auto"): what chose the width
     active_units: dict | None = None
+    #: Autoencoder on data with missing entries: its probabilistic-PCA start's
+    #: weights and imputation model (latent mean, covariance, noise variance),
+    #: and whether the fit ends there
+    start: tuple | None = None
+    kept_start: bool = False

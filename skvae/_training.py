@@ -117,6 +117,8 @@ class History:
     n_iter: int = 0
     converged: bool = False
     interrupted: bool = False
+    #: the held-out rows (indices into the rows trained on, on the CPU), if any
+    validation_rows: torch.Tensor | None = None
 
 
 def split_indices(
@@ -269,6 +271,7 @@ class Trainer:
             if stopper.done:
                 history.converged = True
                 break
+        history.validation_rows = self.val_idx
         if start is not None:
             if best is None or not self._beats(best, start):
                 best = start  # held-out rows cannot tell the change from noise

@@ -274,3 +274,20 @@ def test_importance_sampled_conditional_mean_nears_quadrature():
             fill = conditional_fill(decoder, xs * mask, mask, *prior, noise, eps, rounds=20)
         errors.append(float((fill - exact)[~mask].abs().max()))
     assert max(errors) < 0.02
+
+
+def test_an_autoencoder_that_fills_holes_no_better_keeps_its_start_and_imputes_as_pca():
+    """On linear data the trained networks can reconstruct the observed entries
+    better than the start yet fill holes no better; the Autoencoder then keeps
+    its probabilistic-PCA start with pPCA's own imputation model, and fills as
+    LinearAutoencoder does. Its masked loss alone would have left the start."""
+    X = hide(low_rank(n=400, seed=3), 0.2, seed=4)
+    est = fitted(Autoencoder, X=X, max_iter=30)
+    linear = LinearAutoencoder(3, random_state=0).fit(X)
+    assert est.best_validation_score_ == est.validation_scores_[0]
+    assert max(est.validation_scores_) > est.validation_scores_[0]  # the loss preferred training
+    np.testing.assert_allclose(
+        est._conditional_mean(X), linear._conditional_mean(X), rtol=1e-6, atol=1e-6
+    )
+    # the same EM noise: LinearAutoencoder reports it at PCA's ddof=1 scale
+    np.testing.assert_allclose(est.noise_variance_ * 400 / 399, linear.noise_variance_, rtol=1e-6)
