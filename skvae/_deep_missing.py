@@ -39,8 +39,9 @@ IMPUTE_DRAWS, IMPUTE_ROUNDS = 64, 20
 #: EM's iteration limit for the deep models' start (their max_iter counts epochs).
 EM_MAX_ITER = 1000
 
-#: The Autoencoder's check of its imputations: each held-out row's observed
-#: entries are hidden a fifth at a time.
+#: The Autoencoder's check of its imputations: up to this many of each held-out
+#: row's observed entries are hidden, one at a time (a row with a few more holes
+#: than it has, not a much harder case).
 _FOLDS = 5
 
 
@@ -259,8 +260,8 @@ class AutoencoderMissing(_MissingEntries):
         return history
 
     def _imputes_better(self, X, held_out, module, state) -> bool:
-        """Whether the trained weights fill the held-out rows' observed entries,
-        each hidden in turn, better than the start by more than noise.
+        """Whether the trained weights fill observed entries of the held-out rows,
+        each hidden alone in turn, better than the start by more than noise.
 
         The masked loss that chose the weights reconstructs entries the encoder
         reads, which is not predicting those it cannot: trained, an Autoencoder
@@ -274,7 +275,10 @@ class AutoencoderMissing(_MissingEntries):
         rows = X[held_out[:_MOMENT_ROWS].to(X.device)].to(device)
         seen = ~torch.isnan(rows)
         generator = torch.Generator().manual_seed(0)
-        fold = torch.randint(_FOLDS, rows.shape, generator=generator).to(device)
+        # each row's observed entries in a random order: fold f hides its f-th
+        rank = torch.rand(rows.shape, generator=generator).to(device)
+        rank = torch.where(seen, rank, 2.0).argsort(dim=1).argsort(dim=1)
+        fold = torch.where(seen, rank, -1)
         trained = copy.deepcopy(module.state_dict())
         # the trained weights' model as _after_fit would make it (other draws)
         candidates = [(trained, self._codes_gaussian(X, module, generator)), state.start]
