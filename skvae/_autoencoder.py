@@ -242,6 +242,10 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
         Mean squared reconstruction error of those rows: the variance of the
         isotropic Gaussian noise that :meth:`sample` adds to decoded means.
         None with ``loss="poisson"``, whose :meth:`sample` draws Poisson counts.
+        After a fit on data with missing entries that kept its
+        probabilistic-PCA start (see :ref:`missing_data`), these three are
+        that model's: latent mean 0, covariance the EM variances in the
+        codes' units, and EM's noise variance.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

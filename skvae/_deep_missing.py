@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._distributed import participants
 from ._missing import fit_em, has_nan
-from ._placement import is_out_of_core, random_rows
+from ._placement import CHUNK_ELEMENTS, is_out_of_core, random_rows
 from ._stopping import _significantly_better
 from ._training import Objective
 from ._vae_module import balanced_draws
@@ -222,9 +222,16 @@ def _impute_rows(module, x: torch.Tensor, imputation: tuple) -> torch.Tensor:
     mean, cov, noise_variance = imputation
     to = {"device": x.device, "dtype": x.dtype}
     k = len(np.atleast_2d(cov))
-    eps = balanced_draws(max(IMPUTE_DRAWS, 2 * k), k, torch.Generator().manual_seed(0), x.dtype)
+    n_draws = max(IMPUTE_DRAWS, 2 * k)
+    eps = balanced_draws(n_draws, k, torch.Generator().manual_seed(0), x.dtype).to(x.device)
     prior = _latent_gaussian(mean, cov, to)
-    return module.impute(x, prior, noise_variance, eps.to(x.device), IMPUTE_ROUNDS)
+    # a chunk's draws decoded (draws x rows x features) within CHUNK_ELEMENTS
+    step = max(1, CHUNK_ELEMENTS // (n_draws * max(x.shape[1], k * k)))
+    out = torch.empty_like(x)
+    for a in range(0, len(x), step):
+        part = x[a : a + step]
+        out[a : a + step] = module.impute(part, prior, noise_variance, eps, IMPUTE_ROUNDS)
+    return out
 
 
 def masked_loss(module, x: torch.Tensor) -> torch.Tensor:
@@ -288,8 +295,12 @@ class AutoencoderMissing(_MissingEntries):
             error = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
             for f in range(_FOLDS):
                 hide = seen & (fold == f)
-                filled = _impute_rows(module, torch.where(hide, torch.nan, rows), imputation)
-                error += torch.where(hide, filled - rows, 0.0).double().pow(2).sum(dim=1)
+                some = hide.any(dim=1)  # rows with fewer observed entries sit this one out
+                holed = torch.where(hide[some], torch.nan, rows[some])
+                filled = _impute_rows(module, holed, imputation)
+                error[some] += (
+                    torch.where(hide[some], filled - rows[some], 0.0).double().pow(2).sum(1)
+                )
             errors.append(error)
         module.load_state_dict(trained)
         return _significantly_better(*errors)

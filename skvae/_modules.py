@@ -97,7 +97,7 @@ class ScaledIO(nn.Module):
         self.offset.copy_(X.mean(dim=0) if mean is None else mean)
         step = max(1, -(-len(X) // max_rows))  # at most max_rows rows
         if getattr(X, "sparse", False):  # from the entries: 4096 dense rows can be 60 MiB
-            self.scale.copy_(torch.tensor(sparse_spread(X, step) or 1.0))
+            self.scale.fill_(sparse_spread(X, step) or 1.0)
             return
         rows = X[::step]
         spread = torch.sqrt(rows.var(dim=0, correction=0).mean())

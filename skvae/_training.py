@@ -101,6 +101,9 @@ class Objective:
     begin_epoch: Hook = _nothing
     end_epoch: Hook = _nothing
     judges: tuple[LossFn, ...] = ()
+    #: whether the start's ``row_loss`` may already be what every judge gives
+    #: (an exact posterior): then checked on a few rows, and if so not judged
+    exact_start: bool = False
 
 
 @dataclass
@@ -289,14 +292,15 @@ class Trainer:
         the last. The next is skipped where the best epoch is short of the start
         by more than twice what the last judge's tightening gained it (against
         the start's): that gain shrinks from one judge to the next, so more
-        of the same would not close the gap. Where a judge gives the start's
-        own scores back on a few rows (an exact posterior: every bound is
-        log p(x)), the start's scores are kept without judging the rest.
+        of the same would not close the gap. Where the objective says the
+        start may be exact and a judge gives the start's own scores back on a
+        few rows (an exact posterior: every bound is log p(x)), the start's
+        scores are kept without judging the rest.
         """
         best_rows, start_rows = best[0], start[0]
         if _significantly_better(best_rows, start_rows):
             return True
-        start_exact = None
+        start_exact = None if self.objective.exact_start else False
         for judge in self.objective.judges:
             self.module.load_state_dict(best[1])
             judged_best = self.validation_losses(judge)

@@ -82,7 +82,9 @@ def vae_objective(module, generator, beta: float, lbfgs: bool, masked: bool) -> 
         module.family.end_epoch(total)
 
     judges = (judge(JUDGE_DRAWS), judge(None)) if bound else ()
-    return Objective(loss, row_loss, begin_epoch, end_epoch, judges)
+    # the probabilistic-PCA start's posterior is exact for complete rows only:
+    # a zero-filled row has an inference gap
+    return Objective(loss, row_loss, begin_epoch, end_epoch, judges, exact_start=not masked)
 
 
 def minus_importance_bound(module, x, n_draws=None, mask=None):

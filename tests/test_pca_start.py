@@ -150,12 +150,13 @@ def _judged_trainer(judges, n=400):
     module = torch.nn.Linear(1, 1, bias=False)
     trainer = Trainer(
         module,
-        Objective(loss=None, row_loss=None, judges=judges),
+        Objective(loss=None, row_loss=None, judges=judges, exact_start=True),
         TrainingConfig(batch_size=64),
         torch.Generator().manual_seed(0),
         torch.device("cpu"),
     )
-    trainer.X, trainer.val_idx = torch.zeros(n, 1), torch.arange(n)
+    # each row holds its own index, by which the judges below look up its scores
+    trainer.X, trainer.val_idx = torch.arange(n, dtype=torch.float64)[:, None], torch.arange(n)
     return trainer, {"weight": torch.zeros(1, 1)}, {"weight": torch.ones(1, 1)}
 
 
@@ -165,31 +166,37 @@ def _rows(mean, n=400, seed=0):
     )
 
 
+def _index(x):
+    return x[:, 0].long()
+
+
 def test_judges_run_in_turn_and_an_exact_start_is_not_rejudged():
-    """The epochs' score leaves the best epoch level with the start; the first
-    judge narrows the gap, the second shows the best epoch better. The start,
-    which every judge scores the same (an exact posterior), is scored on a few
+    """The epochs' score puts the best epoch 0.1 short of the start; the first
+    judge narrows that to 0.05, not clearly either way, and gained half of it,
+    so the second runs and shows the best epoch better. The start, which every
+    judge scores as the epochs did (an exact posterior), is scored on a few
     rows only."""
-    start, noise = _rows(10.0), _rows(0.0, seed=1) * 0.01
+    start, noise = _rows(10.0), _rows(0.0, seed=1) * 0.1
     calls = []
 
-    def judge(best_mean):
+    def judge(shift):
         def row_loss(module, x):
             held = "best" if float(module.weight) else "start"
             calls.append((held, len(x)))
-            return (
-                start[: len(x)]
-                if held == "start"
-                else best_mean + start[: len(x)] + noise[: len(x)]
-            )
+            i = _index(x)
+            return start[i] if held == "start" else start[i] + shift + noise[i]
 
         return row_loss
 
-    trainer, at_start, at_best = _judged_trainer((judge(-0.01), judge(-0.5)))
+    trainer, at_start, at_best = _judged_trainer((judge(0.05), judge(-0.5)))
     assert trainer._beats((start + 0.1, at_best), (start, at_start))
     assert [h for h, _ in calls].count("best") == 2 * 7  # both judges, 400 rows in 7 batches
     assert calls.count(("start", EXACT_CHECK_ROWS)) == 1
     assert sum(n for h, n in calls if h == "start") == EXACT_CHECK_ROWS
+    # the first judge alone leaves the start: 0.05 short is not a win
+    calls.clear()
+    trainer, at_start, at_best = _judged_trainer((judge(0.05),))
+    assert not trainer._beats((start + 0.1, at_best), (start, at_start))
 
 
 def test_a_judge_that_cannot_close_the_gap_ends_the_judging():
@@ -202,18 +209,37 @@ def test_a_judge_that_cannot_close_the_gap_ends_the_judging():
     runs = {"second": 0, "start rows": 0}
 
     def first(module, x):
+        i = _index(x)
         if not float(module.weight):
             runs["start rows"] += len(x)
-            return start[: len(x)] - 0.5  # not the epochs' score: not exact
-        return start[: len(x)] + 0.5  # 1 short of the judged start
+            return start[i] - 0.5  # not the epochs' score: not exact
+        return start[i] + 0.5  # 1 short of the judged start
 
     def second(module, x):
         runs["second"] += 1
-        return start[: len(x)] - 10.0
+        return start[_index(x)] - 10.0
 
     trainer, at_start, at_best = _judged_trainer((first, second))
     assert not trainer._beats((start + 1.2, at_best), (start, at_start))
     assert runs == {"second": 0, "start rows": EXACT_CHECK_ROWS + 400}
+
+
+def test_a_start_that_may_not_be_exact_is_judged_on_every_row():
+    """A VAE fitted on rows with holes starts with an inference gap: its
+    objective says so, and the start is judged on all the rows, not checked
+    on a few."""
+    start = _rows(10.0)
+    seen = []
+
+    def judge(module, x):
+        if not float(module.weight):
+            seen.append(len(x))
+        return start[_index(x)]
+
+    trainer, at_start, at_best = _judged_trainer((judge,))
+    trainer.objective.exact_start = False
+    trainer._beats((start + 1.0, at_best), (start, at_start))
+    assert sum(seen) == 400  # checked first, it would have stopped at 64 (exact here)
 
 
 def test_noisy_curved_data_leaves_the_start():
