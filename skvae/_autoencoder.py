@@ -3,19 +3,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseAutoencoder
-from ._deep_missing import AutoencoderMissing
+from ._deep_missing import AutoencoderMissing, codes_gaussian
 from ._likelihoods import FAMILIES
 from ._modules import ACTIVATIONS, AutoencoderModule, CountAutoencoderModule
-from ._placement import CHUNK_ELEMENTS, MappedRows, random_rows
+from ._placement import MappedRows, random_rows
 from ._training import Objective
-
-#: Rows of training data encoded after fit to estimate the codes' Gaussian.
-_MOMENT_ROWS = 2048
 
 #: Training rows on which a count loss calibrates its start (as the VAE's).
 _START_ROWS = 4096
@@ -57,25 +52,10 @@ class PointAutoencoder(BaseAutoencoder):
     def _after_fit(self, X, module, generator, state):
         # A random subset of rows is enough for a Gaussian in n_components
         # dimensions and keeps fit from paying for another pass over the data.
-        # read in chunks: 2048 wide rows, decoded and squared, were ~90 MiB at d = 2000
-        order = torch.randperm(len(X), generator=generator, device=generator.device)
-        chosen = order[:_MOMENT_ROWS].to(X.device)
-        step = max(1, CHUNK_ELEMENTS // 4 // max(X.shape[1], 1))
-        # the isotropic Gaussian decoder's maximum-likelihood variance: the MSE
-        # (a count loss has its family's noise, and no such variance)
+        # The isotropic Gaussian decoder's maximum-likelihood variance is their
+        # MSE (a count loss has its family's noise, and no such variance).
         counts = hasattr(module, "family")
-        codes, squares = [], torch.zeros((), dtype=torch.float64)
-        with torch.inference_mode():
-            for a in range(0, len(chosen), step):
-                rows = X[chosen[a : a + step]]
-                codes.append(module.encode(rows))
-                if not counts:
-                    squares += ((module.decode(codes[-1]) - rows) ** 2).sum(dtype=torch.float64)
-        noise_variance = None if counts else float(squares) / (len(chosen) * X.shape[1])
-        Z = torch.cat(codes).double().numpy()
-        mean = Z.mean(axis=0)
-        cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
-        return mean, cov, noise_variance
+        return codes_gaussian(module, X, generator, masked=False, noise=not counts)
 
     def _set_fitted(self, module, history, state, fitted):
         self.latent_mean_, self.latent_covariance_, self.noise_variance_ = fitted

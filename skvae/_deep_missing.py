@@ -24,13 +24,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._distributed import participants
 from ._missing import fit_em, has_nan
-from ._placement import CHUNK_ELEMENTS, is_out_of_core, random_rows
+from ._placement import CHUNK_ELEMENTS, is_out_of_core, map_rows
 from ._stopping import _significantly_better
 from ._training import Objective
 from ._vae_module import balanced_draws
 
-#: Rows encoded after fit for the codes' Gaussian (as without missing entries).
-_MOMENT_ROWS = 2048
+#: Rows of training data encoded after fit to estimate the codes' Gaussian.
+MOMENT_ROWS = 2048
 
 #: The deep models' conditional means: latent points drawn per row and round,
 #: and the most rounds of moving the proposal (see :mod:`skvae._conditional`).
@@ -186,23 +186,15 @@ class _MissingEntries:
                 f"{type(self).__name__}'s conditional mean of missing entries needs a "
                 "Gaussian decoder; this model's likelihood has no noise variance."
             )
-        device = self._inference_device()
-        dtype = next(self.module_.parameters()).dtype
-        k, d = self.n_components_, X.shape[1]
-        to = {"device": device, "dtype": dtype}
-        n_draws = max(IMPUTE_DRAWS, 2 * k)  # balanced draws need 2k
-        eps = balanced_draws(n_draws, k, torch.Generator().manual_seed(0), torch.float64)
-        eps = eps.to(**to)
+        to = {"device": self._inference_device(), "dtype": next(self.module_.parameters()).dtype}
+        k = self.n_components_
         if self._prior_latent:
             prior = torch.zeros(k, **to), torch.eye(k, **to)
         else:
             prior = _latent_gaussian(self.latent_mean_, self.latent_covariance_, to)
+        impute, n_draws = _imputer(prior, self.noise_variance_, to)
         extras = () if rng is None else (uniform[holed], normal[holed])
-
-        def impute(module, x, *draws):
-            return module.impute(x, prior, self.noise_variance_, eps, IMPUTE_ROUNDS, *draws)
-
-        X[holed] = self._map_rows(impute, X[holed], d, copies=n_draws, extras=extras)
+        X[holed] = self._map_rows(impute, X[holed], X.shape[1], copies=n_draws, extras=extras)
         return X
 
 
@@ -214,26 +206,47 @@ def _latent_gaussian(mean, cov, to: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(mean).to(**to), torch.as_tensor(cov).to(**to)
 
 
+def _imputer(prior: tuple, noise_variance: float, to: dict):
+    """``impute(module, rows, *draws)``, the model verb with this latent
+    ``prior`` (mean, covariance tensors) and decoder noise, over balanced draws
+    fixed once (at least 2k of them); and how many copies of a row it decodes."""
+    k = len(prior[0])
+    n_draws = max(IMPUTE_DRAWS, 2 * k)  # balanced draws need 2k
+    eps = balanced_draws(n_draws, k, torch.Generator().manual_seed(0), torch.float64).to(**to)
+
+    def impute(module, x, *draws):
+        return module.impute(x, prior, noise_variance, eps, IMPUTE_ROUNDS, *draws)
+
+    return impute, n_draws
+
+
+def codes_gaussian(module, X, generator, masked: bool, noise: bool = True) -> tuple:
+    """The mean and covariance of the codes of up to ``MOMENT_ROWS`` random rows
+    of ``X``, and the decoder's noise variance: their mean squared
+    reconstruction error (data units; of the observed entries if ``masked``,
+    the rows' missing entries read at the networks' offset), or None without
+    ``noise``. Read a quarter chunk at a time: 2048 wide rows, decoded and
+    squared at once, were ~90 MiB at d = 2000."""
+    order = torch.randperm(len(X), generator=generator, device=generator.device)
+    chosen = order[:MOMENT_ROWS].to(X.device)
+    step = max(1, CHUNK_ELEMENTS // 4 // max(X.shape[1], 1))
+    codes, squares, entries = [], torch.zeros((), dtype=torch.float64), 0
+    with torch.inference_mode():
+        for a in range(0, len(chosen), step):
+            rows, mask = X[chosen[a : a + step]], None
+            if masked:
+                rows, mask = observed(module, rows)
+            codes.append(module.encode(rows))
+            if noise:
+                sq = (module.decode(codes[-1]) - rows) ** 2
+                squares += (sq if mask is None else sq * mask).sum(dtype=torch.float64)
+                entries += sq.numel() if mask is None else int(mask.sum())
+    Z = torch.cat(codes).double().numpy()
+    cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
+    return Z.mean(axis=0), cov, float(squares) / max(entries, 1) if noise else None
+
+
 # ------------------------------------------------------------- Autoencoder
-@torch.inference_mode()
-def _impute_rows(module, x: torch.Tensor, imputation: tuple) -> torch.Tensor:
-    """``x`` with its missing entries at their conditional mean under ``module``
-    with ``imputation`` (latent mean, latent covariance, noise variance)."""
-    mean, cov, noise_variance = imputation
-    to = {"device": x.device, "dtype": x.dtype}
-    k = len(np.atleast_2d(cov))
-    n_draws = max(IMPUTE_DRAWS, 2 * k)
-    eps = balanced_draws(n_draws, k, torch.Generator().manual_seed(0), x.dtype).to(x.device)
-    prior = _latent_gaussian(mean, cov, to)
-    # a chunk's draws decoded (draws x rows x features) within CHUNK_ELEMENTS
-    step = max(1, CHUNK_ELEMENTS // (n_draws * max(x.shape[1], k * k)))
-    out = torch.empty_like(x)
-    for a in range(0, len(x), step):
-        part = x[a : a + step]
-        out[a : a + step] = module.impute(part, prior, noise_variance, eps, IMPUTE_ROUNDS)
-    return out
-
-
 def masked_loss(module, x: torch.Tensor) -> torch.Tensor:
     """The mean squared error over a batch's observed entries (standardised units)."""
     return module.loss(*observed(module, x))
@@ -279,7 +292,7 @@ class AutoencoderMissing(_MissingEntries):
         favours it: the trained weights must win clearly.
         """
         device = next(module.parameters()).device  # the CPU, after training
-        rows = X[held_out[:_MOMENT_ROWS].to(X.device)].to(device)
+        rows = X[held_out[:MOMENT_ROWS].to(X.device)].to(device)
         seen = ~torch.isnan(rows)
         generator = torch.Generator().manual_seed(0)
         # each row's observed entries in a random order: fold f hides its f-th
@@ -288,42 +301,30 @@ class AutoencoderMissing(_MissingEntries):
         fold = torch.where(seen, rank, -1)
         trained = copy.deepcopy(module.state_dict())
         # the trained weights' model as _after_fit would make it (other draws)
-        candidates = [(trained, self._codes_gaussian(X, module, generator)), state.start]
+        candidates = [(trained, codes_gaussian(module, X, generator, masked=True)), state.start]
+        to = {"device": device, "dtype": rows.dtype}
         errors = []
-        for weights, imputation in candidates:
+        for weights, (mean, cov, noise_variance) in candidates:
             module.load_state_dict(weights)
-            error = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
+            impute, n_draws = _imputer(_latent_gaussian(mean, cov, to), noise_variance, to)
+            error = torch.zeros(len(rows), dtype=torch.float64, device=device)
             for f in range(_FOLDS):
                 hide = seen & (fold == f)
                 some = hide.any(dim=1)  # rows with fewer observed entries sit this one out
-                holed = torch.where(hide[some], torch.nan, rows[some])
-                filled = _impute_rows(module, holed, imputation)
-                error[some] += (
-                    torch.where(hide[some], filled - rows[some], 0.0).double().pow(2).sum(1)
-                )
+                holed = torch.where(hide[some], torch.nan, rows[some]).numpy()
+                filled = map_rows(module, impute, holed, rows.shape[1], device, copies=n_draws)
+                missed = torch.where(hide[some], torch.from_numpy(filled) - rows[some], 0.0)
+                error[some] += missed.double().pow(2).sum(1)
             errors.append(error)
         module.load_state_dict(trained)
         return _significantly_better(*errors)
-
-    @staticmethod
-    def _codes_gaussian(X, module, generator) -> tuple:
-        """The codes' Gaussian and the decoder's noise variance (data units),
-        from some rows with their missing entries at the networks' offset."""
-        rows, mask = observed(module, random_rows(X, _MOMENT_ROWS, generator))
-        with torch.inference_mode():
-            codes = module.encode(rows)
-            sq = (module.decode(codes) - rows) ** 2
-            noise_variance = float((sq * mask).sum() / mask.sum().clamp_min(1))
-        Z = codes.double().numpy()
-        cov = np.atleast_2d(np.cov(Z, rowvar=False, ddof=1 if len(Z) > 1 else 0))
-        return Z.mean(axis=0), cov, noise_variance
 
     def _after_fit(self, X, module, generator, state):
         if not state.missing:
             return super()._after_fit(X, module, generator, state)
         if state.kept_start:  # imputes as probabilistic PCA, LinearAutoencoder's model
             return state.start[1]
-        return self._codes_gaussian(X, module, generator)
+        return codes_gaussian(module, X, generator, masked=True)
 
 
 # ----------------------------------------------------- VariationalAutoencoder
