@@ -22,6 +22,7 @@ def _imported_modules(path):
 TORCH_LAYERS = [
     "_modules",
     "_training",
+    "_lbfgs",
     "_stopping",
     "_distributed",
     "_placement",
@@ -37,6 +38,7 @@ def test_torch_layers_do_not_import_sklearn_or_estimators(name):
     torch_layers = {
         "._modules",
         "._training",
+        "._lbfgs",
         "._stopping",
         "._distributed",
         "._placement",
@@ -61,3 +63,22 @@ def test_estimators_write_no_training_loop(name):
     source = (PACKAGE / name).read_text()
     for marker in (".backward(", ".step(", "torch.optim"):
         assert marker not in source, f"{name} contains {marker!r}"
+
+
+def test_no_source_file_is_over_500_lines():
+    """The model-protocol issue's bound: a file a reader can hold in mind."""
+    long = {
+        str(path.relative_to(PACKAGE)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 500
+    }
+    assert not long
+
+
+@pytest.mark.parametrize("name", ["_poisson.py", "_negative_binomial.py", "_bernoulli.py"])
+def test_an_added_likelihood_family_is_one_short_file(name):
+    """Adding a likelihood is one file of at most 150 lines plus its registration."""
+    path = PACKAGE / "_likelihoods" / name
+    assert len(path.read_text().splitlines()) <= 150
+    registry = (PACKAGE / "_likelihoods" / "__init__.py").read_text()
+    assert f"from .{path.stem} import" in registry
