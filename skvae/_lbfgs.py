@@ -26,7 +26,7 @@ def fit_lbfgs(trainer, X: torch.Tensor) -> None:
     improved by ``tol / 100`` (relative) for ``n_iter_no_change`` iterations.
     It stops, unconverged, when no step lowers the loss even after the
     curvature memory is reset to steepest descent. With several ranks it
-    runs whole on each, and :meth:`Trainer._run <skvae._training.Trainer._run>` gives them all rank 0's result.
+    runs whole on each, and the trainer gives them all rank 0's result.
     """
     config, history, module = trainer.config, trainer.history, trainer.module
     X = X.to(trainer.device)
