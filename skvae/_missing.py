@@ -142,6 +142,8 @@ def fit_em(
     tol: float = 1e-4,
     n_iter_no_change: int = 10,
     validation_fraction: float | None = 0.1,
+    held: torch.Tensor | None = None,
+    start: PPCA | None = None,
     verbose: int = 0,
     log: Callable[[str], None] = print,
 ) -> tuple[PPCA, History]:
@@ -152,8 +154,12 @@ def fit_em(
     entries were likeliest (each given its row's other entries) are returned:
     run to its maximum likelihood, EM overfits the observed entries when many
     are missing, its noise variance collapsing and its predictions of the
-    missing entries worsening. Without, EM runs to the maximum likelihood of
-    all the observed entries.
+    missing entries worsening. ``held``, a 0/1 mask of observed entries, holds
+    out those entries instead. Without either, EM runs to the maximum
+    likelihood of all the observed entries.
+
+    EM starts at PCA of the column-mean-filled rows, or at ``start`` (of
+    X's d features and width ``k``) if given.
 
     Stops after ``n_iter_no_change`` successive steps that improve neither the
     held-out log-likelihood by more than ``tol`` (relative) nor the training
@@ -167,10 +173,13 @@ def fit_em(
     # do not cancel digits (0 where missing)
     shift = torch.nan_to_num(X, nan=0.0).sum(dim=0) / seen.sum(dim=0)
     X = torch.nan_to_num(X - shift, nan=0.0)
-    held = hold_out(seen, validation_fraction, generator) if validation_fraction else None
+    if held is None and validation_fraction:
+        held = hold_out(seen, validation_fraction, generator)
     if held is not None:
         seen = seen - held
     model, floor = _start(X, seen, k, generator)
+    if start is not None:
+        model = PPCA(start.mean.to(X) - shift, start.weight.to(X), max(start.noise, floor))
     squares = ((X * seen) ** 2).sum(dim=0)
     n_obs, n_held = float(seen.sum()), None if held is None else float(held.sum())
     history = History()

@@ -3,12 +3,14 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skvae import LatentImputer, LinearAutoencoder, VariationalAutoencoder
+from skvae._missing import fit_em, log_likelihood
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -84,23 +86,34 @@ def test_auto_finds_the_true_rank():
     assert auto.n_components_ == 4 and max(auto.validation_errors_) <= 8
 
 
-def test_the_chosen_model_is_refitted_on_every_entry_for_its_best_em_step():
+def test_the_chosen_parameters_are_refined_on_every_entry():
     X, _, _ = low_rank(n=300, d=8, k=3, noise=0.3)
     X_missing, _ = holes(X, rate=0.3)
     imputer = LatentImputer(n_components=[1, 3], random_state=0).fit(X_missing)
     model = imputer.estimator_
-    # no entry held out in the refit: every observed entry is fitted
+    # no entry held out in the refinement: every observed entry is fitted
     assert model.validation_fraction == 0 and model.validation_scores_ is None
-    assert model.n_iter_ <= model.max_iter < 1000 and model.n_iter_no_change == 5
-    # the same candidate, fitted without the hidden entries, peaked at that step
+    assert model.n_iter_ == model.max_iter == 3
+    # the candidate: EM without the hidden entries, stopped where they were likeliest
     rng = np.random.RandomState(0)
-    rng.randint(np.iinfo(np.int32).max)
+    seed = rng.randint(np.iinfo(np.int32).max)
     seen = ~np.isnan(X_missing)
     hidden = seen & (rng.uniform(size=X.shape) < 0.1)
     hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False
-    candidate = LinearAutoencoder(3, n_iter_no_change=5, random_state=model.random_state)
-    candidate.fit(np.where(hidden, np.nan, X_missing))
-    assert model.max_iter == max(int(np.argmax(candidate.validation_scores_)), 1)
+    data = torch.as_tensor(X_missing)
+    generator = torch.Generator().manual_seed(int(seed))
+    held = torch.as_tensor(hidden, dtype=torch.float64)
+    candidate, history = fit_em(data, 3, generator, held=held, tol=1e-3, n_iter_no_change=5)
+    # stopped on the hidden entries, long before EM converged on the others
+    assert history.converged and history.n_iter < 100
+    assert history.best_validation_score == max(history.validation_scores)
+    # then three EM steps on every observed entry, from those parameters
+    refined, _ = fit_em(data, 3, generator, validation_fraction=None, start=candidate, max_iter=3)
+    covariance = refined.weight @ refined.weight.T + refined.noise * torch.eye(8)
+    n = len(X)  # the fitted attributes' variances are PCA's, with ddof=1
+    np.testing.assert_allclose(model.get_covariance(), covariance.numpy() * n / (n - 1))
+    # which raised the likelihood of the observed entries, as EM's steps do
+    assert log_likelihood(data, refined).sum() > log_likelihood(data, candidate).sum()
 
 
 def test_a_deep_model_imputes_through_the_same_api():
