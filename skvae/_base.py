@@ -38,14 +38,14 @@ from ._missing import has_nan
 from ._modules import init_parameters
 from ._placement import TORCH_DTYPES, column_mean, resolve_device
 from ._stopping import TrainingInterrupted
-from ._subspace import discarded_variance, moments, principal_components
-from ._training import (
-    History,
-    Objective,
-    Trainer,
-    TrainingConfig,
-    TrainingDiverged,
+from ._subspace import (
+    covariance_operator,
+    discarded_variance,
+    moments,
+    principal_components,
+    use_operator,
 )
+from ._training import History, Objective, Trainer, TrainingConfig, TrainingDiverged
 from ._validation import training_rows
 
 
@@ -217,7 +217,7 @@ class BaseAutoencoder(
         computes them, so the start reproduces PCA (and its ``score``) exactly.
         """
         # in the networks' dtype: a start needs no more digits than training has
-        mom = self._data_moments(X, device, state, scatter_dtype=X.dtype)
+        mom = self._data_moments(X, device, state, scatter_dtype=X.dtype, start=True)
         n, d = mom.n_samples, X.shape[1]
         module.set_scaling(X, mean=mom.mean)  # one pass over X for the mean, not two
         k = min(self.n_components_, n - 1, d)
@@ -227,17 +227,18 @@ class BaseAutoencoder(
         module.start_at_pca(components, variances * ddof, noise)
 
     def _data_moments(
-        self, X, device: torch.device, state: FitState, tall: bool = False, scatter_dtype=None
+        self, X, device, state: FitState, tall=False, scatter_dtype=None, start=False
     ):
-        """:func:`~skvae._subspace.moments` of the call's rows.
-
-        Trained data-parallel, each rank reads its part of the rows (its block
-        of X in :meth:`fit`, where every rank holds X; its own X in
-        :meth:`partial_fit`) and the ranks sum; in :meth:`fit`, wide data's
-        Gram matrix is computed whole on every rank.
-        """
+        """:func:`~skvae._subspace.moments` of the call's rows (for a deep model's
+        ``start`` on wide sparse rows, an operator: no d x d matrix). Trained
+        data-parallel, each rank reads its part of the rows (its block of X in
+        :meth:`fit`, where every rank holds X; its own X in :meth:`partial_fit`)
+        and the ranks sum; in :meth:`fit`, wide data's Gram matrix is computed
+        whole on every rank."""
         ranks, shared = state.ranks, not state.incremental
         dtype = scatter_dtype or torch.float64
+        if start and use_operator(X, self.n_components_, ranks.active):
+            return covariance_operator(X)
         if not ranks.active or (shared and not tall and len(X) < X.shape[1]):
             return moments(X, device, tall, scatter_dtype=dtype)
         rows = ranks.block(X) if shared else X

@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._distributed import participants
 from ._missing import fit_em, has_nan
-from ._placement import CHUNK_ELEMENTS, is_out_of_core, map_rows
+from ._placement import BATCH_ELEMENTS, is_out_of_core, map_rows
 from ._stopping import _significantly_better
 from ._training import Objective
 from ._vae_module import balanced_draws
@@ -225,11 +225,11 @@ def codes_gaussian(module, X, generator, masked: bool, noise: bool = True) -> tu
     of ``X``, and the decoder's noise variance: their mean squared
     reconstruction error (data units; of the observed entries if ``masked``,
     the rows' missing entries read at the networks' offset), or None without
-    ``noise``. Read a quarter chunk at a time: 2048 wide rows, decoded and
+    ``noise``. Read ``BATCH_ELEMENTS`` at a time: 2048 wide rows, decoded and
     squared at once, were ~90 MiB at d = 2000."""
     order = torch.randperm(len(X), generator=generator, device=generator.device)
     chosen = order[:MOMENT_ROWS].to(X.device)
-    step = max(1, CHUNK_ELEMENTS // 4 // max(X.shape[1], 1))
+    step = max(1, BATCH_ELEMENTS // max(X.shape[1], 1))
     codes, squares, entries = [], torch.zeros((), dtype=torch.float64), 0
     with torch.inference_mode():
         for a in range(0, len(chosen), step):

@@ -25,6 +25,12 @@ TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch
 #: Activations per chunk of rows at inference: bounds the memory of transform & co.
 CHUNK_ELEMENTS = 1 << 22
 
+#: Elements per tensor in a fit's once-per-fit passes over wide rows (checks,
+#: importance-weighted judges, the codes' Gaussian): 2 MiB of float64, a dense
+#: batch of 128 rows of 2048 features, so that a sparse fit's peak stays near
+#: the matrix plus a batch (larger blocks, several alive at once, added 30-80 MiB).
+BATCH_ELEMENTS = CHUNK_ELEMENTS // 16
+
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when torch sees a GPU (under ``torchrun``, the GPU of

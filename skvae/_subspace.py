@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ._placement import CHUNK_ELEMENTS, csr_blocks
 from ._training import History, Reduce, TrainingConfig, interruptible
@@ -45,6 +47,11 @@ class Moments:
     @property
     def wide(self) -> bool:
         return self.centred is not None
+
+    @property
+    def size(self) -> int:
+        """min(n_samples, n_features): how many principal directions there are."""
+        return self.matrix.shape[0]
 
     @property
     def total_variance(self) -> float:
@@ -150,7 +157,67 @@ def _sparse_moments(X, device: torch.device, total: Reduce | None) -> Moments:
     scatter.addr_(mean, s, alpha=-1.0).addr_(s, mean, alpha=-1.0).addr_(mean, mean, alpha=n_local)
     if total is not None:
         scatter = total(scatter)
-    return Moments(mean, scatter / n, n)
+    return Moments(mean, scatter.div_(n), n)
+
+
+#: From this many features on, the deep models' PCA start on sparse rows reads
+#: their covariance as an operator (:class:`CovarianceOperator`): the d x d
+#: matrix is 2 MiB at d = 512, but 31 MiB at d = 2000, and with its
+#: eigendecomposition's workspace a fit's start took about 100 MiB there.
+OPERATOR_MIN_FEATURES = 512
+
+
+@dataclass
+class CovarianceOperator:
+    """The covariance of sparse rows, never formed: ``C v = X'(X v) / n - m (m'v)``.
+
+    Stands for :class:`Moments` in :func:`principal_components` and
+    :func:`discarded_variance`: Lanczos (:func:`scipy.sparse.linalg.eigsh`)
+    finds the leading eigenvectors from products with the matrix's entries,
+    in O(nnz) time per product and O(d k) memory. In float64 on the CPU.
+    """
+
+    mean: torch.Tensor
+    n_samples: int
+    total_variance: float
+    rows: sp.csr_matrix  # float64 values (rounded to the rows' dtype first)
+    wide = False
+
+    @property
+    def size(self) -> int:
+        return min(self.n_samples, self.rows.shape[1])
+
+    def times(self, basis: torch.Tensor) -> torch.Tensor:
+        """The covariance times each column of ``basis`` (d x j)."""
+        V = basis.detach().cpu().numpy()
+        m = self.mean.numpy()
+        out = self.rows.T @ (self.rows @ V) / self.n_samples - np.outer(m, m @ V)
+        return torch.from_numpy(np.ascontiguousarray(out)).to(basis)
+
+
+def use_operator(X, k: int, distributed: bool) -> bool:
+    """Whether a PCA start of ``k`` axes on rows ``X`` reads their covariance as
+    an operator: sparse rows of many features, few axes (Lanczos needs
+    k < d), in one process (data-parallel ranks sum their moments as matrices)."""
+    n, d = X.shape
+    wide = d >= OPERATOR_MIN_FEATURES and 0 < min(k, n - 1) < d // 2
+    return getattr(X, "sparse", False) and wide and not distributed
+
+
+def covariance_operator(X) -> CovarianceOperator:
+    """The covariance of sparse :class:`~skvae._placement.Rows` as an operator:
+    the mean and total variance from the entries, no copy of the matrix
+    beyond its values when they must be rounded to the rows' dtype."""
+    M = X.data if (X.start, X.stop) == (0, X.data.shape[0]) else X.data[X.start : X.stop]
+    rounded = np.float32 if X.dtype == torch.float32 else np.float64
+    values = M.data.astype(rounded, copy=False).astype(np.float64, copy=False)
+    M = sp.csr_matrix((values, M.indices, M.indptr), shape=M.shape)
+    n = M.shape[0]
+    mean = np.asarray(M.sum(axis=0)).ravel() / n
+    # the sum of squares of every entry; a non-canonical matrix's repeats sum first
+    squares = float(values @ values) if M.has_canonical_format else float(M.multiply(M).sum())
+    total = max(squares / n - float(mean @ mean), 0.0)
+    return CovarianceOperator(torch.from_numpy(mean), n, total, M)
 
 
 def principal_axes(mom: Moments, basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,6 +230,9 @@ def principal_axes(mom: Moments, basis: torch.Tensor) -> tuple[torch.Tensor, tor
     if mom.wide:
         Z = mom.centred @ basis
         projected = Z.T @ Z / mom.n_samples
+    elif isinstance(mom, CovarianceOperator):
+        projected = basis.T @ mom.times(basis)
+        projected = (projected + projected.T) / 2
     else:
         projected = basis.T @ mom.matrix @ basis
     variances, rotation = torch.linalg.eigh(projected)
@@ -186,12 +256,31 @@ def principal_components(
     Exact eigendecomposition for moment matrices up to ``EIGH_MAX_SIZE``, the
     block iteration of :func:`fit_principal_subspace` beyond.
     """
-    k = min(n_components, mom.matrix.shape[0])
+    k = min(n_components, mom.size)
+    if isinstance(mom, CovarianceOperator):
+        return principal_axes(mom, _lanczos(mom, k, generator))
     if mom.matrix.shape[0] <= EIGH_MAX_SIZE:
         Q = torch.linalg.eigh(mom.matrix).eigenvectors[:, -k:] if k else mom.matrix[:, :0]
     else:
         Q, _ = fit_principal_subspace(mom, k, TrainingConfig(max_iter=1000), generator)
     return principal_axes(mom, _to_feature_space(mom, Q))
+
+
+def _lanczos(op: CovarianceOperator, k: int, generator: torch.Generator) -> torch.Tensor:
+    """An orthonormal basis (d x k, float64, CPU) of the operator's leading
+    eigenvectors, by ARPACK's Lanczos iteration to machine precision; its
+    start vector from ``generator``, so a fit repeats."""
+    d = op.rows.shape[1]
+    if k == 0:
+        return torch.zeros(d, 0, dtype=torch.float64)
+    start = torch.rand(d, generator=generator, device=generator.device, dtype=torch.float64)
+
+    def product(v):
+        return op.times(torch.from_numpy(np.asarray(v).reshape(d, -1))).numpy()
+
+    linear = LinearOperator((d, d), matvec=product, matmat=product, dtype=np.float64)
+    _, vectors = eigsh(linear, k=k, which="LA", v0=start.cpu().numpy() - 0.5, tol=0)
+    return torch.linalg.qr(torch.from_numpy(vectors)).Q
 
 
 def fit_principal_subspace(
@@ -300,5 +389,5 @@ def discarded_variance(mom: Moments, kept: torch.Tensor) -> float:
     ``kept``), shared by the ``min(n_samples, n_features) - len(kept)`` others;
     0 when there are none.
     """
-    rest = mom.matrix.shape[0] - len(kept)  # the matrix is min(n, d) square
+    rest = mom.size - len(kept)
     return max(mom.total_variance - float(kept.sum()), 0.0) / rest if rest > 0 else 0.0

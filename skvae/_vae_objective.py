@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ._deep_missing import observed
-from ._placement import CHUNK_ELEMENTS
+from ._placement import BATCH_ELEMENTS
 from ._training import Objective
 from ._vae_module import cycled_draws
 
@@ -98,20 +98,22 @@ def minus_importance_bound(module, x, n_draws=None, mask=None):
     costs K decoder passes.
     """
     draws = module.score_eps
+    # rows x draws <= 4096, and activations of at most BATCH_ELEMENTS: 4096 rows
+    # x 2000 features were 62.5 MiB a tensor, and 128 rows x 8 draws of them,
+    # several alive at once, 80 MiB over a sparse fit's peak
+    width = max(
+        [x.shape[-1]] + [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
+    )
+    n_eps = len(draws) if n_draws is None else n_draws
+    step = max(1, min(4096, BATCH_ELEMENTS // width) // n_eps)
     if n_draws is None:
-        # rows x draws <= 4096, and a quarter chunk of activations for wide data
-        # (4096 rows x 2000 features were 62.5 MiB a tensor, several alive at once)
-        width = max(
-            [x.shape[-1]] + [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
-        )
         eps = draws[:, None, :]
-        step = max(1, min(4096, CHUNK_ELEMENTS // 4 // width) // len(draws))
     else:
         rows, ks = (
             torch.arange(len(x), device=draws.device),
             torch.arange(n_draws, device=draws.device),
         )
-        eps, step = draws[(rows[None, :] * n_draws + ks[:, None].to(rows)) % len(draws)], len(x)
+        eps = draws[(rows[None, :] * n_draws + ks[:, None].to(rows)) % len(draws)]
     out = x.new_empty(0)
     for a in range(0, len(x), step):
         e = eps if n_draws is None else eps[:, a : a + step]

@@ -131,3 +131,53 @@ def test_nan_stored_in_a_sparse_matrix_is_refused_by_a_count_model():
     est = VariationalAutoencoder(n_components=2, likelihood="poisson")
     with pytest.raises(ValueError, match="takes no missing entries"):
         est.fit(holed)
+
+
+def test_the_covariance_operator_gives_pca_of_the_sparse_rows():
+    """Lanczos on the covariance as an operator (a deep model's start on wide
+    sparse rows) finds the axes, variances and noise the d x d matrix gives."""
+    import torch
+
+    from skvae._placement import Rows
+    from skvae._subspace import (
+        covariance_operator,
+        discarded_variance,
+        moments,
+        principal_components,
+    )
+
+    rows = Rows(_sparse_counts(n=300, d=120, density=0.05), torch.float64)
+    exact, operator = moments(rows, torch.device("cpu")), covariance_operator(rows)
+    np.testing.assert_allclose(operator.mean, exact.mean, rtol=1e-12)
+    np.testing.assert_allclose(operator.total_variance, exact.total_variance, rtol=1e-12)
+    generator = torch.Generator().manual_seed(0)
+    axes, variances = principal_components(exact, 5, generator)
+    found, found_variances = principal_components(operator, 5, generator)
+    np.testing.assert_allclose(found_variances, variances, rtol=1e-10)
+    np.testing.assert_allclose(found, axes, atol=1e-8)  # PCA's signs on both
+    np.testing.assert_allclose(
+        discarded_variance(operator, found_variances), discarded_variance(exact, variances)
+    )
+
+
+def test_a_deep_start_on_wide_sparse_rows_is_the_dense_rows_start(monkeypatch):
+    """With the operator in use (its width threshold lowered to these rows), a
+    fit on the sparse matrix matches the fit on its dense rows."""
+    import skvae._subspace
+
+    calls = []
+    original = skvae._subspace.covariance_operator
+    monkeypatch.setattr(skvae._subspace, "OPERATOR_MIN_FEATURES", 20)
+    monkeypatch.setattr(
+        "skvae._base.covariance_operator", lambda X: calls.append(X.shape) or original(X)
+    )
+    X = _sparse_counts(n=300, d=40)
+    make = lambda: Autoencoder(  # noqa: E731
+        n_components=3, hidden_layer_sizes=(8,), max_iter=3, random_state=0
+    )
+    sparse, dense = make().fit(X), make().fit(X.toarray())
+    assert calls == [X.shape]  # the sparse fit's start, not the dense one's
+    np.testing.assert_allclose(sparse.transform(X), dense.transform(X.toarray()), atol=1e-6)
+    np.testing.assert_allclose(
+        sparse.score_samples(X), dense.score_samples(X.toarray()), rtol=1e-7
+    )
