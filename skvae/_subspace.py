@@ -5,7 +5,9 @@ least-squares steps of :func:`fit_principal_subspace`, and the deep models start
 from PCA's solution, computed by :func:`principal_components`. Both work on the
 second moments of :func:`moments`, in float64 whatever the data's dtype: the
 covariance squares the data's condition number, and float32 rounding alone can
-turn a subspace with close eigenvalues by about a degree.
+turn a subspace with close eigenvalues by about a degree. On wide sparse rows
+the deep models' start reads the covariance as a :class:`CovarianceOperator`
+instead, never formed.
 
 Nothing here imports scikit-learn.
 """
