@@ -246,9 +246,10 @@ def _seconds(fn) -> tuple[float, object]:
 
 def dask_transform(spec: dict, sampler: Sampler) -> list[dict]:
     """transform in this process against skvae.dask.transform_blocks on a local
-    cluster of two worker processes of one thread, each reading its blocks
-    from the file. After a run that warms both up, ``repeats`` runs of each
-    alternate, so that a change in the machine's load hits both; medians.
+    cluster of two worker processes of one thread (threads if not
+    ``processes``), each reading its blocks from the file. After a run that
+    warms both up, ``repeats`` runs of each alternate, so that a change in
+    the machine's load hits both; medians.
     Unless ``trim_only``, a second cluster's workers run without the
     MALLOC_TRIM_THRESHOLD_ that distributed sets in them by default."""
     import dask
@@ -270,7 +271,10 @@ def dask_transform(spec: dict, sampler: Sampler) -> list[dict]:
     for where, environ in variants:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
             cluster = LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=2,
+                threads_per_worker=1,
+                processes=spec.get("processes", True),
+                dashboard_address=None,
             )
             try:
                 with Client(cluster):

@@ -51,7 +51,8 @@ dask
     block back to the kernel, so each chunk's temporaries are fresh pages to
     fault in and zero: a second cluster runs without it. Two workers can only
     gain where two cores are free: compare the speedup with the load average
-    printed. Needs the ``dask`` extra; skipped without it.
+    printed. Needs the ``dask`` extra; skipped without it. ``--quick`` runs
+    its two workers as threads of one process, and no second cluster.
 precision
     Autoencoder and VariationalAutoencoder (hidden (256, 128), early stopping
     as default) on float64 data, the default (float64 compute) against
@@ -170,6 +171,9 @@ def _specs(args, path: Path, tmp: Path) -> dict[str, list[dict]]:
                 "block_rows": 1000 if quick else 100_000,
                 "repeats": 1 if quick else 5,
                 "trim_only": quick,  # a second cluster: seconds more for a smoke run
+                # a smoke run's workers are threads: two processes importing torch
+                # took 10 s of its 30 (tests/test_dask.py runs worker processes)
+                "processes": not quick,
             }
         )
     for dataset, epochs in (("digits", 30), ("curved", 10)):

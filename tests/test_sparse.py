@@ -71,7 +71,7 @@ def test_sparse_fits_and_scores_as_its_dense_rows(make, fmt):
 
 def test_sparse_is_never_densified_whole(monkeypatch):
     """Every densified block is a bounded block of rows, never the matrix."""
-    X = _sparse_counts(n=20_000, d=300, density=0.01)
+    X = _sparse_counts(n=4_500, d=1_000, density=0.01)
     rows = []
     original = sp.csr_matrix.toarray
 
