@@ -264,7 +264,8 @@ def dask_transform(spec: dict, sampler: Sampler) -> list[dict]:
     Z = est.transform(X)
     default = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     untrimmed = {k: v for k, v in default.items() if k != "MALLOC_TRIM_THRESHOLD_"}
-    variants = [("2 workers", default)]
+    processes = spec.get("processes", True)
+    variants = [("2 workers" if processes else "2 worker threads", default)]
     if not spec["trim_only"]:
         variants.append(("2 workers, no MALLOC_TRIM_THRESHOLD_", untrimmed))
     saved, local, out = dict(os.environ), [], []
@@ -273,7 +274,7 @@ def dask_transform(spec: dict, sampler: Sampler) -> list[dict]:
             cluster = LocalCluster(
                 n_workers=2,
                 threads_per_worker=1,
-                processes=spec.get("processes", True),
+                processes=processes,
                 dashboard_address=None,
             )
             try:

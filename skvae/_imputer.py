@@ -30,8 +30,8 @@ from sklearn.utils.validation import (
 )
 
 from ._linear import LinearAutoencoder
-from ._missing import conditional_mean, fit_em
-from ._placement import resolve_device
+from ._missing import conditional_mean, fit_em, has_nan
+from ._placement import CHUNK_ELEMENTS, resolve_device
 
 __all__ = ["LatentImputer"]
 
@@ -88,10 +88,12 @@ class LatentImputer(_BaseImputer):
         under which they are likeliest, once five steps have not raised their
         likelihood by 0.1%), and the chosen candidate's parameters are then
         refined by three EM steps on every observed entry, hidden ones
-        included. A given model is refitted at the chosen k on all the
-        entries; a ``LinearAutoencoder`` for the number of EM steps after
-        which its candidate predicted its held-out entries best, with none
-        held out (``validation_fraction=0``).
+        included (with no entry missing in ``fit``, the model is probabilistic
+        PCA's solution at that k). A given model is refitted at the chosen k
+        on all the entries; a ``LinearAutoencoder`` on rows with missing
+        entries for the number of EM steps after which its candidate
+        predicted its held-out entries best, with none held out
+        (``validation_fraction=0``).
     missing_values : int, float or np.nan, default=np.nan
         The placeholder of a missing entry.
     add_indicator : bool, default=False
@@ -214,8 +216,8 @@ class LatentImputer(_BaseImputer):
 
     def _model(self, k: int, seed: int):
         if self.estimator is None:
-            # patience 5: the refit runs for the candidate's best number of
-            # steps, so the candidate's EM need not look far past it
+            # patience 5: a single candidate's EM, stopped by its own held-out
+            # entries, need not look far past their best step
             model = LinearAutoencoder(n_iter_no_change=_PATIENCE)
         else:
             model = clone(self.estimator)
@@ -226,22 +228,30 @@ class LatentImputer(_BaseImputer):
         return model.set_params(**update)
 
     @staticmethod
-    def _refit_as(candidate):
-        """The model to refit on all the entries, given the chosen candidate
-        fitted on the rest: for EM, the candidate's best number of steps on
-        all the entries, none held out (its held-out entries already chose the
-        step; another hold-out would only add noise and waste entries)."""
+    def _refit(candidate, X):
+        """A given model refitted on all the entries, given the chosen candidate
+        fitted on the rest: a ``LinearAutoencoder`` on rows with missing
+        entries for the candidate's best number of EM steps, none held out (its
+        held-out entries already chose the step; another hold-out would only
+        add noise and waste entries); any other model, or complete rows, as
+        the candidate was set up."""
         model = clone(candidate)
         scores = getattr(candidate, "validation_scores_", None)
-        if isinstance(candidate, LinearAutoencoder) and scores:
-            model.set_params(max_iter=max(int(np.argmax(scores)), 1), validation_fraction=0.0)
-        return model
+        if not (isinstance(candidate, LinearAutoencoder) and scores and has_nan(X)):
+            return model.fit(X)
+        model.set_params(max_iter=max(int(np.argmax(scores)), 1), validation_fraction=0.0)
+        with warnings.catch_warnings():  # EM stops at the chosen step, on purpose
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return model.fit(X)
 
     # ------------------------------------------------------------------- fit
     def _choose(self, X, candidates, rng, seed) -> tuple[object, dict | None]:
         """The model fitted on all the entries, and each candidate's error on
         the hidden entries (None when there was nothing to choose): the
         candidate whose conditional means best predict hidden observed entries."""
+        if self.estimator is None:
+            for k in candidates:  # before any fit: a k these rows cannot give
+                self._model(k, seed)._check_width(*X.shape)
         if len(candidates) == 1:
             return self._model(candidates[0], seed).fit(X), None
         seen = ~np.isnan(X)
@@ -269,28 +279,42 @@ class LatentImputer(_BaseImputer):
                 best = k
             elif self.n_components == "auto":
                 break  # no gain: larger k fit noise
-        if self.estimator is None:
-            model = self._model(best, seed).set_params(
-                max_iter=_REFINE_STEPS, validation_fraction=0.0
-            )
+        if self.estimator is not None:
+            return self._refit(fitted[best], X), errors
+        model = self._model(best, seed)
+        if not has_nan(X):  # complete rows: probabilistic PCA's own solution, no EM
+            return model.fit(X), errors
+        model.set_params(max_iter=_REFINE_STEPS, validation_fraction=0.0)
+        with warnings.catch_warnings():  # three steps, on purpose
+            warnings.simplefilter("ignore", ConvergenceWarning)
             return model._fit_em_from(X, fitted[best]), errors
-        return self._refit_as(fitted[best]).fit(X), errors
 
     def _em_candidates(self, X, X_train, hidden, seed):
         """The default model's candidates: ``fit(k)`` runs EM for probabilistic
         PCA of width k on the entries not ``hidden``, stopping where the hidden
-        ones are likeliest, and gives those parameters and X_train's
-        conditional means under them. One hold-out both stops EM and chooses k."""
+        ones are likeliest, and gives those parameters and the conditional
+        means of X_train's rows with hidden entries (chunks of rows: each row
+        takes k x k matrices). One hold-out both stops EM and chooses k."""
         device = resolve_device(self._model(1, seed).device)
         data = torch.as_tensor(X, dtype=torch.float64, device=device)
         held = torch.as_tensor(hidden, dtype=torch.float64, device=device)
-        rows = torch.as_tensor(X_train, dtype=torch.float64, device=device)
+        which = np.flatnonzero(hidden.any(axis=1))
         generator = torch.Generator(device)
 
         def fit(k):
             generator.manual_seed(seed)
-            model, _ = fit_em(data, k, generator, held=held, tol=_TOL, n_iter_no_change=_PATIENCE)
-            return model, conditional_mean(rows, model).cpu().numpy()
+            model, history = fit_em(
+                data, k, generator, held=held, tol=_TOL, n_iter_no_change=_PATIENCE
+            )
+            if history.interrupted:  # Ctrl-C: no candidate is fully fitted
+                raise KeyboardInterrupt
+            filled = X_train.copy()
+            step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k))
+            for a in range(0, len(which), step):
+                rows = torch.as_tensor(X_train[which[a : a + step]], dtype=torch.float64)
+                rows = rows.to(device)
+                filled[which[a : a + step]] = conditional_mean(rows, model).cpu().numpy()
+            return model, filled
 
         return fit
 
@@ -328,11 +352,7 @@ class LatentImputer(_BaseImputer):
             self.estimator_, self.n_components_, self.validation_errors_ = None, 0, None
             return self
         candidates = self._candidates(*X.shape)
-        with warnings.catch_warnings():
-            if len(candidates) > 1:
-                # the refit's EM stops at the step the hidden entries chose, on purpose
-                warnings.simplefilter("ignore", ConvergenceWarning)
-            self.estimator_, self.validation_errors_ = self._choose(X, candidates, rng, seed)
+        self.estimator_, self.validation_errors_ = self._choose(X, candidates, rng, seed)
         self.n_components_ = self.estimator_.n_components
         return self
 

@@ -124,6 +124,14 @@ def _start(X, seen, k: int, generator: torch.Generator) -> tuple[PPCA, float]:
     return PPCA(mean, weight, noise), 1e-10 * scale
 
 
+def _noise_floor(X, seen) -> float:
+    """:func:`_start`'s floor without its PCA: 1e-10 of the mean variance of
+    the column-mean-filled data (X centred on its observed means, 0 where not
+    ``seen``)."""
+    scale = float(((X * seen) ** 2).sum()) / X.numel()
+    return 1e-10 * max(scale, torch.finfo(X.dtype).tiny)
+
+
 def hold_out(seen: torch.Tensor, fraction: float, generator: torch.Generator):
     """A random ``fraction`` of the observed entries ``seen`` as a mask, leaving
     each column at least one; None when none is left to hold out."""
@@ -177,8 +185,10 @@ def fit_em(
         held = hold_out(seen, validation_fraction, generator)
     if held is not None:
         seen = seen - held
-    model, floor = _start(X, seen, k, generator)
-    if start is not None:
+    if start is None:
+        model, floor = _start(X, seen, k, generator)
+    else:
+        floor = _noise_floor(X, seen)
         model = PPCA(start.mean.to(X) - shift, start.weight.to(X), max(start.noise, floor))
     squares = ((X * seen) ** 2).sum(dim=0)
     n_obs, n_held = float(seen.sum()), None if held is None else float(held.sum())

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from ._placement import CHUNK_ELEMENTS, csr_blocks
 from ._training import History, Reduce, TrainingConfig, interruptible
@@ -189,6 +189,12 @@ class CovarianceOperator:
     def size(self) -> int:
         return min(self.n_samples, self.rows.shape[1])
 
+    def dense(self) -> torch.Tensor:
+        """The d x d covariance itself (what the operator avoids making)."""
+        m = self.mean.numpy()
+        scatter = (self.rows.T @ self.rows).toarray() / self.n_samples
+        return torch.from_numpy(scatter - np.outer(m, m))
+
     def times(self, basis: torch.Tensor) -> torch.Tensor:
         """The covariance times each column of ``basis`` (d x j)."""
         V = basis.detach().cpu().numpy()
@@ -273,15 +279,19 @@ def _lanczos(op: CovarianceOperator, k: int, generator: torch.Generator) -> torc
     eigenvectors, by ARPACK's Lanczos iteration to machine precision; its
     start vector from ``generator``, so a fit repeats."""
     d = op.rows.shape[1]
-    if k == 0:
-        return torch.zeros(d, 0, dtype=torch.float64)
-    start = torch.rand(d, generator=generator, device=generator.device, dtype=torch.float64)
+    start = torch.rand(d, k, generator=generator, device=generator.device, dtype=torch.float64)
+    start = start.cpu() - 0.5
+    if k == 0 or op.total_variance == 0:  # every direction is principal: any basis
+        return torch.linalg.qr(start).Q
 
     def product(v):
         return op.times(torch.from_numpy(np.asarray(v).reshape(d, -1))).numpy()
 
     linear = LinearOperator((d, d), matvec=product, matmat=product, dtype=np.float64)
-    _, vectors = eigsh(linear, k=k, which="LA", v0=start.cpu().numpy() - 0.5, tol=0)
+    try:
+        _, vectors = eigsh(linear, k=k, which="LA", v0=start[:, 0].numpy(), tol=0)
+    except ArpackNoConvergence:  # rare: the matrix, made once, and eigh
+        return torch.linalg.eigh(op.dense()).eigenvectors[:, -k:]
     return torch.linalg.qr(torch.from_numpy(vectors)).Q
 
 

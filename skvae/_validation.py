@@ -76,10 +76,14 @@ def _blockwise(estimator, X, dtype, row_sums: bool, input_dtype: np.dtype):
 def _check_entries(estimator, X, dtype) -> None:
     """The training-data checks of a CSR matrix, on its values: its stored
     entries and a zero, laid out in blocks as wide as X of ``BATCH_ELEMENTS``
-    (a block of dense rows was 32 MiB at 2000 features). Every
+    (a block of dense rows was 32 MiB at 2000 features); of a non-canonical
+    matrix, the sums of its repeated entries (a copy). Every
     check is of values (their range, a likelihood's support), which zeros
     padding a block cannot fail: any support holds 0."""
     d = max(X.shape[1], 1)
+    if not X.has_canonical_format:  # repeated entries sum to the values a batch holds
+        X = X.copy()
+        X.sum_duplicates()
     values = X.data
     step = max(d, BATCH_ELEMENTS // d * d)
     for a in range(0, max(len(values), 1), step):

@@ -217,7 +217,7 @@ def test_scale_partial_fit_dask_and_precision_are_sane(quick_scale):
     assert partial.loc["LinearAutoencoder", "ratio"] == pytest.approx(1, abs=1e-4)  # exact
     assert 0.5 < partial.loc["Autoencoder", "ratio"] < 2
     dask = tables["dask"]
-    assert list(dask["where"]) == ["this process", "2 workers"]
+    assert list(dask["where"]) == ["this process", "2 worker threads"]  # --quick
     assert (dask["max_abs_diff"] < 1e-6).all() and (dask["rows_per_s"] > 0).all()
     precision = tables["precision"]
     assert len(precision) == 2 * 2 * 2  # data sets x models x dtypes

@@ -181,3 +181,24 @@ def test_a_deep_start_on_wide_sparse_rows_is_the_dense_rows_start(monkeypatch):
     np.testing.assert_allclose(
         sparse.score_samples(X), dense.score_samples(X.toarray()), rtol=1e-7
     )
+
+
+def test_repeated_entries_are_checked_as_the_values_they_sum_to():
+    """A non-canonical CSR matrix's repeated entries add up in each batch: the
+    support checks see the sums, as a densified block would."""
+    indptr, indices = np.arange(0, 41, 2), np.repeat(np.arange(20) % 5, 2)
+    halves = sp.csr_matrix((np.full(40, 0.6), indices, indptr), shape=(20, 5))
+    with pytest.raises(ValueError, match="needs data in"):  # 0.6 + 0.6 = 1.2
+        VariationalAutoencoder(2, likelihood="bernoulli").fit(halves)
+    counts = sp.csr_matrix((np.full(40, 0.5), indices, indptr), shape=(20, 5))  # 0.5 + 0.5
+    VariationalAutoencoder(2, likelihood="poisson", max_iter=1, random_state=0).fit(counts)
+
+
+@pytest.mark.parametrize("cls", [Autoencoder, VariationalAutoencoder])
+def test_an_all_zero_wide_sparse_matrix_fits(cls):
+    """Every direction of a zero covariance is principal: the operator's start
+    takes any basis (Lanczos has no starting vector to work from)."""
+    X = sp.csr_matrix((60, 600))
+    est = cls(n_components=2, hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(X)
+    assert np.isfinite(est.transform(X)).all()
+    est.partial_fit(X)
