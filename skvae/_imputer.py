@@ -46,9 +46,10 @@ _GAIN = 0.01
 #: the default model's n_iter_no_change: EM steps past the hidden entries' best
 _PATIENCE = 5
 
-#: the default model's candidates: EM stops when the hidden entries' likelihood
-#: has not risen by this much (relative) for _PATIENCE steps; their error
-#: changes by less than a percent after that (measured on the benchmark's sets)
+#: the default model's candidates: EM stops when the hidden entries'
+#: log-likelihood has not risen by this many nats per entry for _PATIENCE
+#: steps; their error changes by less than a percent after that (measured on
+#: the benchmark's sets)
 _TOL = 1e-3
 
 #: the default model's last EM steps, on every entry, from the chosen parameters
@@ -86,14 +87,14 @@ class LatentImputer(_BaseImputer):
         than 1%; "auto" stops at the first k that does not. With the default
         model, the hidden entries also stop each candidate's EM (at the step
         under which they are likeliest, once five steps have not raised their
-        likelihood by 0.1%), and the chosen candidate's parameters are then
-        refined by three EM steps on every observed entry, hidden ones
-        included (with no entry missing in ``fit``, the model is probabilistic
-        PCA's solution at that k). A given model is refitted at the chosen k
-        on all the entries; a ``LinearAutoencoder`` on rows with missing
-        entries for the number of EM steps after which its candidate
-        predicted its held-out entries best, with none held out
-        (``validation_fraction=0``).
+        log-likelihood by 0.001 nats per entry), and the chosen candidate's
+        parameters are then refined by three EM steps on every observed
+        entry, hidden ones included (with no entry missing in ``fit``, the
+        model is probabilistic PCA's solution at that k). A given model is
+        refitted at the chosen k on all the entries; a ``LinearAutoencoder``
+        on rows with missing entries for the number of EM steps after which
+        its candidate predicted its held-out entries best, with none held
+        out (``validation_fraction=0``).
     missing_values : int, float or np.nan, default=np.nan
         The placeholder of a missing entry.
     add_indicator : bool, default=False

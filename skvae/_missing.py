@@ -170,8 +170,10 @@ def fit_em(
     X's d features and width ``k``) if given.
 
     Stops after ``n_iter_no_change`` successive steps that improve neither the
-    held-out log-likelihood by more than ``tol`` (relative) nor the training
-    entries' by more than ``tol`` per entry, or after ``max_iter``.
+    held-out entries' log-likelihood nor the training entries' by more than
+    ``tol`` nats per entry, or after ``max_iter``: absolute changes, which a
+    change of the data's units leaves as they are (a log-likelihood per entry
+    moves by the log of the scale), so EM stops at the same step in any units.
     ``loss_curve`` is minus the training entries' log-likelihood per entry,
     ``validation_scores`` the held-out entries' per entry, each of the
     parameters before the step (the first, of the start).
@@ -207,7 +209,7 @@ def fit_em(
                 score = sweep.held_out / n_held
                 history.validation_scores.append(score)
                 top = history.best_validation_score
-                if top is None or score > top + tol * abs(top):
+                if top is None or score > top + tol:
                     since_best = 0
                 else:
                     since_best += 1

@@ -244,3 +244,14 @@ def test_onnx_conversion_is_refused_clearly():
     pipe = make_pipeline(LatentImputer(n_components=2), Ridge()).fit(X_missing, y)
     with pytest.raises(NotImplementedError, match="LatentImputer has no ONNX converter"):
         skl2onnx.to_onnx(pipe, X_missing[:1].astype(np.float32))
+
+
+def test_it_fills_the_same_values_in_any_units():
+    """EM stops on absolute changes of log-likelihoods per entry, which a change
+    of units leaves as they are: the fills scale with the data."""
+    X, _, _ = low_rank(n=300, d=8, k=3, noise=0.3)
+    X_missing, hidden = holes(X, rate=0.3)
+    filled = LatentImputer(random_state=0).fit_transform(X_missing)
+    for scale in (1e-3, 1e3):
+        scaled = LatentImputer(random_state=0).fit_transform(X_missing * scale)
+        np.testing.assert_allclose(scaled[hidden] / scale, filled[hidden], rtol=1e-6, atol=1e-9)
