@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from ._distributed import LOCAL
 from ._stopping import _check_finite, _Stopper
-
-
-def _alone(tensor: torch.Tensor) -> torch.Tensor:
-    """The sum over ranks of a process that trains alone: the tensor itself."""
-    return tensor
 
 
 def fit_lbfgs(trainer, X: torch.Tensor) -> None:
@@ -47,10 +43,10 @@ def fit_lbfgs(trainer, X: torch.Tensor) -> None:
 
     def evaluate() -> float:
         """The loss at the current weights; the epoch hooks see it whole."""
-        trainer.objective.begin_epoch(module, _alone)
+        trainer.objective.begin_epoch(module, LOCAL.sum_)
         with torch.no_grad():
             loss = float(objective())
-        trainer.objective.end_epoch(module, _alone)
+        trainer.objective.end_epoch(module, LOCAL.sum_)
         return loss
 
     module.train()

@@ -222,9 +222,8 @@ def covariance_operator(X) -> CovarianceOperator:
     M = sp.csr_matrix((values, M.indices, M.indptr), shape=M.shape)
     n = M.shape[0]
     mean = np.asarray(M.sum(axis=0)).ravel() / n
-    # the sum of squares of every entry; a non-canonical matrix's repeats sum first
-    squares = float(values @ values) if M.has_canonical_format else float(M.multiply(M).sum())
-    total = max(squares / n - float(mean @ mean), 0.0)
+    # the sum of squares of every entry (training rows are canonical: no repeats)
+    total = max(float(values @ values) / n - float(mean @ mean), 0.0)
     return CovarianceOperator(torch.from_numpy(mean), n, total, M)
 
 
@@ -279,17 +278,16 @@ def _lanczos(op: CovarianceOperator, k: int, generator: torch.Generator) -> torc
     eigenvectors, by ARPACK's Lanczos iteration to machine precision; its
     start vector from ``generator``, so a fit repeats."""
     d = op.rows.shape[1]
-    start = torch.rand(d, k, generator=generator, device=generator.device, dtype=torch.float64)
-    start = start.cpu() - 0.5
     if k == 0 or op.total_variance == 0:  # every direction is principal: any basis
-        return torch.linalg.qr(start).Q
+        return torch.eye(d, k, dtype=torch.float64)
+    start = torch.rand(d, generator=generator, device=generator.device, dtype=torch.float64)
 
     def product(v):
         return op.times(torch.from_numpy(np.asarray(v).reshape(d, -1))).numpy()
 
     linear = LinearOperator((d, d), matvec=product, matmat=product, dtype=np.float64)
     try:
-        _, vectors = eigsh(linear, k=k, which="LA", v0=start[:, 0].numpy(), tol=0)
+        _, vectors = eigsh(linear, k=k, which="LA", v0=start.cpu().numpy() - 0.5, tol=0)
     except ArpackNoConvergence:  # rare: the matrix, made once, and eigh
         return torch.linalg.eigh(op.dense()).eigenvectors[:, -k:]
     return torch.linalg.qr(torch.from_numpy(vectors)).Q

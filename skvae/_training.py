@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ._distributed import LOCAL, Ranks
-from ._lbfgs import _alone, fit_lbfgs
+from ._lbfgs import fit_lbfgs
 from ._placement import to_device
 from ._stopping import (
     MIN_PATIENCE_STEPS,
@@ -73,6 +73,10 @@ class TrainingConfig:
 
 
 def _nothing(module: nn.Module, total: Reduce) -> None:
+    pass
+
+
+def _silent(message: str) -> None:
     pass
 
 
@@ -177,7 +181,7 @@ class Trainer:
         self.config = config
         self.generator = generator
         self.device = device
-        self.log = print if ranks.rank == 0 else _alone  # verbose: one rank prints
+        self.log = print if ranks.rank == 0 else _silent  # verbose: one rank prints
         self.history = History()
         self.has_grad: list[bool] | None = None  # which parameters get gradients
 

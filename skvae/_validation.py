@@ -37,6 +37,9 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
             estimator, X, accept_sparse="csr", dtype=FLOATS, reset=reset, ensure_all_finite=NAN
         )
         _refuse_sparse_nan(estimator, X)
+        if not X.has_canonical_format:  # a copy with repeated entries summed, once:
+            X = X.copy()  # every later pass then reads the values a batch holds
+            X.sum_duplicates()
         return _blockwise(estimator, X, dtype, row_sums, X.dtype)
     if not is_out_of_core(X):
         finite = _finite(estimator)
@@ -74,16 +77,12 @@ def _blockwise(estimator, X, dtype, row_sums: bool, input_dtype: np.dtype):
 
 
 def _check_entries(estimator, X, dtype) -> None:
-    """The training-data checks of a CSR matrix, on its values: its stored
-    entries and a zero, laid out in blocks as wide as X of ``BATCH_ELEMENTS``
-    (a block of dense rows was 32 MiB at 2000 features); of a non-canonical
-    matrix, the sums of its repeated entries (a copy). Every
-    check is of values (their range, a likelihood's support), which zeros
-    padding a block cannot fail: any support holds 0."""
+    """The training-data checks of a (canonical) CSR matrix, on its values: its
+    stored entries and a zero, laid out in blocks as wide as X of
+    ``BATCH_ELEMENTS`` (a block of dense rows was 32 MiB at 2000 features).
+    Every check is of values (their range, a likelihood's support), which
+    zeros padding a block cannot fail: any support holds 0."""
     d = max(X.shape[1], 1)
-    if not X.has_canonical_format:  # repeated entries sum to the values a batch holds
-        X = X.copy()
-        X.sum_duplicates()
     values = X.data
     step = max(d, BATCH_ELEMENTS // d * d)
     for a in range(0, max(len(values), 1), step):
