@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -82,6 +83,11 @@ class Moments:
         return Moments(self.mean + delta * (nb / n), scatter / n, n)
 
 
+#: The scatter X'X is symmetric: in this many column blocks, only the products
+#: of its upper block triangle are made (10 of 16: a quarter faster at d = 784).
+SCATTER_BLOCKS = 4
+
+
 def moments(
     X: torch.Tensor,
     device: torch.device,
@@ -124,10 +130,13 @@ def moments(
         return Moments(mean, Xc @ Xc.T / n, n, Xc)
     cov = torch.zeros(d, d, dtype=scatter_dtype, device=device)
     centre = mean.to(scatter_dtype)
+    edges = [d * i // SCATTER_BLOCKS for i in range(SCATTER_BLOCKS + 1)]
     for a, b in chunks:
         c = chunk(a, b, scatter_dtype) - centre
-        cov.addmm_(c.T, c)
-    cov = cov.to(torch.float64)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):  # the upper blocks
+            cov[lo:hi, lo:].addmm_(c[:, lo:hi].T, c[:, lo:])
+    upper = cov.triu()
+    cov = (upper + upper.triu(1).T).to(torch.float64)
     if total is not None:
         cov = total(cov)
     return Moments(mean, cov / n, n)
@@ -245,9 +254,18 @@ def principal_axes(mom: Moments, basis: torch.Tensor) -> tuple[torch.Tensor, tor
     variances, rotation = torch.linalg.eigh(projected)
     order = torch.argsort(variances, descending=True)
     axes = basis @ rotation[:, order]
+    variances = variances[order]
+    if not mom.wide and not isinstance(mom, CovarianceOperator):
+        # A feature that does not vary (to rounding) has no share in an axis
+        # that does (C e = L e, row j of C zero: e_j = 0). What rounding leaves
+        # there depends on the order of the sums, and made fits that should
+        # agree (one process and several) drift apart.
+        spread = torch.diagonal(mom.matrix)
+        tiny = torch.finfo(spread.dtype).eps * spread.sum()
+        axes[(spread <= tiny)[:, None] & (variances > tiny)[None, :]] = 0
     # a deterministic sign, PCA's convention: each axis's largest |entry| is positive
     largest = axes.gather(0, axes.abs().argmax(dim=0, keepdim=True))
-    return axes * torch.where(largest < 0, -1.0, 1.0).to(axes), variances[order].clamp_min(0)
+    return axes * torch.where(largest < 0, -1.0, 1.0).to(axes), variances.clamp_min(0)
 
 
 def _to_feature_space(mom: Moments, Q: torch.Tensor) -> torch.Tensor:
@@ -267,10 +285,25 @@ def principal_components(
     if isinstance(mom, CovarianceOperator):
         return principal_axes(mom, _lanczos(mom, k, generator))
     if mom.matrix.shape[0] <= EIGH_MAX_SIZE:
-        Q = torch.linalg.eigh(mom.matrix).eigenvectors[:, -k:] if k else mom.matrix[:, :0]
+        Q = leading_eigenvectors(mom.matrix, k)
     else:
         Q, _ = fit_principal_subspace(mom, k, TrainingConfig(max_iter=1000), generator)
     return principal_axes(mom, _to_feature_space(mom, Q))
+
+
+def leading_eigenvectors(M: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` leading eigenvectors (d x k, ascending order) of the symmetric
+    matrix ``M``. On the CPU, LAPACK's MRRR for those alone (scipy's
+    ``subset_by_index``): a third of the time of the whole decomposition at
+    d = 784, k = 10; elsewhere (a GPU), torch's whole ``eigh``."""
+    d = M.shape[0]
+    if k == 0:
+        return M[:, :0]
+    if M.device.type != "cpu":
+        return torch.linalg.eigh(M).eigenvectors[:, -k:]
+    leading = [d - k, d - 1]
+    _, vectors = scipy.linalg.eigh(M.detach().numpy(), subset_by_index=leading, driver="evr")
+    return torch.from_numpy(vectors).to(M.dtype)
 
 
 def _lanczos(op: CovarianceOperator, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -289,7 +322,7 @@ def _lanczos(op: CovarianceOperator, k: int, generator: torch.Generator) -> torc
     try:
         _, vectors = eigsh(linear, k=k, which="LA", v0=start.cpu().numpy() - 0.5, tol=0)
     except ArpackNoConvergence:  # rare: the matrix, made once, and eigh
-        return torch.linalg.eigh(op.dense()).eigenvectors[:, -k:]
+        return leading_eigenvectors(op.dense(), k)
     return torch.linalg.qr(torch.from_numpy(vectors)).Q
 
 

@@ -351,3 +351,14 @@ def test_fitted_arrays_keep_the_inputs_dtype_whatever_the_compute_dtype(how, whi
         _close(value, want, rtol=1e-4)
     assert isinstance(fast.noise_variance_, float)
     assert fast.sample(3, random_state=0).dtype == np.float64
+
+
+def test_a_constant_feature_has_no_share_in_the_axes():
+    """Digits' blank pixels vary not at all: every axis has exactly zero there,
+    not the rounding noise of the order of the sums (which made a fit on two
+    processes drift from one process's)."""
+    X = load_digits().data
+    constant = X.std(axis=0) == 0
+    lae = LinearAutoencoder(5, random_state=0).fit(X)
+    assert constant.any() and np.all(lae.components_[:, constant] == 0)
+    assert np.allclose(lae.components_ @ lae.components_.T, np.eye(5))
