@@ -17,7 +17,7 @@ import torch
 from ._conditional import ImportanceImputation
 from ._likelihoods import C_FLOOR, Family
 from ._likelihoods._family import reparameterize
-from ._modules import ACTIVATIONS, LinearPlusMLP, ScaledIO, _linear, mlp, padded
+from ._modules import ACTIVATIONS, LinearPlusMLP, ScaledIO, _linear, mlp, padded, unread
 
 #: Smallest noise variance of the start, as a share of the data's variance.
 NOISE_FLOOR = C_FLOOR
@@ -69,6 +69,11 @@ class VAEModule(ImportanceImputation, ScaledIO):
         return self.scale_in(self.family.encoder_input(x))
 
     def encode_standardised(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.skip is not None and unread(self.mean_head, self.logvar_head):
+            # the heads ignore the body (a PCA start): its MLP need not run
+            mean = self.skip(xs) + self.mean_head.bias
+            logvar = self.logvar_head.bias.expand(*mean.shape)
+            return mean, logvar.clamp(-LOGVAR_BOUND, LOGVAR_BOUND)
         h = self.body(xs)
         mean = self.mean_head(h)
         if self.skip is not None:
