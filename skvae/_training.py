@@ -53,6 +53,8 @@ from ._stopping import (
 LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 #: Held-out rows on which a judge is first tried on the start (see Trainer._beats).
 EXACT_CHECK_ROWS = 64
+#: Held-out rows on which each judge is tried before the rest (Trainer._beats).
+SAMPLE_ROWS = 256
 #: Sums a tensor over the ranks that train together, in place (alone: returns it).
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 Hook = Callable[[nn.Module, Reduce], None]
@@ -293,31 +295,53 @@ class Trainer:
         the last. The next is skipped where the best epoch is short of the start
         by more than twice what the last judge's tightening gained it (against
         the start's): that gain shrinks from one judge to the next, so more
-        of the same would not close the gap. Where the objective says the
-        start may be exact and a judge gives the start's own scores back on a
-        few rows (an exact posterior: every bound is log p(x)), the start's
-        scores are kept without judging the rest.
+        of the same would not close the gap. Each judge first scores
+        ``SAMPLE_ROWS`` rows, and stops there where the tightening on those
+        leaves the best epoch short by more than twice it. Where the objective
+        says the start may be exact and a judge gives the start's own scores
+        back on a few rows (an exact posterior: every bound is log p(x)), the
+        start's scores are kept without judging the rest.
         """
         best_rows, start_rows = best[0], start[0]
         if _significantly_better(best_rows, start_rows):
             return True
-        start_exact = None if self.objective.exact_start else False
+        self.start_exact = None if self.objective.exact_start else False
+        sample, rest = slice(SAMPLE_ROWS), slice(SAMPLE_ROWS, None)
         for judge in self.objective.judges:
-            self.module.load_state_dict(best[1])
-            judged_best = self.validation_losses(judge)
-            self.module.load_state_dict(start[1])
-            if start_exact is None:
-                few = self.validation_losses(judge, EXACT_CHECK_ROWS)
-                start_exact = bool(torch.allclose(few, start_rows[: len(few)], rtol=1e-5))
-            judged_start = start_rows if start_exact else self.validation_losses(judge)
+            few_best, few_start = self._judged(judge, best, start, sample)
+            gained = self._gained(few_best, few_start, best_rows[sample], start_rows[sample])
+            # judged in full, the gap would be short - gained: more than 2 gained?
+            if (best_rows - start_rows).mean() > 3 * max(gained, 0.0):
+                return False
+            more_best, more_start = self._judged(judge, best, start, rest)
+            judged_best = torch.cat([few_best, more_best])
+            judged_start = torch.cat([few_start, more_start])
             if _significantly_better(judged_best, judged_start):
                 return True
-            gained = (best_rows - judged_best).mean() - (start_rows - judged_start).mean()
-            short = (judged_best - judged_start).mean()
-            if short > 2 * max(float(gained), 0.0):
+            gained = self._gained(judged_best, judged_start, best_rows, start_rows)
+            if (judged_best - judged_start).mean() > 2 * max(gained, 0.0):
                 return False
             best_rows, start_rows = judged_best, judged_start
         return False
+
+    def _judged(self, judge: LossFn, best: tuple, start: tuple, rows: slice) -> tuple:
+        """The losses of the held-out ``rows`` by ``judge`` under the best
+        epoch's and the start's weights (the start's own scores, where it is
+        exact)."""
+        self.module.load_state_dict(best[1])
+        judged_best = self.validation_losses(judge, rows)
+        self.module.load_state_dict(start[1])
+        if self.start_exact is None:
+            few = self.validation_losses(judge, slice(EXACT_CHECK_ROWS))
+            self.start_exact = bool(torch.allclose(few, start[0][: len(few)], rtol=1e-5))
+        exact = start[0][rows] if self.start_exact else None
+        return judged_best, self.validation_losses(judge, rows) if exact is None else exact
+
+    @staticmethod
+    def _gained(best_rows, start_rows, looser_best, looser_start) -> float:
+        """What tightening the looser losses to ``*_rows`` gained the best epoch
+        against the start, per row."""
+        return float((looser_best - best_rows).mean() - (looser_start - start_rows).mean())
 
     def stream_epoch(self, X: torch.Tensor, optimizer_state: dict | None = None) -> None:
         """:meth:`run_epoch` over all of ``X`` with a continuing optimiser."""
@@ -406,23 +430,23 @@ class Trainer:
         return loss
 
     @torch.inference_mode()
-    def validation_losses(self, row_loss: LossFn | None = None, n_rows=None) -> torch.Tensor:
+    def validation_losses(self, row_loss: LossFn | None = None, rows=slice(None)) -> torch.Tensor:
         """The loss of each held-out row (float64, on the device), in chunks:
-        ``row_loss``, by default the objective's; of the first ``n_rows`` only
-        if given.
+        ``row_loss``, by default the objective's; of the slice ``rows`` of them
+        only if given.
 
         With several ranks, each scores its share of the rows and the ranks
         sum the scores into one vector, the same on every rank.
         """
         self.module.eval()
-        val_idx = self.val_idx[:n_rows]
+        val_idx = self.val_idx[rows]
         idx, step = self.ranks.share(val_idx), self.config.batch_size
         row_loss = row_loss or self.objective.row_loss
         # written into one vector: a list of per-batch parts pinned freed blocks
         losses = torch.zeros(len(idx), dtype=torch.float64, device=self.device)
         for a in range(0, len(idx), step):
-            rows = self.X[idx[a : a + step].to(self.X.device)].to(self.device)
-            losses[a : a + step] = row_loss(self.module, rows)
+            batch = self.X[idx[a : a + step].to(self.X.device)].to(self.device)
+            losses[a : a + step] = row_loss(self.module, batch)
         if not self.ranks.active:
             return losses
         every = torch.zeros(len(val_idx), dtype=torch.float64, device=self.device)

@@ -20,6 +20,7 @@ from sklearn.model_selection import train_test_split
 from skvae import Autoencoder, VariationalAutoencoder
 from skvae._training import (
     EXACT_CHECK_ROWS,
+    SAMPLE_ROWS,
     Objective,
     Trainer,
     TrainingConfig,
@@ -190,7 +191,8 @@ def test_judges_run_in_turn_and_an_exact_start_is_not_rejudged():
 
     trainer, at_start, at_best = _judged_trainer((judge(0.05), judge(-0.5)))
     assert trainer._beats((start + 0.1, at_best), (start, at_start))
-    assert [h for h, _ in calls].count("best") == 2 * 7  # both judges, 400 rows in 7 batches
+    # both judges: 256 rows (4 batches of 64) first, then the other 144 (3)
+    assert [h for h, _ in calls].count("best") == 2 * (4 + 3)
     assert calls.count(("start", EXACT_CHECK_ROWS)) == 1
     assert sum(n for h, n in calls if h == "start") == EXACT_CHECK_ROWS
     # the first judge alone leaves the start: 0.05 short is not a win
@@ -202,9 +204,9 @@ def test_judges_run_in_turn_and_an_exact_start_is_not_rejudged():
 def test_a_judge_that_cannot_close_the_gap_ends_the_judging():
     """The best epoch is 1 short of the start after the first judge, whose
     tightening gained it only 0.2 on the start (1.2 - 0.5 + 0.5 = 0.7 for the
-    best epoch, 0.5 for the start): the second, dearer judge is not run, and
-    the start is kept. A start that the judges score differently from the
-    epochs' score is judged on every row."""
+    best epoch, 0.5 for the start): that shows on the judge's first
+    ``SAMPLE_ROWS`` rows, so neither the judge's other rows nor the second,
+    dearer judge are scored, and the start is kept."""
     start = _rows(10.0)
     runs = {"second": 0, "start rows": 0}
 
@@ -221,7 +223,7 @@ def test_a_judge_that_cannot_close_the_gap_ends_the_judging():
 
     trainer, at_start, at_best = _judged_trainer((first, second))
     assert not trainer._beats((start + 1.2, at_best), (start, at_start))
-    assert runs == {"second": 0, "start rows": EXACT_CHECK_ROWS + 400}
+    assert runs == {"second": 0, "start rows": EXACT_CHECK_ROWS + SAMPLE_ROWS}
 
 
 def test_a_start_that_may_not_be_exact_is_judged_on_every_row():
@@ -239,7 +241,9 @@ def test_a_start_that_may_not_be_exact_is_judged_on_every_row():
     trainer, at_start, at_best = _judged_trainer((judge,))
     trainer.objective.exact_start = False
     trainer._beats((start + 1.0, at_best), (start, at_start))
-    assert sum(seen) == 400  # checked first, it would have stopped at 64 (exact here)
+    # checked first, it would have stopped at 64 (exact here); sampled first,
+    # no row is scored twice
+    assert sum(seen) == 400
 
 
 def test_noisy_curved_data_leaves_the_start():
@@ -334,3 +338,25 @@ def test_default_digits_fit_ends_by_its_stopping_rule(default_digits_autoencoder
     ae, caught = default_digits_autoencoder
     assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     assert ae.n_iter_ < ae.max_iter
+
+
+@pytest.mark.parametrize("cls", DEEP)
+def test_a_start_skips_the_networks_it_does_not_read(cls):
+    """At the PCA start the MLP corrections (and the VAE's heads on its body)
+    are zero: scores and codes in inference mode skip those MLPs, and give
+    what the whole networks give."""
+    X = _spiked()
+    module = _started(cls, X, 3).module_
+    ran = []
+    mlps = [m for m in module.modules() if isinstance(m, torch.nn.Sequential)]
+    hooks = [m.register_forward_hook(lambda *args: ran.append(1)) for m in mlps]
+    x = torch.from_numpy(X[:50])
+    with torch.inference_mode():
+        skipped = module.score_rows(x, 8), module.code(x)
+    assert not ran
+    with torch.no_grad():  # not inference mode: a graph may be traced (ONNX)
+        whole = module.score_rows(x, 8), module.code(x)
+    assert ran
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(skipped, whole, rtol=1e-12, atol=1e-12)
