@@ -52,12 +52,21 @@ def unread(*layers: nn.Linear) -> bool:
     """Whether these layers' weights are all zero, so that their output is their
     bias and their input needs no computing (a PCA start's corrections and
     heads). Checked only in inference mode (scores and codes: no gradient
-    needs that input, and no export is tracing the graph), and on the CPU,
-    where it costs microseconds against the milliseconds of the layers it
-    saves (on a GPU it would wait for the device)."""
-    return torch.is_inference_mode_enabled() and all(
-        layer.weight.device.type == "cpu" and _zero(layer.weight) for layer in layers
+    needs that input) while no export traces the graph (which must hold the
+    layers whatever their weights), and on the CPU, where it costs
+    microseconds against the milliseconds of the layers it saves (on a GPU
+    it would wait for the device)."""
+    return (
+        torch.is_inference_mode_enabled()
+        and not _traced()
+        and all(layer.weight.device.type == "cpu" and _zero(layer.weight) for layer in layers)
     )
+
+
+def _traced() -> bool:
+    """Whether torch.export (TorchDynamo) or the TorchScript tracer is recording."""
+    compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return torch.jit.is_tracing() or (compiling is not None and compiling())
 
 
 def _zero(weight: torch.Tensor) -> bool:

@@ -135,8 +135,11 @@ def moments(
         c = chunk(a, b, scatter_dtype) - centre
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):  # the upper blocks
             cov[lo:hi, lo:].addmm_(c[:, lo:hi].T, c[:, lo:])
-    upper = cov.triu()
-    cov = (upper + upper.triu(1).T).to(torch.float64)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):  # mirrored in place
+        cov[hi:, lo:hi] = cov[lo:hi, hi:].T
+        block = cov[lo:hi, lo:hi]
+        block.copy_(block.triu() + block.triu(1).T)  # exactly symmetric
+    cov = cov.to(torch.float64)
     if total is not None:
         cov = total(cov)
     return Moments(mean, cov / n, n)
@@ -256,13 +259,15 @@ def principal_axes(mom: Moments, basis: torch.Tensor) -> tuple[torch.Tensor, tor
     axes = basis @ rotation[:, order]
     variances = variances[order]
     if not mom.wide and not isinstance(mom, CovarianceOperator):
-        # A feature that does not vary (to rounding) has no share in an axis
-        # that does (C e = L e, row j of C zero: e_j = 0). What rounding leaves
-        # there depends on the order of the sums, and made fits that should
-        # agree (one process and several) drift apart.
+        # A constant feature (its variance what centring's rounding leaves)
+        # has no share in an axis that varies (C e = L e, row j of C zero:
+        # e_j = 0). What rounding leaves there depends on the order of the
+        # sums, and made fits that should agree (one process and several)
+        # drift apart.
         spread = torch.diagonal(mom.matrix)
-        tiny = torch.finfo(spread.dtype).eps * spread.sum()
-        axes[(spread <= tiny)[:, None] & (variances > tiny)[None, :]] = 0
+        eps = torch.finfo(spread.dtype).eps
+        constant = spread <= (16 * eps * mom.mean.to(spread)) ** 2
+        axes[constant[:, None] & (variances > eps * spread.sum())[None, :]] = 0
     # a deterministic sign, PCA's convention: each axis's largest |entry| is positive
     largest = axes.gather(0, axes.abs().argmax(dim=0, keepdim=True))
     return axes * torch.where(largest < 0, -1.0, 1.0).to(axes), variances.clamp_min(0)
@@ -293,13 +298,14 @@ def principal_components(
 
 def leading_eigenvectors(M: torch.Tensor, k: int) -> torch.Tensor:
     """The ``k`` leading eigenvectors (d x k, ascending order) of the symmetric
-    matrix ``M``. On the CPU, LAPACK's MRRR for those alone (scipy's
-    ``subset_by_index``): a third of the time of the whole decomposition at
-    d = 784, k = 10; elsewhere (a GPU), torch's whole ``eigh``."""
+    matrix ``M``. For a few of many on the CPU, LAPACK's ``syevr`` for those
+    alone (scipy's ``subset_by_index``): a third of the time of the whole
+    decomposition at d = 784, k = 10, but slower than it for most of them;
+    otherwise (or on a GPU), torch's whole ``eigh``."""
     d = M.shape[0]
     if k == 0:
         return M[:, :0]
-    if M.device.type != "cpu":
+    if M.device.type != "cpu" or 4 * k > d:
         return torch.linalg.eigh(M).eigenvectors[:, -k:]
     leading = [d - k, d - 1]
     _, vectors = scipy.linalg.eigh(M.detach().numpy(), subset_by_index=leading, driver="evr")

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -125,3 +126,15 @@ def test_refusals(digits32):
     register_converters()
     with pytest.raises(ValueError, match="target_opset>=18"):
         skl2onnx.to_onnx(fitted, X[:1], target_opset=15)
+
+
+def test_a_start_exports_inside_inference_mode():
+    """A model that ended at its PCA start exports whole even where the caller
+    is in inference mode, in which scores skip the start's zero corrections."""
+    X = np.random.RandomState(0).rand(200, 8)
+    ae = Autoencoder(2, hidden_layer_sizes=(8,), max_iter=1, learning_rate=1e-300, random_state=0)
+    ae.fit(X)  # steps too small to move a weight: the start is kept
+    with torch.inference_mode():
+        program = export_encoder(ae)
+    (codes,) = run(program, X.astype(np.float32))
+    np.testing.assert_allclose(codes, ae.transform(X), rtol=0, atol=1e-5)

@@ -362,3 +362,16 @@ def test_a_constant_feature_has_no_share_in_the_axes():
     lae = LinearAutoencoder(5, random_state=0).fit(X)
     assert constant.any() and np.all(lae.components_[:, constant] == 0)
     assert np.allclose(lae.components_ @ lae.components_.T, np.eye(5))
+
+
+def test_a_feature_in_tiny_units_keeps_its_share_in_the_axes():
+    """A feature that varies 1e-9 as much as the others is not a constant one:
+    its entries in the axes are PCA's, so it is reconstructed as PCA does."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 6) @ rng.randn(6, 6)
+    X = np.c_[X, 1e-9 * X[:, 0] + 1e-12 * rng.randn(300)]
+    lae = LinearAutoencoder(3, random_state=0).fit(X)
+    pca = PCA(3, svd_solver="full").fit(X)
+    np.testing.assert_allclose(
+        np.abs(lae.components_[:, -1]), np.abs(pca.components_[:, -1]), rtol=1e-6
+    )
