@@ -73,8 +73,12 @@ def _sweep(X, seen, held, model: PPCA) -> _Sweep:
     for a, b in _row_chunks(n, max(d, (k + 1) ** 2)):
         x, o = X[a:b], seen[a:b]
         L = torch.linalg.cholesky((o @ WW).view(-1, k, k) + noise * eye)  # M = W_o'W_o + s2 I
-        m = torch.cholesky_solve(((o * (x - model.mean)) @ W).unsqueeze(-1), L).squeeze(-1)
-        cov = noise * torch.cholesky_inverse(L)  # the posterior covariance of z
+        # M^-1 = L^-T L^-1, by one batched triangular solve: batched LAPACK
+        # calls on k x k matrices cost mostly their per-matrix overhead
+        L_inv = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False)
+        M_inv = L_inv.mT @ L_inv
+        m = (M_inv @ ((o * (x - model.mean)) @ W).unsqueeze(-1)).squeeze(-1)
+        cov = noise * M_inv  # the posterior covariance of z
         fit = model.mean + m @ W.T
         n_obs = o.sum(dim=1)
         # det(W_o W_o' + s2 I) = s2^(n_obs - k) det(M); with m = M^-1 W_o' r,
