@@ -247,7 +247,9 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
     Missing entries (NaN in a dense array; inf is refused): training reads
     the observed entries only. The encoder reads each row with its missing
     entries at the training mean (0 in standardised units, as MIWAE), the loss
-    is the mean squared error of the observed entries, and the start is the
+    is the mean squared error of the observed entries, of which each batch
+    hides a fifth from the encoder (a denoising autoencoder: it learns to
+    predict entries it does not read), and the start is the
     EM solution of probabilistic PCA on them (``LinearAutoencoder``'s), in
     place of PCA's. ``transform`` encodes that filled row, ``score_samples``
     is minus the mean squared error of the observed entries (0 for a row with

@@ -16,6 +16,7 @@ takes the usual paths, where no mask is ever built.
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._distributed import participants
 from ._missing import fit_em, has_nan
 from ._placement import BATCH_ELEMENTS, is_out_of_core, map_rows
-from ._stopping import _significantly_better
+from ._stopping import SIGNIFICANCE, _significantly_better
 from ._training import Objective
 from ._vae_module import balanced_draws
 
@@ -43,6 +44,10 @@ EM_MAX_ITER = 1000
 #: row's observed entries are hidden, one at a time (a row with a few more holes
 #: than it has, not a much harder case).
 _FOLDS = 5
+
+#: The share of a batch's observed entries the Autoencoder's encoder does not
+#: read in training on rows with holes (see :func:`denoising_loss`).
+HIDDEN_SHARE = 0.2
 
 
 def observed(module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +93,66 @@ class _MissingEntries:
 
     def _fit_module(self, X, module, generator, device, state):
         state.missing = has_nan(X)
-        return super()._fit_module(X, module, generator, device, state)
+        history = super()._fit_module(X, module, generator, device, state)
+        rows = history.validation_rows
+        if not state.missing or state.start is None or rows is None:
+            return history
+        scores = history.validation_scores
+        state.kept_start = history.best_validation_score == scores[0] or not (
+            self._imputes_better(X, rows, module, state)
+        )
+        if state.kept_start:  # the trained weights fill holes no better than the start
+            module.load_state_dict(state.start[0])
+            history.best_validation_score = scores[0]
+        return history
+
+    def _imputes_better(self, X, held_out, module, state) -> bool:
+        """Whether the trained weights fill observed entries of the held-out rows,
+        each hidden alone in turn, better than the start by more than noise.
+
+        The loss that chose the weights is not the error of filled entries:
+        an Autoencoder's reconstructs entries the encoder reads, a VAE's
+        likelihood weighs the observed ones, and trained weights can score
+        better and fill worse. Each candidate fills with its own model
+        (:meth:`_filling_model`); at the start, probabilistic PCA's, whose
+        conditional mean is LinearAutoencoder's. The start has seen these
+        rows (EM fits all of them), which favours it: the trained weights
+        must win clearly.
+        """
+        device = next(module.parameters()).device  # the CPU, after training
+        rows = X[held_out[:MOMENT_ROWS].to(X.device)].to(device)
+        seen = ~torch.isnan(rows)
+        generator = torch.Generator().manual_seed(0)
+        # each row's observed entries in a random order: fold f hides its f-th
+        rank = torch.rand(rows.shape, generator=generator).to(device)
+        rank = torch.where(seen, rank, 2.0).argsort(dim=1).argsort(dim=1)
+        fold = torch.where(seen, rank, -1)
+        trained = copy.deepcopy(module.state_dict())
+        candidates = []
+        for weights, start in ((trained, False), (state.start[0], True)):
+            module.load_state_dict(weights)
+            candidates.append((weights, self._filling_model(module, X, generator, state, start)))
+        to = {"device": device, "dtype": rows.dtype}
+        errors = []
+        for weights, (mean, cov, noise_variance) in candidates:
+            module.load_state_dict(weights)
+            impute, n_draws = _imputer(_latent_gaussian(mean, cov, to), noise_variance, to)
+            error = torch.zeros(len(rows), dtype=torch.float64, device=device)
+            for f in range(_FOLDS):
+                hide = seen & (fold == f)
+                some = hide.any(dim=1)  # rows with fewer observed entries sit this one out
+                holed = torch.where(hide[some], torch.nan, rows[some]).numpy()
+                filled = map_rows(module, impute, holed, rows.shape[1], device, copies=n_draws)
+                missed = torch.where(hide[some], torch.from_numpy(filled) - rows[some], 0.0)
+                error[some] += missed.double().pow(2).sum(1)
+            errors.append(error)
+        module.load_state_dict(trained)
+        return _fills_better(*errors)
+
+    def _filling_model(self, module, X, generator, state, start: bool) -> tuple:
+        """The latent Gaussian (mean, covariance) and decoder noise variance with
+        which ``module``'s weights fill holes (``start``: the EM start's)."""
+        raise NotImplementedError
 
     def _start(self, X, module, generator, device, state):
         if not state.missing:
@@ -247,9 +311,26 @@ def codes_gaussian(module, X, generator, masked: bool, noise: bool = True) -> tu
 
 
 # ------------------------------------------------------------- Autoencoder
-def masked_loss(module, x: torch.Tensor) -> torch.Tensor:
-    """The mean squared error over a batch's observed entries (standardised units)."""
-    return module.loss(*observed(module, x))
+def denoising_loss(generator: torch.Generator):
+    """The Autoencoder's training loss on rows with holes: each batch hides a
+    share ``HIDDEN_SHARE`` of its observed entries from the encoder (read at
+    the offset, as missing ones are), and the mean squared error runs over
+    all its observed entries. Reconstructing only what it reads, a network
+    need not learn to predict what it cannot (the missing entries); hidden
+    ones make it (denoising, Vincent et al., 2008; MIDA, Gondara & Wang, 2018).
+    The entries to hide come from a stream of their own, seeded from
+    ``generator``'s seed, so the batches are those of any other fit."""
+    stream = torch.Generator(generator.device).manual_seed(generator.initial_seed() + 1)
+
+    def loss(module, x: torch.Tensor) -> torch.Tensor:
+        filled, mask = observed(module, x)
+        draw = torch.rand(x.shape, generator=stream, device=stream.device, dtype=x.dtype)
+        hide = (draw.to(x.device) < HIDDEN_SHARE) & mask
+        xs = module.scale_in(filled)
+        sq = (module.decoder(module.encoder(torch.where(hide, 0.0, xs))) - xs) ** 2
+        return (sq * mask).sum() / mask.sum().clamp_min(1)
+
+    return loss
 
 
 def masked_row_loss(module, x: torch.Tensor) -> torch.Tensor:
@@ -263,61 +344,12 @@ class AutoencoderMissing(_MissingEntries):
     def _objective(self, module, generator, masked=False):
         if not masked:
             return super()._objective(module, generator)
-        return Objective(masked_loss, masked_row_loss)
+        return Objective(denoising_loss(generator), masked_row_loss)
 
-    def _fit_module(self, X, module, generator, device, state):
-        history = super()._fit_module(X, module, generator, device, state)
-        rows = history.validation_rows
-        if not state.missing or state.start is None or rows is None:
-            return history
-        scores = history.validation_scores
-        state.kept_start = history.best_validation_score == scores[0] or not (
-            self._imputes_better(X, rows, module, state)
-        )
-        if state.kept_start:  # the trained weights fill holes no better than the start
-            module.load_state_dict(state.start[0])
-            history.best_validation_score = scores[0]
-        return history
-
-    def _imputes_better(self, X, held_out, module, state) -> bool:
-        """Whether the trained weights fill observed entries of the held-out rows,
-        each hidden alone in turn, better than the start by more than noise.
-
-        The masked loss that chose the weights reconstructs entries the encoder
-        reads, which is not predicting those it cannot: trained, an Autoencoder
-        can reconstruct better and impute worse. Each candidate imputes with
-        its own model: the start with probabilistic PCA's (its conditional
-        mean is LinearAutoencoder's), the trained weights with their codes'
-        Gaussian. The start has seen these rows (EM fits all of them), which
-        favours it: the trained weights must win clearly.
-        """
-        device = next(module.parameters()).device  # the CPU, after training
-        rows = X[held_out[:MOMENT_ROWS].to(X.device)].to(device)
-        seen = ~torch.isnan(rows)
-        generator = torch.Generator().manual_seed(0)
-        # each row's observed entries in a random order: fold f hides its f-th
-        rank = torch.rand(rows.shape, generator=generator).to(device)
-        rank = torch.where(seen, rank, 2.0).argsort(dim=1).argsort(dim=1)
-        fold = torch.where(seen, rank, -1)
-        trained = copy.deepcopy(module.state_dict())
-        # the trained weights' model as _after_fit would make it (other draws)
-        candidates = [(trained, codes_gaussian(module, X, generator, masked=True)), state.start]
-        to = {"device": device, "dtype": rows.dtype}
-        errors = []
-        for weights, (mean, cov, noise_variance) in candidates:
-            module.load_state_dict(weights)
-            impute, n_draws = _imputer(_latent_gaussian(mean, cov, to), noise_variance, to)
-            error = torch.zeros(len(rows), dtype=torch.float64, device=device)
-            for f in range(_FOLDS):
-                hide = seen & (fold == f)
-                some = hide.any(dim=1)  # rows with fewer observed entries sit this one out
-                holed = torch.where(hide[some], torch.nan, rows[some]).numpy()
-                filled = map_rows(module, impute, holed, rows.shape[1], device, copies=n_draws)
-                missed = torch.where(hide[some], torch.from_numpy(filled) - rows[some], 0.0)
-                error[some] += missed.double().pow(2).sum(1)
-            errors.append(error)
-        module.load_state_dict(trained)
-        return _significantly_better(*errors)
+    def _filling_model(self, module, X, generator, state, start):
+        # the start's, probabilistic PCA's in the codes' units; the trained
+        # weights', as _after_fit makes it (other draws)
+        return state.start[1] if start else codes_gaussian(module, X, generator, masked=True)
 
     def _after_fit(self, X, module, generator, state):
         if not state.missing:
@@ -325,6 +357,21 @@ class AutoencoderMissing(_MissingEntries):
         if state.kept_start:  # imputes as probabilistic PCA, LinearAutoencoder's model
             return state.start[1]
         return codes_gaussian(module, X, generator, masked=True)
+
+
+def _fills_better(errors: torch.Tensor, reference: torch.Tensor) -> bool:
+    """Whether per-row squared errors of filled entries beat ``reference``'s by
+    more than noise: by the paired mean (:func:`_significantly_better`), or,
+    the mean gain positive, by how many rows gain (a sign test, at the same
+    number of standard errors). A few rows that the linear start fills very
+    badly on curved data widened the mean's standard error until a model
+    three times better on average, and on four rows in five, did not count."""
+    if _significantly_better(errors, reference):
+        return True
+    gains = (reference - errors)[reference != errors]
+    n = len(gains)
+    wins = int((gains > 0).sum())
+    return bool(n > 0 and gains.mean() > 0 and wins - n / 2 > SIGNIFICANCE * math.sqrt(n) / 2)
 
 
 # ----------------------------------------------------- VariationalAutoencoder
@@ -340,3 +387,8 @@ class VAEMissing(_MissingEntries):
         gaussian = family == "gaussian"
         tags.input_tags.allow_nan = gaussian and not isinstance(self.n_components, str)
         return tags
+
+    def _filling_model(self, module, X, generator, state, start):
+        # the prior N(0, I) and the decoder's noise, at the start pPCA's own
+        k = self.n_components_
+        return np.zeros(k), np.eye(k), module.family.noise_variance(float(module.scale))

@@ -13,7 +13,8 @@ from sklearn.base import clone
 import skvae._deep_missing as deep_missing
 import skvae._vae_objective as vae_objective
 from skvae import Autoencoder, LinearAutoencoder, VariationalAutoencoder
-from skvae._deep_missing import masked_loss
+from skvae._deep_missing import HIDDEN_SHARE, _fills_better, denoising_loss
+from skvae._stopping import _significantly_better
 from skvae._training import Trainer
 
 from .test_missing import hide, low_rank
@@ -89,8 +90,11 @@ def test_complete_data_never_builds_a_mask(cls, monkeypatch):
 
 @pytest.mark.parametrize("cls", DEEP)
 def test_an_all_true_mask_trains_as_the_complete_data_path(cls, monkeypatch):
+    """The masked machinery, where every entry is observed (and the Autoencoder
+    hides none from its encoder), trains and scores as the complete data's."""
     plain = fitted(cls, X=X_FULL, init="random", max_iter=3)
     monkeypatch.setattr(deep_missing, "has_nan", lambda X: True)
+    monkeypatch.setattr(deep_missing, "HIDDEN_SHARE", 0.0)
     masked = fitted(cls, X=X_FULL, init="random", max_iter=3)
     weights = masked.module_.state_dict()
     for name, value in plain.module_.state_dict().items():
@@ -100,16 +104,22 @@ def test_an_all_true_mask_trains_as_the_complete_data_path(cls, monkeypatch):
 
 
 def test_the_autoencoder_loss_is_the_squared_error_of_the_observed_entries():
+    """Training hides a share of the observed entries from the encoder too (at
+    the offset, 0 once standardised, as missing ones) and scores them all."""
     module = fitted(Autoencoder).module_
     x = torch.as_tensor(X_NAN[:40])
     offset, scale = module.offset.numpy(), float(module.scale)
     xs = (X_NAN[:40] - offset) / scale
-    filled = np.where(np.isnan(xs), 0.0, xs)
-    with torch.no_grad():
-        out = module.decoder(module.encoder(torch.as_tensor(filled))).numpy()
     o = ~np.isnan(xs)
+    draw = torch.rand(x.shape, generator=torch.Generator().manual_seed(4), dtype=x.dtype)
+    hidden = o & (draw.numpy() < HIDDEN_SHARE)
+    assert 0.1 < hidden.sum() / o.sum() < 0.3
+    read = np.where(o & ~hidden, xs, 0.0)
+    with torch.no_grad():
+        out = module.decoder(module.encoder(torch.as_tensor(read))).numpy()
     expected = np.mean((out - xs)[o] ** 2)
-    np.testing.assert_allclose(float(masked_loss(module, x).detach()), expected, rtol=1e-12)
+    loss = denoising_loss(torch.Generator().manual_seed(3))(module, x)
+    np.testing.assert_allclose(float(loss.detach()), expected, rtol=1e-12)
     # score_samples: minus each row's mean squared error (data units) over its observed
     est = fitted(Autoencoder)
     recon = est.inverse_transform(est.transform(X_NAN[1:40]))
@@ -224,7 +234,7 @@ def test_the_vae_refuses_nan_where_it_cannot_take_it():
         VariationalAutoencoder("auto", hidden_layer_sizes=(16,), max_iter=5).fit(X_NAN)
 
 
-def test_on_curved_data_the_deep_models_impute_at_least_as_well_as_the_linear_one():
+def test_on_curved_data_the_deep_models_impute_better_than_the_linear_one():
     from benchmarks.impute import curved
 
     X = curved(400)
@@ -239,7 +249,8 @@ def test_on_curved_data_the_deep_models_impute_at_least_as_well_as_the_linear_on
     linear = rmse(LinearAutoencoder(4, random_state=0).fit(X_missing)._conditional_mean(X_missing))
     for cls in DEEP:
         est = fitted(cls, X=X_missing, hidden_layer_sizes=(64,), max_iter=100)
-        assert rmse(est._conditional_mean(X_missing)) <= linear
+        # measured 0.18 (Autoencoder) and 0.14 (VAE) against 0.31
+        assert rmse(est._conditional_mean(X_missing)) < 0.75 * linear
         draws = [est._conditional_sample(X_missing, random_state=s) for s in range(2)]
         assert not np.array_equal(draws[0][hidden], draws[1][hidden])
         np.testing.assert_array_equal(draws[0][~hidden], X[~hidden])
@@ -291,3 +302,40 @@ def test_an_autoencoder_that_fills_holes_no_better_keeps_its_start_and_imputes_a
     )
     # the same EM noise: LinearAutoencoder reports it at PCA's ddof=1 scale
     np.testing.assert_allclose(est.noise_variance_ * 400 / 399, linear.noise_variance_, rtol=1e-6)
+
+
+def test_filling_better_takes_a_clear_mean_or_most_rows_and_a_positive_mean():
+    """A model that fills four rows in five better, but whose mean gain a few
+    rows' large errors make uncertain, fills better; one that wins most rows
+    but loses on average does not."""
+    rng = np.random.RandomState(0)
+    errors = torch.as_tensor(rng.uniform(0.0, 0.1, 80))
+    start = errors + torch.as_tensor(np.where(np.arange(80) % 5, 0.02, -0.01))
+    start[:2] += 4.0  # two rows the start fills very badly, the gain's spread wide
+    assert not _significantly_better(errors, start)
+    assert _fills_better(errors, start)
+    start[2] -= 20.0  # a loss on one row larger than all the gains
+    assert not _fills_better(errors, start)
+    assert not _fills_better(errors, errors.clone())  # no row differs
+
+
+def test_a_vae_that_fills_holes_no_better_keeps_its_start_and_imputes_as_pca(monkeypatch):
+    """The same check for the VAE: on linear data with holes its held-out
+    likelihood chose trained weights, which filled no better than the start;
+    it keeps the start, and fills as LinearAutoencoder does."""
+    checks = []
+    check = deep_missing._MissingEntries._imputes_better
+
+    def spy(self, *args):
+        checks.append(check(self, *args))
+        return checks[-1]
+
+    monkeypatch.setattr(deep_missing._MissingEntries, "_imputes_better", spy)
+    X = hide(low_rank(n=400, seed=3), 0.2, seed=4)
+    est = fitted(VariationalAutoencoder, X=X, max_iter=30)
+    assert checks == [False]  # the trained weights passed the likelihood's test
+    assert est.best_validation_score_ == est.validation_scores_[0]
+    linear = LinearAutoencoder(3, random_state=0).fit(X)
+    np.testing.assert_allclose(
+        est._conditional_mean(X), linear._conditional_mean(X), rtol=1e-6, atol=1e-6
+    )
