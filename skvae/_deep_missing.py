@@ -40,7 +40,7 @@ IMPUTE_DRAWS, IMPUTE_ROUNDS = 64, 20
 #: EM's iteration limit for the deep models' start (their max_iter counts epochs).
 EM_MAX_ITER = 1000
 
-#: The Autoencoder's check of its imputations: up to this many of each held-out
+#: The deep models' check of their imputations: up to this many of each held-out
 #: row's observed entries are hidden, one at a time (a row with a few more holes
 #: than it has, not a much harder case).
 _FOLDS = 5
@@ -311,6 +311,11 @@ def codes_gaussian(module, X, generator, masked: bool, noise: bool = True) -> tu
 
 
 # ------------------------------------------------------------- Autoencoder
+def masked_loss(module, x: torch.Tensor) -> torch.Tensor:
+    """The mean squared error over a batch's observed entries (standardised units)."""
+    return module.loss(*observed(module, x))
+
+
 def denoising_loss(generator: torch.Generator):
     """The Autoencoder's training loss on rows with holes: each batch hides a
     share ``HIDDEN_SHARE`` of its observed entries from the encoder (read at
@@ -344,7 +349,10 @@ class AutoencoderMissing(_MissingEntries):
     def _objective(self, module, generator, masked=False):
         if not masked:
             return super()._objective(module, generator)
-        return Objective(denoising_loss(generator), masked_row_loss)
+        # full-batch L-BFGS needs the same function at every evaluation: no
+        # fresh entries to hide (and, holding out no rows, no check after)
+        loss = masked_loss if self.solver == "lbfgs" else denoising_loss(generator)
+        return Objective(loss, masked_row_loss)
 
     def _filling_model(self, module, X, generator, state, start):
         # the start's, probabilistic PCA's in the codes' units; the trained

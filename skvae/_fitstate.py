@@ -36,7 +36,7 @@ class FitState:
     em_start: object | None = None
     #: VariationalAutoencoder(n_components="auto"): what chose the width
     active_units: dict | None = None
-    #: Autoencoder on data with missing entries: its probabilistic-PCA start's
+    #: a deep model on data with missing entries: its probabilistic-PCA start's
     #: weights and imputation model (latent mean, covariance, noise variance),
     #: and whether the fit ends there
     start: tuple | None = None

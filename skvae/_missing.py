@@ -76,9 +76,11 @@ def _sweep(X, seen, held, model: PPCA) -> _Sweep:
         # M^-1 = L^-T L^-1, by one batched triangular solve: batched LAPACK
         # calls on k x k matrices cost mostly their per-matrix overhead
         L_inv = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False)
-        M_inv = L_inv.mT @ L_inv
-        m = (M_inv @ ((o * (x - model.mean)) @ W).unsqueeze(-1)).squeeze(-1)
-        cov = noise * M_inv  # the posterior covariance of z
+        # m = L^-T (L^-1 W_o'r): by the factors, not the product M^-1 (whose error
+        # near the noise floor moved the loss by more than EM's tolerance)
+        rhs = ((o * (x - model.mean)) @ W).unsqueeze(-1)
+        m = (L_inv.mT @ (L_inv @ rhs)).squeeze(-1)
+        cov = noise * (L_inv.mT @ L_inv)  # the posterior covariance of z
         fit = model.mean + m @ W.T
         n_obs = o.sum(dim=1)
         # det(W_o W_o' + s2 I) = s2^(n_obs - k) det(M); with m = M^-1 W_o' r,
