@@ -16,10 +16,10 @@ takes the usual paths, where no mask is ever built.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
+from scipy.stats import binomtest, norm
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -128,14 +128,11 @@ class _MissingEntries:
         rank = torch.where(seen, rank, 2.0).argsort(dim=1).argsort(dim=1)
         fold = torch.where(seen, rank, -1)
         trained = copy.deepcopy(module.state_dict())
-        candidates = []
-        for weights, start in ((trained, False), (state.start[0], True)):
-            module.load_state_dict(weights)
-            candidates.append((weights, self._filling_model(module, X, generator, state, start)))
         to = {"device": device, "dtype": rows.dtype}
         errors = []
-        for weights, (mean, cov, noise_variance) in candidates:
+        for weights, start in ((trained, False), (state.start[0], True)):
             module.load_state_dict(weights)
+            mean, cov, noise_variance = self._filling_model(module, X, generator, state, start)
             impute, n_draws = _imputer(_latent_gaussian(mean, cov, to), noise_variance, to)
             error = torch.zeros(len(rows), dtype=torch.float64, device=device)
             for f in range(_FOLDS):
@@ -370,16 +367,17 @@ class AutoencoderMissing(_MissingEntries):
 def _fills_better(errors: torch.Tensor, reference: torch.Tensor) -> bool:
     """Whether per-row squared errors of filled entries beat ``reference``'s by
     more than noise: by the paired mean (:func:`_significantly_better`), or,
-    the mean gain positive, by how many rows gain (a sign test, at the same
-    number of standard errors). A few rows that the linear start fills very
+    the mean gain positive, by how many rows gain (scipy's one-sided sign
+    test, at the level of that many standard errors). A few rows that the linear start fills very
     badly on curved data widened the mean's standard error until a model
     three times better on average, and on four rows in five, did not count."""
     if _significantly_better(errors, reference):
         return True
     gains = (reference - errors)[reference != errors]
-    n = len(gains)
-    wins = int((gains > 0).sum())
-    return bool(n > 0 and gains.mean() > 0 and wins - n / 2 > SIGNIFICANCE * math.sqrt(n) / 2)
+    if not len(gains) or gains.mean() <= 0:
+        return False
+    wins = binomtest(int((gains > 0).sum()), len(gains), alternative="greater")
+    return bool(wins.pvalue < norm.sf(SIGNIFICANCE))
 
 
 # ----------------------------------------------------- VariationalAutoencoder

@@ -127,12 +127,12 @@ def _start(X, seen, k: int, generator: torch.Generator) -> tuple[PPCA, float]:
     noise = max(discarded_variance(mom, variances) if k_eff < rank else 0.0, 1e-2 * scale)
     weight = X.new_zeros(X.shape[1], k)
     weight[:, :k_eff] = basis * (variances - noise).clamp_min(1e-2 * scale).sqrt()
-    return PPCA(mean, weight, noise), 1e-10 * scale
+    return PPCA(mean, weight, noise), _noise_floor(X, seen)
 
 
 def _noise_floor(X, seen) -> float:
-    """:func:`_start`'s floor without its PCA: 1e-10 of the mean variance of
-    the column-mean-filled data (X centred on its observed means, 0 where not
+    """EM's floor for the noise variance: 1e-10 of the mean variance of the
+    column-mean-filled data (X centred on its observed means, 0 where not
     ``seen``)."""
     scale = float(((X * seen) ** 2).sum()) / X.numel()
     return 1e-10 * max(scale, torch.finfo(X.dtype).tiny)
