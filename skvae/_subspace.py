@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from ._placement import CHUNK_ELEMENTS, csr_blocks
+from ._placement import BATCH_ELEMENTS, CHUNK_ELEMENTS, csr_blocks
 from ._training import History, Reduce, TrainingConfig, interruptible
 
 #: Up to this size the moment matrix is diagonalised outright (milliseconds);
@@ -118,9 +118,7 @@ def moments(
     def chunk(a: int, b: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         return X[a:b].to(device=device, dtype=dtype)
 
-    zero = torch.zeros(d, dtype=torch.float64, device=device)
-    # summed in float64 without a float64 copy of the rows
-    sums = sum((X[a:b].to(device).sum(dim=0, dtype=torch.float64) for a, b in chunks), zero)
+    sums = _float64_sums(X, chunks, device)
     if total is not None:
         counted = total(torch.cat([sums, sums.new_tensor([n])]))
         sums, n = counted[:-1], int(counted[-1])
@@ -143,6 +141,23 @@ def moments(
     if total is not None:
         cov = total(cov)
     return Moments(mean, cov / n, n)
+
+
+def _float64_sums(X, chunks: list[tuple[int, int]], device: torch.device) -> torch.Tensor:
+    """The column sums of the dense rows X, read in ``chunks``, in float64.
+
+    Each chunk is converted to float64 a few rows at a time (BATCH_ELEMENTS,
+    2 MiB): torch's float32-to-float64 column reduction, ``sum(dim=0,
+    dtype=torch.float64)``, ran 4x slower than this on 18000 x 784 rows, and
+    a float64 copy of a whole chunk is 32 MiB."""
+    d = X.shape[1]
+    step = max(1, BATCH_ELEMENTS // max(d, 1))
+    sums = torch.zeros(d, dtype=torch.float64, device=device)
+    for a, b in chunks:
+        rows = X[a:b].to(device)
+        for i in range(0, len(rows), step):
+            sums += rows[i : i + step].to(torch.float64).sum(dim=0)
+    return sums
 
 
 def _sparse_moments(X, device: torch.device, total: Reduce | None) -> Moments:
