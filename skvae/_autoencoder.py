@@ -332,6 +332,14 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
         tags.input_tags.allow_nan = tags.input_tags.allow_nan and not counts
         return tags
 
+    def _nan_refusal(self) -> str:
+        """Why NaN is refused, where the tags say it is: a count loss's rows."""
+        return (
+            f"Autoencoder(loss={self.loss!r}) takes no missing entries (NaN): only "
+            "loss='squared_error' reads NaN as a missing entry. Drop or fill those "
+            "entries with counts."
+        )
+
     def _check_training_data(self, X, dtype):
         super()._check_training_data(X, dtype)
         family = self._loss_family(X.shape[1], dtype)

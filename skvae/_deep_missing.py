@@ -394,6 +394,23 @@ class VAEMissing(_MissingEntries):
         tags.input_tags.allow_nan = gaussian and not isinstance(self.n_components, str)
         return tags
 
+    def _nan_refusal(self) -> str:
+        """Why NaN is refused, where the tags say it is."""
+        module = getattr(self, "module_", None)
+        family = module.family.name if module is not None else self.likelihood
+        if family != "gaussian":
+            return (
+                f"VariationalAutoencoder(likelihood={family!r}) takes no missing entries "
+                "(NaN): only likelihood='gaussian' reads NaN as a missing entry. Drop or "
+                "fill those entries with values of the likelihood's support."
+            )
+        return (
+            f"VariationalAutoencoder(n_components={self.n_components!r}) takes no missing "
+            "entries (NaN): it calibrates the latent width on the data with each column "
+            "shuffled, which moves the missing entries between rows. Pass an int (to "
+            "choose it, compare held-out scores: score takes NaN)."
+        )
+
     def _filling_model(self, module, X, generator, state, start):
         # the prior N(0, I) and the decoder's noise, at the start pPCA's own
         k = self.n_components_

@@ -9,17 +9,20 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils.validation import check_array, validate_data
 
+from ._missing import has_nan
 from ._placement import BATCH_ELEMENTS, CHUNK_ELEMENTS, Rows, as_tensor, dense, is_out_of_core
 
 FLOATS = [np.float64, np.float32]
-#: sparse input is checked for inf by scikit-learn, for NaN by _refuse_sparse_nan
+#: inf is refused by scikit-learn; NaN, where the estimator takes none, by
+#: _refuse_nan and _refuse_sparse_nan, which say why
 NAN = "allow-nan"
 
 
 def check_features(estimator, X, reset: bool) -> None:
     """Check (or with ``reset``, set) ``n_features_in_`` from an out-of-core
     array's first row, without reading the rest."""
-    validate_data(estimator, np.asarray(X[:1]), dtype=FLOATS, reset=reset)
+    # its NaN and inf are the block checks' to refuse, with the reason
+    validate_data(estimator, np.asarray(X[:1]), dtype=FLOATS, reset=reset, ensure_all_finite=False)
 
 
 def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums: bool):
@@ -42,10 +45,10 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
             X.sum_duplicates()
         return _blockwise(estimator, X, dtype, row_sums, X.dtype)
     if not is_out_of_core(X):
-        finite = _finite(estimator)
         X = validate_data(
-            estimator, X, dtype=FLOATS, order="C", reset=reset, ensure_all_finite=finite
+            estimator, X, dtype=FLOATS, order="C", reset=reset, ensure_all_finite=NAN
         )
+        _refuse_nan(estimator, X)
         dtype = dtype or estimator._compute_dtype(X.dtype)
         estimator._check_training_data(X, dtype)
         estimator._input_dtype = X.dtype
@@ -68,7 +71,7 @@ def _blockwise(estimator, X, dtype, row_sums: bool, input_dtype: np.dtype):
     sums = []
     for start in range(0, X.shape[0], step):
         block = X[start : start + step]
-        block = dense(block) if sp.issparse(block) else check_array(block, dtype=FLOATS)
+        block = dense(block) if sp.issparse(block) else _out_of_core_block(estimator, block)
         estimator._check_training_data(block, dtype)
         if row_sums:
             sums.append(block.sum(axis=1, dtype=np.float64))
@@ -105,17 +108,48 @@ def inference_rows(estimator, X):
         _refuse_sparse_nan(estimator, X)
         return X, dense
     if not is_out_of_core(X):
-        finite = _finite(estimator)
-        X = validate_data(estimator, X, dtype=FLOATS, reset=False, ensure_all_finite=finite)
+        X = validate_data(estimator, X, dtype=FLOATS, reset=False, ensure_all_finite=NAN)
+        _refuse_nan(estimator, X)
         return X, None
     check_features(estimator, X, reset=False)
-    return X, functools.partial(check_array, dtype=FLOATS, input_name="X")
+    return X, functools.partial(_out_of_core_block, estimator)
 
 
-def _finite(estimator) -> bool | str:
-    """What dense in-memory data may hold: NaN (a missing entry) where the
-    estimator's tags allow it (``LinearAutoencoder``), never inf."""
-    return "allow-nan" if estimator.__sklearn_tags__().input_tags.allow_nan else True
+def _takes_nan(estimator) -> bool:
+    """Whether dense in-memory data may hold NaN (a missing entry): where the
+    estimator's tags allow it, with its parameters. inf never."""
+    return estimator.__sklearn_tags__().input_tags.allow_nan
+
+
+def _why_no_nan(estimator) -> str:
+    """Why the estimator, with its parameters, takes no missing entries: its own
+    reason (``_nan_refusal``, e.g. a count likelihood's), or a plain statement."""
+    reason = getattr(estimator, "_nan_refusal", None)
+    name = type(estimator).__name__
+    return reason() if reason else f"{name} with these parameters takes no missing entries."
+
+
+def _refuse_nan(estimator, X) -> None:
+    """NaN in dense in-memory rows of an estimator that takes none: refused with
+    the reason (scikit-learn's own message sends the user to an imputer, while
+    most skvae settings read NaN as a missing entry)."""
+    if not _takes_nan(estimator) and has_nan(X):
+        raise ValueError(f"X contains NaN. {_why_no_nan(estimator)}")
+
+
+def _out_of_core_block(estimator, block) -> np.ndarray:
+    """A block of an out-of-core array, checked: NaN is refused there, since
+    missing entries are read in in-memory arrays only."""
+    block = check_array(block, dtype=FLOATS, ensure_all_finite=NAN, input_name="X")
+    if has_nan(block):
+        reason = (
+            f"{type(estimator).__name__} reads NaN as a missing entry in in-memory "
+            "arrays only: load X with np.asarray(X), or replace them."
+            if _takes_nan(estimator)
+            else _why_no_nan(estimator)
+        )
+        raise ValueError(f"X, an out-of-core array, contains NaN. {reason}")
+    return block
 
 
 def _refuse_sparse_nan(estimator, X) -> None:
@@ -125,10 +159,9 @@ def _refuse_sparse_nan(estimator, X) -> None:
     if not bool(np.isnan(X.data).any()):
         return
     name = type(estimator).__name__
-    if _finite(estimator) is True:  # e.g. a count likelihood: NaN is outside its support
+    if not _takes_nan(estimator):  # e.g. a count likelihood: NaN is outside its support
         raise ValueError(
-            f"X is a sparse matrix with NaN among its stored entries, and {name} with "
-            "these parameters takes no missing entries (NaN): replace them."
+            f"X is a sparse matrix with NaN among its stored entries. {_why_no_nan(estimator)}"
         )
     raise ValueError(
         f"X is a sparse matrix with NaN among its stored entries. "

@@ -228,10 +228,28 @@ def test_the_vae_refuses_nan_where_it_cannot_take_it():
     counts = np.abs(np.round(X_NAN))
     poisson = small(VariationalAutoencoder, likelihood="poisson")
     assert not poisson.__sklearn_tags__().input_tags.allow_nan
-    with pytest.raises(ValueError, match="NaN"):
+    # the reason, not scikit-learn's advice to impute, which the Gaussian model needs not
+    with pytest.raises(ValueError, match="likelihood='poisson'.*only likelihood='gaussian'"):
         poisson.fit(counts)
-    with pytest.raises(ValueError, match="NaN"):
+    complete = poisson.fit(np.abs(np.round(X_FULL)))
+    with pytest.raises(ValueError, match="likelihood='poisson'.*NaN"):
+        complete.score_samples(counts)
+    with pytest.raises(ValueError, match="n_components='auto'.*shuffled.*Pass an int"):
         VariationalAutoencoder("auto", hidden_layer_sizes=(16,), max_iter=5).fit(X_NAN)
+
+
+@pytest.mark.parametrize("cls", [*DEEP, LinearAutoencoder])
+def test_nan_in_an_out_of_core_array_is_refused_with_what_to_do(cls, tmp_path):
+    path = tmp_path / "rows.npy"
+    np.save(path, X_NAN)
+    rows = np.load(path, mmap_mode="r")
+    make = (lambda: cls(3)) if cls is LinearAutoencoder else (lambda: small(cls))
+    with pytest.raises(ValueError, match="out-of-core.*in-memory arrays only.*np.asarray"):
+        make().fit(rows)
+    est = make().fit(X_FULL)
+    with pytest.raises(ValueError, match="out-of-core.*in-memory arrays only"):
+        est.transform(rows)
+    np.testing.assert_allclose(est.transform(np.asarray(rows)[2:3]), est.transform(X_FULL[2:3]))
 
 
 def test_on_curved_data_the_deep_models_impute_better_than_the_linear_one():
