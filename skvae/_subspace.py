@@ -133,6 +133,7 @@ def moments(
         c = chunk(a, b, scatter_dtype) - centre
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):  # the upper blocks
             cov[lo:hi, lo:].addmm_(c[:, lo:hi].T, c[:, lo:])
+        del c  # freed before the next chunk is read, not after
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):  # mirrored in place
         cov[hi:, lo:hi] = cov[lo:hi, hi:].T
         block = cov[lo:hi, lo:hi]
@@ -149,15 +150,18 @@ def _float64_sums(X, chunks: list[tuple[int, int]], device: torch.device) -> tor
     Each chunk is converted to float64 a few rows at a time (BATCH_ELEMENTS,
     2 MiB): torch's float32-to-float64 column reduction, ``sum(dim=0,
     dtype=torch.float64)``, ran 4x slower than this on 18000 x 784 rows, and
-    a float64 copy of a whole chunk is 32 MiB."""
+    a float64 copy of a whole chunk is 32 MiB. One chunk is alive at a time
+    (a loop variable would hold the last while the next is read)."""
     d = X.shape[1]
     step = max(1, BATCH_ELEMENTS // max(d, 1))
-    sums = torch.zeros(d, dtype=torch.float64, device=device)
-    for a, b in chunks:
-        rows = X[a:b].to(device)
-        for i in range(0, len(rows), step):
-            sums += rows[i : i + step].to(torch.float64).sum(dim=0)
-    return sums
+
+    def chunk_sums(rows):  # a chunk freed before the next is read
+        return sum(
+            rows[i : i + step].to(torch.float64).sum(dim=0) for i in range(0, len(rows), step)
+        )
+
+    zero = torch.zeros(d, dtype=torch.float64, device=device)
+    return sum((chunk_sums(X[a:b].to(device)) for a, b in chunks), zero)
 
 
 def _sparse_moments(X, device: torch.device, total: Reduce | None) -> Moments:
