@@ -137,14 +137,18 @@ def _extrapolated(p0: PPCA, p1: PPCA, p2: PPCA, floor: float) -> PPCA | None:
     return PPCA(step(p0.mean, r[0], v[0]), step(p0.weight, r[1], v[1]), max(noise, floor))
 
 
-def _em_path(X, seen, held, model: PPCA, squares, n_obs, floor) -> Iterator[tuple[PPCA, _Sweep]]:
-    """EM's iterates with their E-steps, accelerated by SQUAREM: each cycle
-    takes two EM steps and jumps along their path (:func:`_extrapolated`),
-    keeping the jump only if it raises the training entries' likelihood
-    above the first step's (else the second step is taken): the
-    likelihood never falls, and where EM crawls, as with many missing entries,
-    it needed about half the E-steps (probabilistic PCA with missing entries
-    converges linearly, its rate near 1 when much is missing)."""
+def _em_path(
+    X, seen, held, model: PPCA, squares, n_obs, floor, accelerate: bool = True
+) -> Iterator[tuple[PPCA, _Sweep]]:
+    """EM's iterates with their E-steps, accelerated by SQUAREM: after every two
+    EM steps, a jump along their path (:func:`_extrapolated`), kept if it
+    raises the training entries' likelihood above the second step's (the
+    path then goes on from it; else from the second step, and the jump's
+    E-step is not yielded). The likelihood never falls, every EM step is
+    yielded as plain EM would make it, so a held-out optimum within the first
+    steps is found where plain EM finds it; where EM crawls, as with many
+    missing entries (its convergence is linear, its rate near 1), it took a
+    third fewer E-steps. Without ``accelerate``, plain EM."""
 
     def m_step(sweep):
         return _m_step(sweep, squares, n_obs, floor)
@@ -156,19 +160,22 @@ def _em_path(X, seen, held, model: PPCA, squares, n_obs, floor) -> Iterator[tupl
         first_sweep = _sweep(X, seen, held, first)
         yield first, first_sweep
         second = m_step(first_sweep)
-        jump = _extrapolated(model, first, second, floor)
+        second_sweep = _sweep(X, seen, held, second)
+        yield second, second_sweep
+        jump = _extrapolated(model, first, second, floor) if accelerate else None
         if jump is not None:
             try:
                 jump_sweep = _sweep(X, seen, held, jump)
             except torch.linalg.LinAlgError:  # a jump too far for a Cholesky factor
                 jump = None
             else:
-                if not jump_sweep.loglik >= first_sweep.loglik:  # NaN too
+                if not jump_sweep.loglik >= second_sweep.loglik:  # NaN too
                     jump = None
         if jump is None:
-            jump, jump_sweep = second, _sweep(X, seen, held, second)
-        yield jump, jump_sweep
-        model, sweep = jump, jump_sweep
+            model, sweep = second, second_sweep
+        else:
+            yield jump, jump_sweep
+            model, sweep = jump, jump_sweep
 
 
 def _start(X, seen, k: int, generator: torch.Generator) -> tuple[PPCA, float]:
@@ -215,6 +222,7 @@ def fit_em(
     validation_fraction: float | None = 0.1,
     held: torch.Tensor | None = None,
     start: PPCA | None = None,
+    accelerate: bool = True,
     verbose: int = 0,
     log: Callable[[str], None] = print,
 ) -> tuple[PPCA, History]:
@@ -230,7 +238,9 @@ def fit_em(
     likelihood of all the observed entries.
 
     EM starts at PCA of the column-mean-filled rows, or at ``start`` (of
-    X's d features and width ``k``) if given.
+    X's d features and width ``k``) if given. With ``accelerate``, SQUAREM
+    jumps along EM's path between its steps (:func:`_em_path`); each step
+    and kept jump counts as one of ``max_iter``.
 
     Stops after ``n_iter_no_change`` successive steps that improve neither the
     held-out entries' log-likelihood nor the training entries' by more than
@@ -259,7 +269,7 @@ def fit_em(
     n_obs, n_held = float(seen.sum()), None if held is None else float(held.sum())
     history = History()
     best, flat, since_best = model, 0, 0
-    path = _em_path(X, seen, held, model, squares, n_obs, floor)
+    path = _em_path(X, seen, held, model, squares, n_obs, floor, accelerate)
     with interruptible() as interrupt:
         for it, (model, sweep) in zip(range(1, max_iter + 1), path, strict=False):
             loss = -sweep.loglik / n_obs
