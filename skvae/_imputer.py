@@ -66,6 +66,13 @@ class LatentImputer(_BaseImputer):
     expectation given that row's observed entries. Observed entries are
     returned exactly as they were.
 
+    The model sees each column centred on its observed mean and in units of
+    its observed standard deviation, so the fills do not depend on the
+    columns' units: probabilistic PCA gives every column the same noise
+    variance, which columns in different units (grams and kilograms) would
+    put on the largest. ``estimator_`` is the model of those standardised
+    columns.
+
     Parameters
     ----------
     estimator : estimator, default=None
@@ -116,7 +123,8 @@ class LatentImputer(_BaseImputer):
     Attributes
     ----------
     estimator_ : estimator
-        The model fitted on all the training entries.
+        The model fitted on all the training entries, each column standardised
+        by its observed mean and standard deviation.
     n_components_ : int
         The latent size used.
     validation_errors_ : dict of int to float or None
@@ -347,6 +355,12 @@ class LatentImputer(_BaseImputer):
         self._fit_indicator(mask)
         self._empty = mask.all(axis=0)
         X = X[:, ~self._empty]
+        # each column centred on its observed mean, in units of its observed
+        # standard deviation: the fills then do not depend on the columns' units
+        # (probabilistic PCA's noise is the same in every column it models)
+        self._centre, spread = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+        self._spread = np.where(spread > 0, spread, 1.0)
+        X = (X - self._centre) / self._spread
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         if X.shape[1] == 0:
@@ -381,11 +395,13 @@ class LatentImputer(_BaseImputer):
         out = X.copy()
         if self.estimator_ is not None:
             part = X[:, kept]
+            units = (part - self._centre) / self._spread  # the model's units
             if self.sample_posterior:
                 rng = check_random_state(self.random_state)
-                filled = self.estimator_._conditional_sample(part, random_state=rng)
+                filled = self.estimator_._conditional_sample(units, random_state=rng)
             else:
-                filled = self.estimator_._conditional_mean(part)
+                filled = self.estimator_._conditional_mean(units)
+            filled = filled * self._spread + self._centre
             out[:, kept] = np.where(mask[:, kept], filled, part)
         if self.keep_empty_features:
             out[:, self._empty] = 0.0

@@ -47,6 +47,12 @@ def rmse(filled, X, hidden):
     return float(np.sqrt(np.mean((filled[hidden] - X[hidden]) ** 2)))
 
 
+def standardised(X):
+    """X's columns centred on their observed means, in units of their observed
+    standard deviations: the units the imputer fits its model in."""
+    return (X - np.nanmean(X, axis=0)) / np.nanstd(X, axis=0)
+
+
 @parametrize_with_checks([LatentImputer(), LatentImputer(n_components=1, add_indicator=True)])
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
@@ -59,7 +65,9 @@ def test_observed_entries_unchanged_and_fills_are_the_conditional_mean():
     filled = imputer.transform(X_missing)
     np.testing.assert_array_equal(filled[~hidden], X[~hidden])
     assert not np.isnan(filled).any()
-    np.testing.assert_allclose(filled, imputer.estimator_._conditional_mean(X_missing))
+    centre, spread = np.nanmean(X_missing, axis=0), np.nanstd(X_missing, axis=0)
+    fills = imputer.estimator_._conditional_mean(standardised(X_missing)) * spread + centre
+    np.testing.assert_allclose(filled, fills)
     assert isinstance(imputer.estimator_, LinearAutoencoder)
     assert imputer.estimator_.n_components_ == imputer.n_components_ == 2
 
@@ -74,8 +82,30 @@ def test_beats_the_column_means_and_nears_the_oracle():
     assert ours < 1.15 * best
 
 
+def test_fills_do_not_depend_on_the_columns_units():
+    """Each column in other units (a scale and an offset of its own): the same
+    fills, in those units. On columns of very different scales, a model fitted
+    in the raw units would let the largest dominate its noise."""
+    X, _, _ = low_rank(n=300, d=8, k=3, noise=0.3)
+    X_missing, hidden = holes(X, rate=0.3)
+    scale, offset = np.logspace(-4, 4, 8), np.linspace(-1e3, 1e3, 8)
+    plain = LatentImputer(random_state=0).fit(X_missing)
+    other = LatentImputer(random_state=0).fit(X_missing * scale + offset)
+    assert other.n_components_ == plain.n_components_
+    np.testing.assert_allclose(
+        other.transform(X_missing * scale + offset),
+        plain.transform(X_missing) * scale + offset,
+        rtol=1e-6,
+    )
+
+
 def test_auto_finds_the_true_rank():
-    X, _, _ = low_rank(n=400, d=12, k=4, noise=0.05)
+    # every column's loadings of the same length: standardised, the columns'
+    # noise is still the same in each, as probabilistic PCA models it
+    rng = np.random.RandomState(0)
+    W = rng.normal(size=(12, 4))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    X = rng.normal(size=(400, 4)) @ W.T + 0.05 * rng.normal(size=(400, 12))
     X_missing, _ = holes(X)
     imputer = LatentImputer(n_components=[1, 2, 3, 4, 6, 8], random_state=0).fit(X_missing)
     assert imputer.n_components_ == 4
@@ -101,7 +131,7 @@ def test_the_chosen_parameters_are_refined_on_every_entry():
     seen = ~np.isnan(X_missing)
     hidden = seen & (rng.uniform(size=X.shape) < 0.1)
     hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False
-    data = torch.as_tensor(X_missing)
+    data = torch.as_tensor(standardised(X_missing))
     generator = torch.Generator().manual_seed(int(seed))
     held = torch.as_tensor(hidden, dtype=torch.float64)
     candidate, history = fit_em(data, 3, generator, held=held, tol=1e-3, n_iter_no_change=5)
@@ -131,11 +161,13 @@ def test_fitted_on_complete_rows_it_is_probabilistic_pca():
     X, _, _ = low_rank(n=300, d=8, k=3, noise=0.3)
     imputer = LatentImputer(random_state=0).fit(X)
     k = imputer.n_components_  # the grid's 4, past the rows' 3 factors
-    exact = LinearAutoencoder(k).fit(X)
+    exact = LinearAutoencoder(k).fit(standardised(X))
     np.testing.assert_allclose(imputer.estimator_.get_covariance(), exact.get_covariance())
     X_missing, hidden = holes(X)
     filled = imputer.transform(X_missing)
-    np.testing.assert_allclose(filled, exact._conditional_mean(X_missing))
+    centre, spread = X.mean(axis=0), X.std(axis=0)
+    fills = exact._conditional_mean((X_missing - centre) / spread) * spread + centre
+    np.testing.assert_allclose(filled, fills)
 
 
 def test_a_given_models_convergence_warnings_reach_the_user():
@@ -187,7 +219,9 @@ def test_sample_posterior_draws_vary_and_average_to_the_mean():
         [sampler.set_params(random_state=s).transform(X_missing) for s in range(200)]
     )[:, hidden]
     assert draws.std(axis=0).min() > 0
-    mean = sampler.estimator_._conditional_mean(X_missing)[hidden]
+    centre, spread = np.nanmean(X_missing, axis=0), np.nanstd(X_missing, axis=0)
+    mean = sampler.estimator_._conditional_mean(standardised(X_missing)) * spread + centre
+    mean = mean[hidden]
     gap = np.abs(draws.mean(axis=0) - mean).mean()
     assert gap < 0.2 * draws.std(axis=0).mean()
 
