@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
@@ -112,9 +113,25 @@ def test_auto_finds_the_true_rank():
     errors = imputer.validation_errors_
     assert set(errors) == {1, 2, 3, 4, 6, 8}
     assert errors[4] < 0.1 * errors[3]  # past the true rank, no gain
-    # the default grid (1, 2, 4, ...) stops once the error grows
+    # the default grid (1, 2, 4, ...) skips to its largest once the error
+    # stops falling, and that too fits only noise here
     auto = LatentImputer(random_state=0).fit(X_missing)
-    assert auto.n_components_ == 4 and max(auto.validation_errors_) <= 8
+    assert auto.n_components_ == 4 and list(auto.validation_errors_) == [1, 2, 4, 8, 11]
+
+
+def test_auto_looks_at_the_largest_k_after_a_pause():
+    """Columns that are exact combinations of a few others among noise columns:
+    the hidden entries' error pauses, then falls at the largest k."""
+    X = make_classification(400, 16, n_informative=6, random_state=0)[0]
+    X_missing, hidden = holes(X)
+    imputer = LatentImputer(random_state=0).fit(X_missing)
+    errors = imputer.validation_errors_
+    assert list(errors) == [1, 2, 4, 15]  # 4 gains nothing: then only the largest
+    assert errors[4] > 0.99 * errors[2] and errors[15] < 0.9 * errors[2]
+    assert imputer.n_components_ == 15
+    paused = LatentImputer(n_components=2, random_state=0).fit(X_missing)
+    filled = [model.transform(X_missing) for model in (imputer, paused)]
+    assert rmse(filled[0], X, hidden) < 0.8 * rmse(filled[1], X, hidden)
 
 
 def test_the_chosen_parameters_are_refined_on_every_entry():
