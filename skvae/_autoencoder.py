@@ -334,8 +334,10 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
 
     def _nan_refusal(self) -> str:
         """Why NaN is refused, where the tags say it is: a count loss's rows."""
+        module = getattr(self, "module_", None)  # fitted: the model's own loss
+        loss = module.family.name if hasattr(module, "family") else self.loss
         return (
-            f"Autoencoder(loss={self.loss!r}) takes no missing entries (NaN): only "
+            f"Autoencoder(loss={loss!r}) takes no missing entries (NaN): only "
             "loss='squared_error' reads NaN as a missing entry. Drop or fill those "
             "entries with counts."
         )

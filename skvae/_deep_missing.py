@@ -385,13 +385,14 @@ class VAEMissing(_MissingEntries):
     """NaN as a missing entry for :class:`~skvae.VariationalAutoencoder`."""
 
     def __sklearn_tags__(self):
-        # the other likelihoods' supports, and the width "auto" reads off data with
-        # shuffled columns, have no missing entries: their NaN is refused as before
+        # the other likelihoods' supports have no missing entries, nor has the
+        # data with shuffled columns that "auto" reads its width off: their NaN
+        # is refused (fitted, by the model's own likelihood)
         tags = super().__sklearn_tags__()
-        module = getattr(self, "module_", None)  # fitted: the model's own likelihood
+        module = getattr(self, "module_", None)
         family = module.family.name if module is not None else self.likelihood
-        gaussian = family == "gaussian"
-        tags.input_tags.allow_nan = gaussian and not isinstance(self.n_components, str)
+        auto = isinstance(self.n_components, str)
+        tags.input_tags.allow_nan = family == "gaussian" and not auto
         return tags
 
     def _nan_refusal(self) -> str:
@@ -404,11 +405,14 @@ class VAEMissing(_MissingEntries):
                 "(NaN): only likelihood='gaussian' reads NaN as a missing entry. Drop or "
                 "fill those entries with values of the likelihood's support."
             )
+        chosen = getattr(self, "n_components_", None)
         return (
             f"VariationalAutoencoder(n_components={self.n_components!r}) takes no missing "
-            "entries (NaN): it calibrates the latent width on the data with each column "
-            "shuffled, which moves the missing entries between rows. Pass an int (to "
-            "choose it, compare held-out scores: score takes NaN)."
+            "entries (NaN): it calibrates its latent width on the data with each column "
+            "shuffled, which would move missing entries between rows. Pass an int to "
+            "fit, encode and score rows with holes"
+            + (f" (this fit chose {chosen})" if chosen is not None else "")
+            + "; to choose it, compare the held-out scores of a few."
         )
 
     def _filling_model(self, module, X, generator, state, start):

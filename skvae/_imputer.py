@@ -56,6 +56,23 @@ _TOL = 1e-3
 _REFINE_STEPS = 3
 
 
+def _column_units(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation over its observed entries, in
+    float64 and from the column divided by its largest magnitude, so that
+    neither squares nor sums overflow (float32 entries of 1e19, float64 of
+    1e160); a deviation of 0 is 1."""
+    peak = np.nanmax(np.abs(X), axis=0).astype(np.float64)
+    peak = np.where(peak > 0, peak, 1.0)
+    units = X / peak
+    mean, spread = np.nanmean(units, axis=0) * peak, np.nanstd(units, axis=0) * peak
+    if not (np.isfinite(mean).all() and np.isfinite(spread).all()):
+        raise ValueError(
+            "X has columns whose observed mean or spread overflows float64 "
+            f"(values up to {np.nanmax(np.abs(X)):.3g}): rescale them first."
+        )
+    return mean, np.where(spread > 0, spread, 1.0)
+
+
 class LatentImputer(_BaseImputer):
     """Fill missing entries with their conditional mean under a latent-variable model.
 
@@ -92,7 +109,8 @@ class LatentImputer(_BaseImputer):
         have the least squared error (each column in units of its observed
         variance) is chosen, a larger k only if it lowers the error by more
         than 1%; after the first k that does not, "auto" tries only the
-        largest (nearly the full covariance). With the default
+        largest with the default model (nearly the full covariance), and
+        stops with a given one. With the default
         model, the hidden entries also stop each candidate's EM (at the step
         under which they are likeliest, once five steps have not raised their
         log-likelihood by 0.001 nats per entry), and the chosen candidate's
@@ -124,8 +142,13 @@ class LatentImputer(_BaseImputer):
     Attributes
     ----------
     estimator_ : estimator
-        The model fitted on all the training entries, each column standardised
-        by its observed mean and standard deviation.
+        The model fitted on all the training entries, each column standardised:
+        ``(X - mean_) / scale_``.
+    mean_ : ndarray of shape (n_kept_features,)
+        Each kept feature's mean over its observed entries in ``fit``.
+    scale_ : ndarray of shape (n_kept_features,)
+        Each kept feature's standard deviation over its observed entries in
+        ``fit`` (1 where that is 0).
     n_components_ : int
         The latent size used.
     validation_errors_ : dict of int to float or None
@@ -243,8 +266,10 @@ class LatentImputer(_BaseImputer):
         fitted on the rest: a ``LinearAutoencoder`` on rows with missing
         entries for the candidate's best number of EM steps, none held out (its
         held-out entries already chose the step; another hold-out would only
-        add noise and waste entries); any other model, or complete rows, as
-        the candidate was set up."""
+        add noise and waste entries; the steps count SQUAREM's kept jumps, and
+        the refit's path is its own, so it lands near the candidate's point,
+        not on it); any other model, or complete rows, as the candidate was
+        set up."""
         model = clone(candidate)
         scores = getattr(candidate, "validation_scores_", None)
         if not (isinstance(candidate, LinearAutoencoder) and scores and has_nan(X)):
@@ -290,12 +315,12 @@ class LatentImputer(_BaseImputer):
             if best is None or errors[k] < (1 - _GAIN) * errors[best]:
                 best = k
             elif self.n_components == "auto":
-                # no gain: larger k fit noise, but for the largest, nearly the
-                # full covariance, which can gain after a pause (columns that
-                # are exact combinations of a few others, standardised to the
-                # noise's scale: make_classification's, 0.87 at k = 4 and 8,
-                # 0.69 at 19)
-                ladder = ladder[-1:]
+                # no gain: larger k fit noise; but the default model's largest,
+                # nearly the full covariance, can gain after a pause (columns
+                # that are exact combinations of a few others, standardised to
+                # the noise's scale: make_classification's, 0.87 at k = 4 and
+                # 8, 0.69 at 19). A given model's would be a whole training run.
+                ladder = ladder[-1:] if self.estimator is None else []
         if self.estimator is not None:
             return self._refit(fitted[best], X), errors
         model = self._model(best, seed)
@@ -366,9 +391,8 @@ class LatentImputer(_BaseImputer):
         # each column centred on its observed mean, in units of its observed
         # standard deviation: the fills then do not depend on the columns' units
         # (probabilistic PCA's noise is the same in every column it models)
-        self._centre, spread = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
-        self._spread = np.where(spread > 0, spread, 1.0)
-        X = (X - self._centre) / self._spread
+        self.mean_, self.scale_ = _column_units(X)
+        X = ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         if X.shape[1] == 0:
@@ -403,13 +427,13 @@ class LatentImputer(_BaseImputer):
         out = X.copy()
         if self.estimator_ is not None:
             part = X[:, kept]
-            units = (part - self._centre) / self._spread  # the model's units
+            units = ((part - self.mean_) / self.scale_).astype(part.dtype, copy=False)
             if self.sample_posterior:
                 rng = check_random_state(self.random_state)
                 filled = self.estimator_._conditional_sample(units, random_state=rng)
             else:
                 filled = self.estimator_._conditional_mean(units)
-            filled = filled * self._spread + self._centre
+            filled = filled * self.scale_ + self.mean_
             out[:, kept] = np.where(mask[:, kept], filled, part)
         if self.keep_empty_features:
             out[:, self._empty] = 0.0

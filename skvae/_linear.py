@@ -170,14 +170,15 @@ class LinearAutoencoder(
     ``whiten=True`` compare with ``PCA(whiten=False)``'s.
 
     NaN in a dense array is a missing entry (inf is refused). ``fit`` then runs
-    EM for probabilistic PCA on the observed entries, whatever ``solver``; it
-    holds out ``validation_fraction`` of them and keeps the step that predicts
-    them best (run to its maximum likelihood, EM overfits; see the benchmarks
-    page). :class:`LatentImputer` fills missing entries with this model.
-    ``transform`` gives E[transform(x) | x_observed] (0, the prior mean, for a
-    row with nothing observed), ``score_samples`` the observed entries'
-    log-likelihood (0 for none). ``n_components`` must then be an int or None,
-    and ``partial_fit`` refuses NaN. Data without NaN is fitted as before.
+    EM for probabilistic PCA on the observed entries, whatever ``solver``
+    (accelerated by SQUAREM; ``n_iter_`` counts steps and kept jumps); it holds
+    out ``validation_fraction`` of them and keeps the step that predicts them
+    best (run to its maximum likelihood, EM overfits; see the benchmarks page).
+    :class:`LatentImputer` fills with this model. ``transform`` gives
+    E[transform(x) | x_observed] (0, the prior mean, for a row with nothing
+    observed), ``score_samples`` the observed entries' log-likelihood (0 for
+    none). ``n_components`` must then be an int or None, and ``partial_fit``
+    refuses NaN. Data without NaN is fitted as before.
 
     References
     ----------
@@ -265,8 +266,7 @@ class LinearAutoencoder(
         width = self._em_width(X, state)  # rows with missing entries: EM instead
         if width is not None:
             return width
-        # The moments, once: a fraction of variance and "mle" read the whole
-        # spectrum, and training (_fit_module) and _after_fit reuse them.
+        # the moments, once: "mle" and fractions read them; training reuses them
         self._check_width(*X.shape)
         mom = self._data_moments(X, resolve_device(self.device), state)
         state.moments = mom

@@ -95,9 +95,6 @@ class MissingValuesMixin:
             n_iter_no_change=self.n_iter_no_change,
             validation_fraction=self.validation_fraction,
             start=state.em_start,
-            # from a given start (LatentImputer's last steps on every entry),
-            # plain EM steps: a jump goes further than the steps asked for
-            accelerate=state.em_start is None,
             verbose=self.verbose,
         )
         return history

@@ -7,6 +7,7 @@ import functools
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.base import clone
 from sklearn.utils.validation import check_array, validate_data
 
 from ._missing import has_nan
@@ -35,11 +36,13 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
     of the estimator's outputs. A memmap (or an array that slices like one)
     is checked one block of rows at a time and never read into memory whole.
     """
+    # NaN is judged by the parameters in a fit, not by a model fitted before
+    judge = clone(estimator) if reset else estimator
     if sp.issparse(X):  # CSR (other formats converted), densified a block at a time
         X = validate_data(
             estimator, X, accept_sparse="csr", dtype=FLOATS, reset=reset, ensure_all_finite=NAN
         )
-        _refuse_sparse_nan(estimator, X)
+        _refuse_sparse_nan(judge, X)
         if not X.has_canonical_format:  # a copy with repeated entries summed, once:
             X = X.copy()  # every later pass then reads the values a batch holds
             X.sum_duplicates()
@@ -48,7 +51,7 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
         X = validate_data(
             estimator, X, dtype=FLOATS, order="C", reset=reset, ensure_all_finite=NAN
         )
-        _refuse_nan(estimator, X)
+        _refuse_nan(judge, X)
         dtype = dtype or estimator._compute_dtype(X.dtype)
         estimator._check_training_data(X, dtype)
         estimator._input_dtype = X.dtype
@@ -56,11 +59,13 @@ def training_rows(estimator, X, reset: bool, dtype: torch.dtype | None, row_sums
         return as_tensor(X).to(dtype), sums  # no copy when the dtype is already right
     check_features(estimator, X, reset)
     input_dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
-    return _blockwise(estimator, X, dtype, row_sums, input_dtype)
+    return _blockwise(estimator, X, dtype, row_sums, input_dtype, judge)
 
 
-def _blockwise(estimator, X, dtype, row_sums: bool, input_dtype: np.dtype):
-    """Check X one block of rows at a time; X's rows as :class:`Rows`."""
+def _blockwise(estimator, X, dtype, row_sums: bool, input_dtype: np.dtype, judge=None):
+    """Check X one block of rows at a time; X's rows as :class:`Rows`. ``judge``:
+    the estimator whose tags decide on NaN (default: ``estimator``)."""
+    judge = estimator if judge is None else judge
     dtype = dtype or estimator._compute_dtype(X.dtype)
     if sp.issparse(X):
         _check_entries(estimator, X, dtype)
@@ -71,7 +76,7 @@ def _blockwise(estimator, X, dtype, row_sums: bool, input_dtype: np.dtype):
     sums = []
     for start in range(0, X.shape[0], step):
         block = X[start : start + step]
-        block = dense(block) if sp.issparse(block) else _out_of_core_block(estimator, block)
+        block = dense(block) if sp.issparse(block) else _out_of_core_block(judge, block)
         estimator._check_training_data(block, dtype)
         if row_sums:
             sums.append(block.sum(axis=1, dtype=np.float64))
@@ -117,13 +122,13 @@ def inference_rows(estimator, X):
 
 def _takes_nan(estimator) -> bool:
     """Whether dense in-memory data may hold NaN (a missing entry): where the
-    estimator's tags allow it, with its parameters. inf never."""
+    estimator's tags allow it. inf never."""
     return estimator.__sklearn_tags__().input_tags.allow_nan
 
 
 def _why_no_nan(estimator) -> str:
-    """Why the estimator, with its parameters, takes no missing entries: its own
-    reason (``_nan_refusal``, e.g. a count likelihood's), or a plain statement."""
+    """Why the estimator takes no missing entries: its own reason
+    (``_nan_refusal``, e.g. a count likelihood's), or a plain statement."""
     reason = getattr(estimator, "_nan_refusal", None)
     name = type(estimator).__name__
     return reason() if reason else f"{name} with these parameters takes no missing entries."
@@ -142,13 +147,13 @@ def _out_of_core_block(estimator, block) -> np.ndarray:
     missing entries are read in in-memory arrays only."""
     block = check_array(block, dtype=FLOATS, ensure_all_finite=NAN, input_name="X")
     if has_nan(block):
-        reason = (
-            f"{type(estimator).__name__} reads NaN as a missing entry in in-memory "
-            "arrays only: load X with np.asarray(X), or replace them."
-            if _takes_nan(estimator)
-            else _why_no_nan(estimator)
+        if not _takes_nan(estimator):
+            raise ValueError(f"X, an out-of-core array, contains NaN. {_why_no_nan(estimator)}")
+        raise ValueError(
+            "X, an out-of-core array, contains NaN: NaN is a missing entry in "
+            "in-memory arrays only (in fit, transform and score; partial_fit takes "
+            "none). Load X with np.asarray(X), or replace them."
         )
-        raise ValueError(f"X, an out-of-core array, contains NaN. {reason}")
     return block
 
 
@@ -161,11 +166,12 @@ def _refuse_sparse_nan(estimator, X) -> None:
     name = type(estimator).__name__
     if not _takes_nan(estimator):  # e.g. a count likelihood: NaN is outside its support
         raise ValueError(
-            f"X is a sparse matrix with NaN among its stored entries. {_why_no_nan(estimator)}"
+            "X is a sparse matrix with NaN among its stored entries: replace them "
+            "(in a sparse matrix NaN is never a missing entry). " + _why_no_nan(estimator)
         )
     raise ValueError(
-        f"X is a sparse matrix with NaN among its stored entries. "
-        f"{name} reads NaN as a missing entry in dense arrays "
-        "only: a sparse matrix's unstored entries are zeros, observed like the "
-        "rest. Pass X.toarray() to treat its NaN as missing, or replace them."
+        f"X is a sparse matrix with NaN among its stored entries. {name} reads NaN "
+        "as a missing entry in dense arrays only: a sparse matrix's unstored "
+        "entries are zeros, observed like the rest. Pass X.toarray() to treat its "
+        "NaN as missing, or replace them."
     )

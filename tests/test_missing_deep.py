@@ -238,6 +238,23 @@ def test_the_vae_refuses_nan_where_it_cannot_take_it():
         VariationalAutoencoder("auto", hidden_layer_sizes=(16,), max_iter=5).fit(X_NAN)
 
 
+def test_a_refit_judges_nan_by_its_parameters_not_the_last_model():
+    counts = np.abs(np.round(X_FULL))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ae = small(Autoencoder, loss="poisson").fit(counts)
+        ae.set_params(loss="squared_error").fit(X_NAN)  # was refused by the count model
+        vae = small(VariationalAutoencoder, likelihood="poisson").fit(counts)
+        vae.set_params(likelihood="gaussian").fit(X_NAN)
+    assert np.isfinite(ae.transform(X_NAN)).all() and np.isfinite(vae.score_samples(X_NAN)).all()
+    # fitted, the model's own loss decides, and the message names it
+    ae.set_params(loss="poisson")
+    assert np.isfinite(ae.transform(X_NAN)).all()
+    poisson = small(Autoencoder, loss="poisson").fit(counts).set_params(loss="squared_error")
+    with pytest.raises(ValueError, match="loss='poisson'"):
+        poisson.transform(X_NAN)
+
+
 @pytest.mark.parametrize("cls", [*DEEP, LinearAutoencoder])
 def test_nan_in_an_out_of_core_array_is_refused_with_what_to_do(cls, tmp_path):
     path = tmp_path / "rows.npy"
