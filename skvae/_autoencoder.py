@@ -327,15 +327,20 @@ class Autoencoder(AutoencoderMissing, PointAutoencoder, register=True):
     def __sklearn_tags__(self):
         # counts have no missing entries: NaN is refused, as by the count VAEs
         tags = super().__sklearn_tags__()
-        module = getattr(self, "module_", None)  # fitted: the model's own loss
-        counts = hasattr(module, "family") if module is not None else self.loss != "squared_error"
+        counts = self._loss_name() != "squared_error"
         tags.input_tags.allow_nan = tags.input_tags.allow_nan and not counts
         return tags
 
+    def _loss_name(self) -> str:
+        """The loss that decides on NaN: the fitted model's, else the parameter."""
+        module = getattr(self, "module_", None)
+        if module is None:
+            return self.loss
+        return module.family.name if hasattr(module, "family") else "squared_error"
+
     def _nan_refusal(self) -> str:
         """Why NaN is refused, where the tags say it is: a count loss's rows."""
-        module = getattr(self, "module_", None)  # fitted: the model's own loss
-        loss = module.family.name if hasattr(module, "family") else self.loss
+        loss = self._loss_name()
         return (
             f"Autoencoder(loss={loss!r}) takes no missing entries (NaN): only "
             "loss='squared_error' reads NaN as a missing entry. Drop or fill those "

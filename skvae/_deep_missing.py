@@ -389,16 +389,18 @@ class VAEMissing(_MissingEntries):
         # data with shuffled columns that "auto" reads its width off: their NaN
         # is refused (fitted, by the model's own likelihood)
         tags = super().__sklearn_tags__()
-        module = getattr(self, "module_", None)
-        family = module.family.name if module is not None else self.likelihood
         auto = isinstance(self.n_components, str)
-        tags.input_tags.allow_nan = family == "gaussian" and not auto
+        tags.input_tags.allow_nan = self._likelihood_name() == "gaussian" and not auto
         return tags
+
+    def _likelihood_name(self) -> str:
+        """The likelihood that decides on NaN: the fitted model's, else the parameter."""
+        module = getattr(self, "module_", None)
+        return module.family.name if module is not None else self.likelihood
 
     def _nan_refusal(self) -> str:
         """Why NaN is refused, where the tags say it is."""
-        module = getattr(self, "module_", None)
-        family = module.family.name if module is not None else self.likelihood
+        family = self._likelihood_name()
         if family != "gaussian":
             return (
                 f"VariationalAutoencoder(likelihood={family!r}) takes no missing entries "
