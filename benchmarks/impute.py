@@ -21,7 +21,7 @@ mean squared error of the filled entries against the hidden values
 (standardised units) and the seconds to fit and fill, medians over the seeds:
 
 ``LatentImputer``
-    ``LatentImputer(random_state=0)``: probabilistic PCA by EM, k chosen on
+    ``LatentImputer(random_state=0)``: factor analysis by EM, k chosen on
     hidden observed entries.
 ``mean``
     ``SimpleImputer()``.

@@ -1,10 +1,10 @@
 """``LatentImputer``: missing entries filled by a latent-variable model's conditional mean.
 
-The model (by default :class:`~skvae.LinearAutoencoder`, probabilistic PCA
-fitted by EM on the observed entries) is fitted to the rows with their
-missing entries; each missing entry is then replaced by its expectation given
-the row's observed entries, E[x_miss | x_obs], or by a draw from that
-conditional distribution (``sample_posterior=True``). Observed entries are
+The model (by default factor analysis, fitted by EM on the observed
+entries) is fitted to the rows with their missing entries; each missing
+entry is then replaced by its expectation given the row's observed entries,
+E[x_miss | x_obs], or by a draw from that conditional distribution
+(``sample_posterior=True``). Observed entries are
 returned exactly as they were.
 """
 
@@ -16,6 +16,7 @@ from numbers import Integral
 import numpy as np
 import torch
 from sklearn.base import _fit_context, clone
+from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute._base import _BaseImputer
 from sklearn.utils import check_random_state
@@ -30,7 +31,7 @@ from sklearn.utils.validation import (
 )
 
 from ._linear import LinearAutoencoder
-from ._missing import conditional_mean, fit_em, has_nan
+from ._missing import PPCA, conditional_mean, conditional_sample, fit_em, has_nan
 from ._placement import CHUNK_ELEMENTS, resolve_device
 
 __all__ = ["LatentImputer"]
@@ -43,7 +44,7 @@ _MAX_AUTO_COMPONENTS = 32
 #: the relative decrease of the hidden entries' error that a larger k must bring
 _GAIN = 0.01
 
-#: the default model's n_iter_no_change: EM steps past the hidden entries' best
+#: the default model's patience: EM steps past the hidden entries' best
 _PATIENCE = 5
 
 #: the default model's candidates: EM stops when the hidden entries'
@@ -76,18 +77,23 @@ def _column_units(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class LatentImputer(_BaseImputer):
     """Fill missing entries with their conditional mean under a latent-variable model.
 
-    ``fit`` fits ``estimator`` (default: :class:`~skvae.LinearAutoencoder`,
-    that is probabilistic PCA, fitted by EM on the observed entries) to the
-    training rows, missing entries included; ``transform`` replaces each
-    missing entry of a row by E[x_miss | x_obs] under the fitted model, the
-    expectation given that row's observed entries. Observed entries are
-    returned exactly as they were.
+    ``fit`` fits a model (by default factor analysis, fitted by EM on the
+    observed entries; or ``estimator``) to the training rows, missing
+    entries included; ``transform`` replaces each missing entry of a row by
+    E[x_miss | x_obs] under the fitted model, the expectation given that
+    row's observed entries. Observed entries are returned exactly as they
+    were.
+
+    Factor analysis is probabilistic PCA (:class:`~skvae.LinearAutoencoder`)
+    with a noise variance for each feature: x = W z + mean + e, z ~ N(0, I),
+    e ~ N(0, diag(psi)). A column that its factors explain well (little
+    noise) then weighs more in a row's fill than a noisy one.
 
     The model sees each column centred on its observed mean and in units of
     its observed standard deviation, so the fills do not depend on the
-    columns' units: probabilistic PCA gives every column the same noise
-    variance, which columns in different units (grams and kilograms) would
-    put on the largest. ``estimator_`` is the model of those standardised
+    columns' units (and a given probabilistic PCA, whose noise variance is
+    the same in every column, does not put it all on the columns in the
+    largest units). ``estimator_`` is the model of those standardised
     columns.
 
     Parameters
@@ -96,10 +102,9 @@ class LatentImputer(_BaseImputer):
         The model, cloned before fitting: a skvae estimator that fits data with
         NaN and has ``_conditional_mean`` and ``_conditional_sample``
         (``LinearAutoencoder``, ``VariationalAutoencoder`` with its Gaussian
-        likelihood, ``Autoencoder``; None:
-        ``LinearAutoencoder(n_iter_no_change=5)``). Its ``n_components`` is
-        set from ``n_components``, and its ``random_state``, when None, from
-        ``random_state``.
+        likelihood, ``Autoencoder``). Its ``n_components`` is set from
+        ``n_components``, and its ``random_state``, when None, from
+        ``random_state``. None: factor analysis by EM (see above).
     n_components : "auto", int or list of int, default="auto"
         The latent size k. An int is used as given. A list holds candidates,
         and "auto" tries k = 1, 2, 4, 8, ... up to ``min(n_samples,
@@ -116,7 +121,8 @@ class LatentImputer(_BaseImputer):
         log-likelihood by 0.001 nats per entry), and the chosen candidate's
         parameters are then refined by three EM steps on every observed
         entry, hidden ones included (with no entry missing in ``fit``, the
-        model is probabilistic PCA's solution at that k). A given model is
+        model is scikit-learn's ``FactorAnalysis`` at that k; an int k, with
+        the default model, also stops EM on hidden entries). A given model is
         refitted at the chosen k on all the entries; a ``LinearAutoencoder``
         on rows with missing entries for the number of EM steps after which
         its candidate predicted its held-out entries best, with none held
@@ -143,7 +149,11 @@ class LatentImputer(_BaseImputer):
     ----------
     estimator_ : estimator
         The model fitted on all the training entries, each column standardised:
-        ``(X - mean_) / scale_``.
+        ``(X - mean_) / scale_``. With the default model, a
+        :class:`~sklearn.decomposition.FactorAnalysis` holding the parameters
+        EM found (``components_``, ``noise_variance_``, ``mean_``), whose
+        ``transform``, ``score_samples`` and ``get_covariance`` apply to
+        complete rows.
     mean_ : ndarray of shape (n_kept_features,)
         Each kept feature's mean over its observed entries in ``fit``.
     scale_ : ndarray of shape (n_kept_features,)
@@ -248,12 +258,8 @@ class LatentImputer(_BaseImputer):
         return [*grid, top]
 
     def _model(self, k: int, seed: int):
-        if self.estimator is None:
-            # patience 5: a single candidate's EM, stopped by its own held-out
-            # entries, need not look far past their best step
-            model = LinearAutoencoder(n_iter_no_change=_PATIENCE)
-        else:
-            model = clone(self.estimator)
+        """The given model, cloned, at width k."""
+        model = clone(self.estimator)
         params = model.get_params(deep=False)
         update = {"n_components": k}
         if "random_state" in params and params["random_state"] is None:
@@ -284,15 +290,22 @@ class LatentImputer(_BaseImputer):
         """The model fitted on all the entries, and each candidate's error on
         the hidden entries (None when there was nothing to choose): the
         candidate whose conditional means best predict hidden observed entries."""
-        if self.estimator is None:
+        default = self.estimator is None
+        if default:
             for k in candidates:  # before any fit: a k these rows cannot give
-                self._model(k, seed)._check_width(*X.shape)
-        if len(candidates) == 1:
+                if k > min(X.shape):
+                    raise ValueError(
+                        f"n_components={k} must be at most min(n_samples, n_features)="
+                        f"{min(X.shape)} (n_samples={X.shape[0]}, n_features={X.shape[1]})."
+                    )
+        elif len(candidates) == 1:
             return self._model(candidates[0], seed).fit(X), None
         seen = ~np.isnan(X)
         hidden = seen & (rng.uniform(size=X.shape) < 0.1)
         hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
         if not hidden.any():
+            if default:
+                return self._factor_analysis(X, candidates[0], seed, None), None
             return self._model(candidates[0], seed).fit(X), None
         X_train = np.where(hidden, np.nan, X)
         scale = np.nanvar(X, axis=0)
@@ -301,7 +314,7 @@ class LatentImputer(_BaseImputer):
         def error(filled):  # mean squared error, each column in units of its variance
             return float(np.mean((filled[hidden] - X[hidden]) ** 2 * weights))
 
-        if self.estimator is None:
+        if default:
             fit = self._em_candidates(X, X_train, hidden, seed)
         else:
             fit = self._candidates_fitted(X_train, seed)
@@ -316,28 +329,70 @@ class LatentImputer(_BaseImputer):
                 best = k
             elif self.n_components == "auto":
                 # no gain: larger k fit noise; but the default model's largest,
-                # nearly the full covariance, can gain after a pause (columns
-                # that are exact combinations of a few others, standardised to
-                # the noise's scale: make_classification's, 0.87 at k = 4 and
-                # 8, 0.69 at 19). A given model's would be a whole training run.
-                ladder = ladder[-1:] if self.estimator is None else []
-        if self.estimator is not None:
+                # nearly the full covariance, can gain after a pause
+                # (make_classification's six informative columns among ten of
+                # noise: 1.125 at k = 1, 1.116 at 2, 1.079 at 15; diabetes MAR,
+                # 0.690 against 0.694). A given model's would be a whole training run.
+                ladder = ladder[-1:] if default else []
+        errors = errors if len(candidates) > 1 else None
+        if not default:
             return self._refit(fitted[best], X), errors
-        model = self._model(best, seed)
-        if not has_nan(X):  # complete rows: probabilistic PCA's own solution, no EM
-            return model.fit(X), errors
-        model.set_params(max_iter=_REFINE_STEPS, validation_fraction=0.0)
-        with warnings.catch_warnings():  # three steps, on purpose
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            return model._fit_em_from(X, fitted[best]), errors
+        return self._factor_analysis(X, best, seed, fitted[best]), errors
+
+    def _factor_analysis(self, X, k: int, seed: int, start: PPCA | None) -> FactorAnalysis:
+        """The default model on all the entries of X: from ``start``, the
+        chosen candidate, refined by EM steps on every observed entry; with no
+        start, EM run to its maximum likelihood; with no entry missing,
+        scikit-learn's own factor analysis. As a ``FactorAnalysis``, whose
+        ``transform``, ``score`` and ``get_covariance`` serve complete rows."""
+        if not has_nan(X):
+            return FactorAnalysis(k, svd_method="lapack", random_state=seed).fit(X)
+        device = resolve_device("auto")
+        generator = torch.Generator(device).manual_seed(seed)
+        data = torch.as_tensor(X, dtype=torch.float64, device=device)
+        steps = {} if start is None else {"max_iter": _REFINE_STEPS, "start": start}
+        model, history = fit_em(
+            data, k, generator, validation_fraction=None, per_feature_noise=True, **steps
+        )
+        if history.interrupted:
+            raise KeyboardInterrupt
+        fa = FactorAnalysis(k, random_state=seed)
+        fa.components_ = model.weight.T.cpu().numpy()
+        fa.noise_variance_ = model.noise.cpu().numpy()
+        fa.mean_ = model.mean.cpu().numpy()
+        fa.n_features_in_, fa.n_iter_ = X.shape[1], history.n_iter
+        return fa
+
+    @staticmethod
+    def _factors(fa: FactorAnalysis, device) -> PPCA:
+        """A fitted ``FactorAnalysis``'s parameters as float64 tensors."""
+
+        def tensor(a):
+            return torch.as_tensor(a, dtype=torch.float64, device=device)
+
+        return PPCA(tensor(fa.mean_), tensor(fa.components_.T), tensor(fa.noise_variance_))
+
+    @staticmethod
+    def _fill(X, fn, model: PPCA, *draws) -> np.ndarray:
+        """``fn(rows, model, *draws)`` over chunks of the rows of X (float64 on
+        the model's device: each row takes k x k matrices); X's dtype."""
+        out = np.array(X, copy=True)
+        k = model.weight.shape[1]
+        step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k))
+        device = model.mean.device
+        for a in range(0, len(X), step):
+            rows = torch.as_tensor(X[a : a + step], dtype=torch.float64).to(device)
+            part = [torch.as_tensor(d[a : a + step]).to(rows) for d in draws]
+            out[a : a + step] = fn(rows, model, *part).cpu().numpy()
+        return out
 
     def _em_candidates(self, X, X_train, hidden, seed):
-        """The default model's candidates: ``fit(k)`` runs EM for probabilistic
-        PCA of width k on the entries not ``hidden``, stopping where the hidden
-        ones are likeliest, and gives those parameters and the conditional
-        means of X_train's rows with hidden entries (chunks of rows: each row
-        takes k x k matrices). One hold-out both stops EM and chooses k."""
-        device = resolve_device(self._model(1, seed).device)
+        """The default model's candidates: ``fit(k)`` runs EM for factor
+        analysis of width k on the entries not ``hidden``, stopping where the
+        hidden ones are likeliest, and gives those parameters and the
+        conditional means of X_train's rows with hidden entries. One hold-out
+        both stops EM and chooses k."""
+        device = resolve_device("auto")
         data = torch.as_tensor(X, dtype=torch.float64, device=device)
         held = torch.as_tensor(hidden, dtype=torch.float64, device=device)
         which = np.flatnonzero(hidden.any(axis=1))
@@ -346,16 +401,18 @@ class LatentImputer(_BaseImputer):
         def fit(k):
             generator.manual_seed(seed)
             model, history = fit_em(
-                data, k, generator, held=held, tol=_TOL, n_iter_no_change=_PATIENCE
+                data,
+                k,
+                generator,
+                held=held,
+                tol=_TOL,
+                n_iter_no_change=_PATIENCE,
+                per_feature_noise=True,
             )
             if history.interrupted:  # Ctrl-C: no candidate is fully fitted
                 raise KeyboardInterrupt
             filled = X_train.copy()
-            step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k))
-            for a in range(0, len(which), step):
-                rows = torch.as_tensor(X_train[which[a : a + step]], dtype=torch.float64)
-                rows = rows.to(device)
-                filled[which[a : a + step]] = conditional_mean(rows, model).cpu().numpy()
+            filled[which] = self._fill(X_train[which], conditional_mean, model)
             return model, filled
 
         return fit
@@ -400,7 +457,7 @@ class LatentImputer(_BaseImputer):
             return self
         candidates = self._candidates(*X.shape)
         self.estimator_, self.validation_errors_ = self._choose(X, candidates, rng, seed)
-        self.n_components_ = self.estimator_.n_components
+        self.n_components_ = int(self.estimator_.n_components)
         return self
 
     # ------------------------------------------------------------- transform
@@ -428,11 +485,20 @@ class LatentImputer(_BaseImputer):
         if self.estimator_ is not None:
             part = X[:, kept]
             units = ((part - self.mean_) / self.scale_).astype(part.dtype, copy=False)
-            if self.sample_posterior:
-                rng = check_random_state(self.random_state)
-                filled = self.estimator_._conditional_sample(units, random_state=rng)
+            rng = check_random_state(self.random_state)
+            if self.estimator is not None:
+                if self.sample_posterior:
+                    filled = self.estimator_._conditional_sample(units, random_state=rng)
+                else:
+                    filled = self.estimator_._conditional_mean(units)
             else:
-                filled = self.estimator_._conditional_mean(units)
+                model = self._factors(self.estimator_, resolve_device("auto"))
+                if self.sample_posterior:  # row i's draws do not depend on the rows after it
+                    normal = rng.standard_normal((len(units), self.n_components_ + units.shape[1]))
+                    draws = normal[:, : self.n_components_], normal[:, self.n_components_ :]
+                    filled = self._fill(units, conditional_sample, model, *draws)
+                else:
+                    filled = self._fill(units, conditional_mean, model)
             filled = filled * self.scale_ + self.mean_
             out[:, kept] = np.where(mask[:, kept], filled, part)
         if self.keep_empty_features:

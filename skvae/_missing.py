@@ -9,6 +9,13 @@ Tipping & Bishop (1999, appendix) with the row-wise E-step of Ilin & Raiko
 and the M-step updates mean, W and noise jointly from the expected
 sufficient statistics, posterior covariances included.
 
+The noise may also be a variance per feature: factor analysis, whose EM with
+missing entries is the same with each feature's residual variance its own
+(Ghahramani & Jordan 1994). Factor analysis is probabilistic PCA of the
+features divided by the square roots of their noise variances' ratios to
+their mean (:func:`_isotropic`), so every formula below is written once, for
+the isotropic case.
+
 Nothing here imports scikit-learn.
 """
 
@@ -34,7 +41,20 @@ class PPCA:
 
     mean: torch.Tensor  # (d,)
     weight: torch.Tensor  # (d, k)
-    noise: float  # the isotropic noise variance
+    noise: float | torch.Tensor  # the isotropic noise variance, or one per feature (d,)
+
+
+def _isotropic(model: PPCA) -> tuple[PPCA, torch.Tensor | None]:
+    """``model`` in units where its noise is isotropic, and the features' unit
+    change ``root`` (None where it already is): a per-feature noise psi is
+    s2 * phi with s2 its mean, so y = x / sqrt(phi) is probabilistic PCA with
+    weight W / sqrt(phi), mean mean / sqrt(phi) and noise s2. A density of y
+    is one of x times prod sqrt(phi) over the entries it covers."""
+    if not isinstance(model.noise, torch.Tensor):
+        return model, None
+    s2 = float(model.noise.mean())
+    root = (model.noise / s2).sqrt()
+    return PPCA(model.mean / root, model.weight / root[:, None], s2), root
 
 
 def _outer(W: torch.Tensor) -> torch.Tensor:
@@ -64,24 +84,25 @@ def _sweep(X, seen, held, model: PPCA) -> _Sweep:
     entries, each under its Gaussian given its row's training entries."""
     n, d = X.shape
     k = model.weight.shape[1]
-    W, noise = model.weight, model.noise
+    iso, root = _isotropic(model)
+    W, noise, mean = iso.weight, iso.noise, iso.mean
     WW = _outer(W)
     eye = torch.eye(k, dtype=X.dtype, device=X.device)
     A = X.new_zeros(d, (k + 1) ** 2)
     B = X.new_zeros(d, k + 1)
     loglik, held_out = 0.0, 0.0
     for a, b in _row_chunks(n, max(d, (k + 1) ** 2)):
-        x, o = X[a:b], seen[a:b]
+        x, o = (X[a:b], seen[a:b]) if root is None else (X[a:b] / root, seen[a:b])
         L = torch.linalg.cholesky((o @ WW).view(-1, k, k) + noise * eye)  # M = W_o'W_o + s2 I
         # M^-1 = L^-T L^-1, by one batched triangular solve: batched LAPACK
         # calls on k x k matrices cost mostly their per-matrix overhead
         L_inv = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False)
         # m = L^-T (L^-1 W_o'r): by the factors, not the product M^-1 (whose error
         # near the noise floor moved the loss by more than EM's tolerance)
-        rhs = ((o * (x - model.mean)) @ W).unsqueeze(-1)
+        rhs = ((o * (x - mean)) @ W).unsqueeze(-1)
         m = (L_inv.mT @ (L_inv @ rhs)).squeeze(-1)
         cov = noise * (L_inv.mT @ L_inv)  # the posterior covariance of z
-        fit = model.mean + m @ W.T
+        fit = mean + m @ W.T
         n_obs = o.sum(dim=1)
         # det(W_o W_o' + s2 I) = s2^(n_obs - k) det(M); with m = M^-1 W_o' r,
         # r' (W_o W_o' + s2 I)^-1 r = |r - W_o m|^2 / s2 + |m|^2 (Woodbury)
@@ -97,21 +118,35 @@ def _sweep(X, seen, held, model: PPCA) -> _Sweep:
         stats[:, :k, :k] += cov
         A += o.T @ stats.reshape(len(m), -1)
         B += (o * x).T @ z1
+    if root is not None:  # back to X's units: B's x, and the densities' Jacobian
+        B *= root[:, None]
+        log_root = root.log()
+        loglik -= float(seen.sum(dim=0) @ log_root)
+        if held is not None:
+            held_out -= float(held.sum(dim=0) @ log_root)
     return _Sweep(A.view(d, k + 1, k + 1), B, loglik, held_out)
 
 
-def _m_step(sweep: _Sweep, squares: torch.Tensor, n_obs: float, floor: float) -> PPCA:
+def _m_step(
+    sweep: _Sweep, squares: torch.Tensor, counts: torch.Tensor, floor: float, per_feature: bool
+) -> PPCA:
     """The exact joint update of mean, W and noise from the expected statistics.
 
     Each column's (w_j, mean_j) is the regression of its observed entries on
-    E[(z, 1)]; the noise is the mean expected squared residual, which at the
-    regression's optimum is sum_j (sum_i x_ij^2 - theta_j' B_j) / n_obs.
+    E[(z, 1)] (whatever the noise, its own); the noise is the mean expected
+    squared residual, which at the regression's optimum is sum_i x_ij^2 -
+    theta_j' B_j summed over the columns, over the ``counts`` of their
+    observed entries summed; with ``per_feature``, each column's over its own.
     """
     k = sweep.A.shape[1] - 1
     L = torch.linalg.cholesky(sweep.A)
     theta = torch.cholesky_solve(sweep.B.unsqueeze(-1), L).squeeze(-1)
-    noise = float((squares - (theta * sweep.B).sum(dim=1)).sum()) / n_obs
-    return PPCA(theta[:, k].clone(), theta[:, :k].clone(), max(noise, floor))
+    residual = squares - (theta * sweep.B).sum(dim=1)
+    if per_feature:
+        noise = (residual / counts.clamp_min(1)).clamp_min(floor)
+    else:
+        noise = max(float(residual.sum()) / float(counts.sum()), floor)
+    return PPCA(theta[:, k].clone(), theta[:, :k].clone(), noise)
 
 
 def _extrapolated(p0: PPCA, p1: PPCA, p2: PPCA, floor: float) -> PPCA | None:
@@ -131,14 +166,19 @@ def _extrapolated(p0: PPCA, p1: PPCA, p2: PPCA, floor: float) -> PPCA | None:
     def step(t0, dr, dv):
         return t0 - 2 * a * dr + a * a * dv
 
-    logs = [math.log(p.noise) for p in (p0, p1, p2)]
-    log_noise = step(logs[0], logs[1] - logs[0], logs[2] - 2 * logs[1] + logs[0])
-    noise = math.exp(min(log_noise, 700.0))
-    return PPCA(step(p0.mean, r[0], v[0]), step(p0.weight, r[1], v[1]), max(noise, floor))
+    if isinstance(p0.noise, torch.Tensor):  # one per feature
+        logs = [p.noise.log() for p in (p0, p1, p2)]
+        log_noise = step(logs[0], logs[1] - logs[0], logs[2] - 2 * logs[1] + logs[0])
+        noise = log_noise.clamp_max(700.0).exp().clamp_min(floor)
+    else:
+        logs = [math.log(p.noise) for p in (p0, p1, p2)]
+        log_noise = step(logs[0], logs[1] - logs[0], logs[2] - 2 * logs[1] + logs[0])
+        noise = max(math.exp(min(log_noise, 700.0)), floor)
+    return PPCA(step(p0.mean, r[0], v[0]), step(p0.weight, r[1], v[1]), noise)
 
 
 def _em_path(
-    X, seen, held, model: PPCA, squares, n_obs, floor, accelerate: bool = True
+    X, seen, held, model: PPCA, squares, counts, floor, accelerate: bool = True
 ) -> Iterator[tuple[PPCA, _Sweep]]:
     """EM's iterates with their E-steps, accelerated by SQUAREM: after every two
     EM steps, a jump along their path (:func:`_extrapolated`), kept if it
@@ -151,8 +191,10 @@ def _em_path(
     with many missing entries (its convergence is linear, its rate near 1),
     it took about a quarter fewer E-steps. Without ``accelerate``, plain EM."""
 
+    per_feature = isinstance(model.noise, torch.Tensor)
+
     def m_step(sweep):
-        return _m_step(sweep, squares, n_obs, floor)
+        return _m_step(sweep, squares, counts, floor, per_feature)
 
     sweep = _sweep(X, seen, held, model)
     yield model, sweep
@@ -224,6 +266,7 @@ def fit_em(
     held: torch.Tensor | None = None,
     start: PPCA | None = None,
     accelerate: bool = True,
+    per_feature_noise: bool = False,
     verbose: int = 0,
     log: Callable[[str], None] = print,
 ) -> tuple[PPCA, History]:
@@ -241,7 +284,9 @@ def fit_em(
     EM starts at PCA of the column-mean-filled rows, or at ``start`` (of
     X's d features and width ``k``) if given. With ``accelerate``, SQUAREM
     jumps along EM's path between its steps (:func:`_em_path`); each step
-    and kept jump counts as one of ``max_iter``.
+    and kept jump counts as one of ``max_iter``. With ``per_feature_noise``,
+    each feature has its own noise variance: factor analysis (from a start
+    of isotropic noise, unless ``start`` has one per feature).
 
     Stops after ``n_iter_no_change`` successive steps that improve neither the
     held-out entries' log-likelihood nor the training entries' by more than
@@ -265,12 +310,19 @@ def fit_em(
         model, floor = _start(X, seen, k, generator)
     else:
         floor = _noise_floor(X, seen)
-        model = PPCA(start.mean.to(X) - shift, start.weight.to(X), max(start.noise, floor))
+        model = PPCA(start.mean.to(X) - shift, start.weight.to(X), start.noise)
+    noise = torch.as_tensor(model.noise, dtype=X.dtype, device=X.device)
+    if per_feature_noise:
+        noise = noise.expand(X.shape[1]).clamp_min(floor)
+    else:
+        noise = float(noise.mean().clamp_min(floor))
+    model = PPCA(model.mean, model.weight, noise)
     squares = ((X * seen) ** 2).sum(dim=0)
-    n_obs, n_held = float(seen.sum()), None if held is None else float(held.sum())
+    counts = seen.sum(dim=0)
+    n_obs, n_held = float(counts.sum()), None if held is None else float(held.sum())
     history = History()
     best, flat, since_best = model, 0, 0
-    path = _em_path(X, seen, held, model, squares, n_obs, floor, accelerate)
+    path = _em_path(X, seen, held, model, squares, counts, floor, accelerate)
     with interruptible() as interrupt:
         for it, (model, sweep) in zip(range(1, max_iter + 1), path, strict=False):
             loss = -sweep.loglik / n_obs
@@ -299,7 +351,9 @@ def fit_em(
                 history.interrupted = True
                 break
     if held is None:  # the parameters after the last E-step
-        best = model if history.n_iter == 0 else _m_step(sweep, squares, n_obs, floor)
+        if history.n_iter > 0:
+            model = _m_step(sweep, squares, counts, floor, per_feature_noise)
+        best = model
         history.best_loss = min(history.loss_curve, default=math.inf)
     else:
         history.best_loss = None
@@ -377,8 +431,9 @@ def expected_entry_log_density(x: torch.Tensor, model: PPCA) -> torch.Tensor:
 
 def conditional_mean(x: torch.Tensor, model: PPCA) -> torch.Tensor:
     """``x`` with each missing entry replaced by E[x_miss | x_obs] = mean_m + W_m E[z | x_o]."""
-    fill = model.mean + posterior_mean(x, model) @ model.weight.T
-    return torch.where(torch.isnan(x), fill, x)
+    iso, root = _isotropic(model)
+    z = posterior_mean(x if root is None else x / root, iso)
+    return torch.where(torch.isnan(x), model.mean + z @ model.weight.T, x)
 
 
 def conditional_sample(x: torch.Tensor, model: PPCA, normal_z, normal_x) -> torch.Tensor:
@@ -388,12 +443,13 @@ def conditional_sample(x: torch.Tensor, model: PPCA, normal_z, normal_x) -> torc
     leaves undetermined, the prior's unit variance), then x = W z + mean +
     noise: ``normal_z`` (n, k) and ``normal_x`` (n, d) are standard normal draws.
     """
-    _, _, s2, V, keep, a = _observed(x, model)
-    noise = model.noise
+    iso, root = _isotropic(model)
+    _, _, s2, V, keep, a = _observed(x if root is None else x / root, iso)
+    noise = iso.noise
     mean = torch.where(keep, a / (s2 + noise), 0.0)
     spread = torch.where(keep, (noise / (s2 + noise)).sqrt(), 1.0)
     z = _latent(V, mean + spread * normal_z)
-    draw = model.mean + z @ model.weight.T + math.sqrt(noise) * normal_x
+    draw = model.mean + z @ model.weight.T + model.noise**0.5 * normal_x
     return torch.where(torch.isnan(x), draw, x)
 
 
@@ -403,8 +459,13 @@ def log_likelihood(x: torch.Tensor, model: PPCA) -> torch.Tensor:
     From the k x k matrices W_o'W_o, with the part of x_o off W_o's span
     computed as a residual (no cancellation). A variance of 0 (noise 0) is
     floored at the smallest normal float, as for complete rows. A row with
-    nothing observed scores 0, the log-likelihood of no observation.
+    nothing observed scores 0, the log-likelihood of no observation. With
+    a noise variance per feature, that of factor analysis.
     """
+    iso, root = _isotropic(model)
+    if root is not None:  # y = x / root: the density of x is y's over prod root
+        log_root = torch.where(torch.isnan(x), 0.0, root.log()).sum(dim=1)
+        return log_likelihood(x / root, iso) - log_root
     o, r, s2, V, keep, a = _observed(x, model)
     tiny = torch.finfo(torch.float64).tiny
     noise = max(model.noise, tiny)

@@ -9,13 +9,13 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 from sklearn.base import clone
-from sklearn.decomposition import PCA
+from sklearn.decomposition import PCA, FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 import skvae
 from skvae import LinearAutoencoder
-from skvae._missing import fit_em
+from skvae._missing import PPCA, conditional_mean, conditional_sample, fit_em, log_likelihood
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
 
@@ -176,6 +176,73 @@ def test_em_without_missing_entries_reaches_pca_maximum_likelihood():
     W = model.weight.numpy()
     np.testing.assert_allclose(W @ W.T + model.noise * np.eye(6), ml, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(model.mean.numpy(), X.mean(axis=0), rtol=1e-8)
+
+
+def heteroscedastic(n=400, d=8, k=2, seed=0):
+    """Rows of a k-factor model whose loadings have the same length in every
+    feature and whose noise variances differ 25-fold (0.04 to 1)."""
+    rng = np.random.RandomState(seed)
+    W = rng.normal(size=(d, k))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    return rng.normal(size=(n, k)) @ W.T + rng.normal(size=(n, d)) * np.linspace(0.2, 1, d)
+
+
+def factor_em(rows, tol):
+    """EM for factor analysis of width 2 to its maximum likelihood."""
+    generator = torch.Generator().manual_seed(0)
+    return fit_em(rows, 2, generator, validation_fraction=None, tol=tol, per_feature_noise=True)
+
+
+def factors(fa):
+    return PPCA(*(torch.from_numpy(a) for a in (fa.mean_, fa.components_.T, fa.noise_variance_)))
+
+
+def test_per_feature_noise_is_factor_analysis():
+    """On complete rows, EM with a noise variance per feature reaches
+    scikit-learn's FactorAnalysis (by SVD-based EM), whose densities the
+    per-feature log-likelihood gives, and whose conditionals it fills with."""
+    X = heteroscedastic()
+    fa = FactorAnalysis(2, svd_method="lapack", tol=1e-10, max_iter=10000).fit(X)
+    rows = torch.from_numpy(X)
+    np.testing.assert_allclose(log_likelihood(rows, factors(fa)).numpy(), fa.score_samples(X))
+    model, history = factor_em(rows, tol=1e-12)
+    assert history.converged
+    np.testing.assert_allclose(model.noise.numpy(), fa.noise_variance_, rtol=1e-4)
+    W = model.weight.numpy()
+    np.testing.assert_allclose(W @ W.T, fa.components_.T @ fa.components_, rtol=1e-4, atol=1e-6)
+    # with holes: the Gaussian conditional of N(mean, W W' + diag(noise)), and
+    # the marginal density of the observed entries
+    holed = hide(X[:50], 0.3)
+    scores, filled = closed_form(fa, holed)
+    holed_rows = torch.from_numpy(holed)
+    np.testing.assert_allclose(conditional_mean(holed_rows, factors(fa)).numpy(), filled)
+    np.testing.assert_allclose(log_likelihood(holed_rows, factors(fa)).numpy(), scores)
+
+
+def test_per_feature_noise_em_climbs_with_holes_and_draws_its_conditionals():
+    X = hide(heteroscedastic(n=300), 0.3)
+    rows = torch.from_numpy(X)
+    model, history = factor_em(rows, tol=1e-9)
+    losses = np.array(history.loss_curve)
+    assert np.all(np.diff(losses) <= 1e-12) and history.converged  # SQUAREM's jumps included
+    assert -float(log_likelihood(rows, model).sum()) / np.isfinite(X).sum() <= losses[-1]
+    # the noise found per feature follows the truth's 25-fold spread
+    assert model.noise[-1] > 10 * model.noise[0]
+    # one row's draws: the conditional mean and covariance
+    x = rows[5:6].repeat(20000, 1)
+    o = ~torch.isnan(rows[5])
+    generator = torch.Generator().manual_seed(0)
+    normal = torch.randn(20000, 2 + X.shape[1], generator=generator, dtype=torch.float64)
+    draws = conditional_sample(x, model, normal[:, :2], normal[:, 2:]).numpy()
+    np.testing.assert_array_equal(draws[:, o.numpy()], x[:, o].numpy())
+    W = model.weight.numpy()
+    C = W @ W.T + np.diag(model.noise.numpy())
+    m, ob = ~o.numpy(), o.numpy()
+    cov = C[np.ix_(m, m)] - C[np.ix_(m, ob)] @ np.linalg.solve(C[np.ix_(ob, ob)], C[np.ix_(ob, m)])
+    mean = conditional_mean(rows[5:6], model).numpy()[0, m]
+    spread = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(draws[:, m].mean(axis=0) - mean) < 4 * spread / np.sqrt(20000))
+    np.testing.assert_allclose(np.cov(draws[:, m], rowvar=False), cov, rtol=0.05, atol=0.02)
 
 
 def test_held_out_entries_pick_the_iteration():

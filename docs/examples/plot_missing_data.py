@@ -5,8 +5,9 @@ Filling holes: LatentImputer on the digits
 
 :class:`~skvae.LatentImputer` fills each missing entry (NaN) with its
 expectation given the row's observed entries under a latent-variable model:
-by default probabilistic PCA fitted by EM on the observed entries, with the
-latent size chosen on hidden observed entries; with
+by default factor analysis (probabilistic PCA with a noise variance per
+feature) fitted by EM on the observed entries, with the latent size chosen
+on hidden observed entries; with
 ``estimator=VariationalAutoencoder(...)``, the VAE's own conditional mean, by
 importance sampling, which can follow curved structure. Observed entries come
 back exactly as they were.
