@@ -403,14 +403,12 @@ class BaseAutoencoder(
         """
         return self._fit(X, incremental=True)
 
-    def _fit(self, X, incremental: bool, em_start=None):
+    def _fit(self, X, incremental: bool):
         """fit and partial_fit: validate, start, train, then set the attributes.
 
         ``incremental``: one pass that keeps the weights and Adam's state of an
         earlier call, if any (:meth:`partial_fit`); else a new model trained
-        until its stopping rule (:meth:`fit`). ``em_start``: where
-        ``LinearAutoencoder``'s EM on rows with missing entries starts (see
-        ``_fit_em_from``).
+        until its stopping rule (:meth:`fit`).
         """
         first = not (incremental and hasattr(self, "module_"))
         ranks = participants()
@@ -418,7 +416,7 @@ class BaseAutoencoder(
         with _kept_on_failure(self, *_VALIDATED):
             model_dtype = None if first else next(self.module_.parameters()).dtype
             Xt = self._validate_training(X, ranks, method, first, model_dtype)
-            state = FitState(ranks=ranks, incremental=incremental, em_start=em_start)
+            state = FitState(ranks=ranks, incremental=incremental)
             device = resolve_device(self.device)
             offset = 0 if first else self.n_iter_
             generator, init_generator = self._generator(device, offset, ranks)

@@ -32,8 +32,6 @@ class FitState:
     #: LinearAutoencoder: whether X has missing entries (NaN), then EM's model
     missing: bool = False
     ppca: object | None = None
-    #: LinearAutoencoder's EM, when it starts from given parameters (a PPCA)
-    em_start: object | None = None
     #: VariationalAutoencoder(n_components="auto"): what chose the width
     active_units: dict | None = None
     #: a deep model on data with missing entries: its probabilistic-PCA start's

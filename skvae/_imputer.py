@@ -151,9 +151,10 @@ class LatentImputer(_BaseImputer):
         The model fitted on all the training entries, each column standardised:
         ``(X - mean_) / scale_``. With the default model, a
         :class:`~sklearn.decomposition.FactorAnalysis` holding the parameters
-        EM found (``components_``, ``noise_variance_``, ``mean_``), whose
-        ``transform``, ``score_samples`` and ``get_covariance`` apply to
-        complete rows.
+        EM found (``components_``, ``noise_variance_``, ``mean_``; ``loglike_``
+        is the observed entries' log-likelihood before each of its last EM
+        steps), whose ``transform``, ``score_samples`` and ``get_covariance``
+        apply to complete rows.
     mean_ : ndarray of shape (n_kept_features,)
         Each kept feature's mean over its observed entries in ``fit``.
     scale_ : ndarray of shape (n_kept_features,)
@@ -298,8 +299,11 @@ class LatentImputer(_BaseImputer):
                         f"n_components={k} must be at most min(n_samples, n_features)="
                         f"{min(X.shape)} (n_samples={X.shape[0]}, n_features={X.shape[1]})."
                     )
-        elif len(candidates) == 1:
-            return self._model(candidates[0], seed).fit(X), None
+        if len(candidates) == 1:
+            if not default:
+                return self._model(candidates[0], seed).fit(X), None
+            if not has_nan(X):  # scikit-learn's FactorAnalysis, no EM to stop
+                return self._factor_analysis(X, candidates[0], seed, None), None
         seen = ~np.isnan(X)
         hidden = seen & (rng.uniform(size=X.shape) < 0.1)
         hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
@@ -356,11 +360,14 @@ class LatentImputer(_BaseImputer):
         )
         if history.interrupted:
             raise KeyboardInterrupt
-        fa = FactorAnalysis(k, random_state=seed)
+        fa = FactorAnalysis(k, svd_method="lapack", random_state=seed)
         fa.components_ = model.weight.T.cpu().numpy()
         fa.noise_variance_ = model.noise.cpu().numpy()
         fa.mean_ = model.mean.cpu().numpy()
         fa.n_features_in_, fa.n_iter_ = X.shape[1], history.n_iter
+        # the observed entries' log-likelihood before each EM step
+        n_obs = int(np.isfinite(X).sum())
+        fa.loglike_ = [-loss * n_obs for loss in history.loss_curve]
         return fa
 
     @staticmethod
@@ -446,8 +453,9 @@ class LatentImputer(_BaseImputer):
         self._empty = mask.all(axis=0)
         X = X[:, ~self._empty]
         # each column centred on its observed mean, in units of its observed
-        # standard deviation: the fills then do not depend on the columns' units
-        # (probabilistic PCA's noise is the same in every column it models)
+        # standard deviation: the fills then do not depend on the columns'
+        # units, for a given model too (a probabilistic PCA's noise is the
+        # same in every column it models; factor analysis needs no such help)
         self.mean_, self.scale_ = _column_units(X)
         X = ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
         rng = check_random_state(self.random_state)
@@ -486,7 +494,7 @@ class LatentImputer(_BaseImputer):
             part = X[:, kept]
             units = ((part - self.mean_) / self.scale_).astype(part.dtype, copy=False)
             rng = check_random_state(self.random_state)
-            if self.estimator is not None:
+            if not isinstance(self.estimator_, FactorAnalysis):  # a given model
                 if self.sample_posterior:
                     filled = self.estimator_._conditional_sample(units, random_state=rng)
                 else:

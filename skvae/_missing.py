@@ -52,9 +52,17 @@ def _isotropic(model: PPCA) -> tuple[PPCA, torch.Tensor | None]:
     is one of x times prod sqrt(phi) over the entries it covers."""
     if not isinstance(model.noise, torch.Tensor):
         return model, None
-    s2 = float(model.noise.mean())
-    root = (model.noise / s2).sqrt()
+    noise = model.noise.clamp_min(torch.finfo(model.noise.dtype).tiny)  # 0: no division by 0
+    s2 = float(noise.mean())
+    root = (noise / s2).sqrt()
     return PPCA(model.mean / root, model.weight / root[:, None], s2), root
+
+
+def _rows_isotropic(x: torch.Tensor, model: PPCA):
+    """``x`` and ``model`` in units where the noise is isotropic (see
+    :func:`_isotropic`), and the unit change (None where there was none)."""
+    iso, root = _isotropic(model)
+    return (x, iso, None) if root is None else (x / root, iso, root)
 
 
 def _outer(W: torch.Tensor) -> torch.Tensor:
@@ -398,6 +406,7 @@ def posterior_mean(x: torch.Tensor, model: PPCA) -> torch.Tensor:
     With ``noise`` 0 it is the limit, the pseudo-inverse's least-squares
     coefficients; a row with nothing observed gets the prior mean, 0.
     """
+    x, model, _ = _rows_isotropic(x, model)  # z is the same in any features' units
     _, _, s2, V, keep, a = _observed(x, model)
     return _latent(V, torch.where(keep, a / (s2 + model.noise), 0.0))
 
@@ -406,6 +415,7 @@ def posterior_spread(x: torch.Tensor, model: PPCA):
     """E[z | x_o], and the variance weights of Cov[z | x_o] = noise M_o^-1 in
     each row's eigenvectors V of W_o'W_o: Cov = V diag(var) V', with the
     prior's 1 along the directions W_o leaves undetermined. Returns (mean, V, var)."""
+    x, model, _ = _rows_isotropic(x, model)
     _, _, s2, V, keep, a = _observed(x, model)
     var = torch.where(keep, model.noise / (s2 + model.noise), 1.0)
     return _latent(V, torch.where(keep, a / (s2 + model.noise), 0.0)), V, var
@@ -420,6 +430,9 @@ def posterior_variance(x: torch.Tensor, model: PPCA) -> torch.Tensor:
 def expected_entry_log_density(x: torch.Tensor, model: PPCA) -> torch.Tensor:
     """E log N(x_j | w_j'z + mean_j, noise) under z ~ p(z | x_o), for each observed
     entry (0 where missing): each feature's share of the row's fit."""
+    x, model, root = _rows_isotropic(x, model)
+    if root is not None:  # a density of x_j is y_j's over root_j
+        return torch.where(torch.isnan(x), 0.0, expected_entry_log_density(x, model) - root.log())
     mean, V, var = posterior_spread(x, model)
     WV = model.weight @ V  # rows x d x k
     spread = ((WV * WV) * var.unsqueeze(1)).sum(-1)
@@ -431,8 +444,7 @@ def expected_entry_log_density(x: torch.Tensor, model: PPCA) -> torch.Tensor:
 
 def conditional_mean(x: torch.Tensor, model: PPCA) -> torch.Tensor:
     """``x`` with each missing entry replaced by E[x_miss | x_obs] = mean_m + W_m E[z | x_o]."""
-    iso, root = _isotropic(model)
-    z = posterior_mean(x if root is None else x / root, iso)
+    z = posterior_mean(x, model)
     return torch.where(torch.isnan(x), model.mean + z @ model.weight.T, x)
 
 
@@ -443,8 +455,8 @@ def conditional_sample(x: torch.Tensor, model: PPCA, normal_z, normal_x) -> torc
     leaves undetermined, the prior's unit variance), then x = W z + mean +
     noise: ``normal_z`` (n, k) and ``normal_x`` (n, d) are standard normal draws.
     """
-    iso, root = _isotropic(model)
-    _, _, s2, V, keep, a = _observed(x if root is None else x / root, iso)
+    y, iso, _ = _rows_isotropic(x, model)
+    _, _, s2, V, keep, a = _observed(y, iso)
     noise = iso.noise
     mean = torch.where(keep, a / (s2 + noise), 0.0)
     spread = torch.where(keep, (noise / (s2 + noise)).sqrt(), 1.0)
@@ -462,10 +474,9 @@ def log_likelihood(x: torch.Tensor, model: PPCA) -> torch.Tensor:
     nothing observed scores 0, the log-likelihood of no observation. With
     a noise variance per feature, that of factor analysis.
     """
-    iso, root = _isotropic(model)
-    if root is not None:  # y = x / root: the density of x is y's over prod root
-        log_root = torch.where(torch.isnan(x), 0.0, root.log()).sum(dim=1)
-        return log_likelihood(x / root, iso) - log_root
+    y, iso, root = _rows_isotropic(x, model)
+    if root is not None:  # the density of x is y's over prod root
+        return log_likelihood(y, iso) - torch.where(torch.isnan(x), 0.0, root.log()).sum(dim=1)
     o, r, s2, V, keep, a = _observed(x, model)
     tiny = torch.finfo(torch.float64).tiny
     noise = max(model.noise, tiny)

@@ -94,18 +94,9 @@ class MissingValuesMixin:
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             validation_fraction=self.validation_fraction,
-            start=state.em_start,
             verbose=self.verbose,
         )
         return history
-
-    def _fit_em_from(self, X, start):
-        """``fit`` on rows with missing entries, EM starting at ``start`` (a
-        :class:`~skvae._missing.PPCA` of width ``n_components``) instead of at
-        PCA of the mean-filled rows: ``LatentImputer``'s last steps on every
-        entry from the parameters its held-out entries chose."""
-        self._validate_params()
-        return self._fit(X, incremental=False, em_start=start)
 
     def _em_fitted(self, X, module, state):
         """The fitted attributes of EM's model (see ``_fitted``)."""

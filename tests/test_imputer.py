@@ -79,6 +79,11 @@ def test_observed_entries_unchanged_and_fills_are_the_conditional_mean():
     assert not np.isnan(filled).any()
     np.testing.assert_allclose(filled, conditional_means(imputer, X_missing))
     assert isinstance(imputer.estimator_, FactorAnalysis)
+    # transform reads the fitted model, whatever the parameter says since
+    unfitted = LinearAutoencoder()
+    np.testing.assert_array_equal(
+        imputer.set_params(estimator=unfitted).transform(X_missing), filled
+    )
     assert imputer.estimator_.components_.shape == (imputer.n_components_, 8)
     assert imputer.n_components_ == 2
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, norm
 from sklearn.base import clone
 from sklearn.decomposition import PCA, FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
@@ -15,7 +15,14 @@ from sklearn.model_selection import GridSearchCV
 
 import skvae
 from skvae import LinearAutoencoder
-from skvae._missing import PPCA, conditional_mean, conditional_sample, fit_em, log_likelihood
+from skvae._missing import (
+    PPCA,
+    _sweep,
+    conditional_mean,
+    conditional_sample,
+    fit_em,
+    log_likelihood,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
 
@@ -217,6 +224,48 @@ def test_per_feature_noise_is_factor_analysis():
     holed_rows = torch.from_numpy(holed)
     np.testing.assert_allclose(conditional_mean(holed_rows, factors(fa)).numpy(), filled)
     np.testing.assert_allclose(log_likelihood(holed_rows, factors(fa)).numpy(), scores)
+
+
+def test_per_feature_noise_scores_held_out_entries_by_their_conditionals():
+    """What stops EM on held-out entries: each one's log-density given its
+    row's training entries, under N(mean, W W' + diag(noise))."""
+    X = hide(heteroscedastic(n=40), 0.2)
+    fa = FactorAnalysis(2, svd_method="lapack").fit(heteroscedastic())
+    seen = np.isfinite(X)
+    held = seen & (np.random.RandomState(2).uniform(size=X.shape) < 0.2)
+    C, mu = fa.get_covariance(), fa.mean_
+    expected = 0.0
+    for x, h, o in zip(X, held, seen & ~held, strict=True):
+        for j in np.flatnonzero(h):
+            gain = C[j, o] @ np.linalg.inv(C[np.ix_(o, o)])
+            mean, var = mu[j] + gain @ (x[o] - mu[o]), C[j, j] - gain @ C[o, j]
+            expected += norm(mean, np.sqrt(var)).logpdf(x[j])
+    as_tensor = torch.from_numpy
+    train = as_tensor((seen & ~held).astype(float))
+    sweep = _sweep(as_tensor(np.nan_to_num(X)), train, as_tensor(held.astype(float)), factors(fa))
+    np.testing.assert_allclose(sweep.held_out, expected)
+    # and the training entries' log-likelihood, the observed-data one
+    observed = np.where(held, np.nan, X)
+    np.testing.assert_allclose(sweep.loglik, closed_form(fa, observed)[0].sum())
+
+
+def test_equal_per_feature_noises_are_the_isotropic_model():
+    """Every closed form reads a noise vector of equal entries as the one
+    noise variance: factor analysis contains probabilistic PCA."""
+    from skvae import _missing
+
+    rows = torch.from_numpy(X_NAN)
+    model, _ = fit_em(rows, 3, torch.Generator().manual_seed(0), validation_fraction=None)
+    vector = PPCA(model.mean, model.weight, torch.full((8,), model.noise, dtype=torch.float64))
+    for name in (
+        "posterior_mean",
+        "posterior_variance",
+        "expected_entry_log_density",
+        "log_likelihood",
+        "conditional_mean",
+    ):
+        fn = getattr(_missing, name)
+        np.testing.assert_allclose(fn(rows, vector), fn(rows, model), rtol=1e-10, err_msg=name)
 
 
 def test_per_feature_noise_em_climbs_with_holes_and_draws_its_conditionals():

@@ -85,6 +85,7 @@ plt.show()
 
 # %%
 # The observed pixels are untouched by every imputer; only the holes differ.
-# The linear model fills them from the pixels it sees through the digits'
-# principal directions, which blurs strokes; the VAE, started at that model,
-# bends its fills towards the digits' shapes.
+# The linear model (factor analysis) fills them from the pixels it sees
+# through a few linear factors of the digits, which blurs strokes; the VAE,
+# started at probabilistic PCA (the same linear model with one noise variance
+# for all pixels), bends its fills towards the digits' shapes.
