@@ -10,12 +10,10 @@ returned exactly as they were.
 
 from __future__ import annotations
 
-import math
 import warnings
 from numbers import Integral
 
 import numpy as np
-import torch
 from sklearn.base import _fit_context, clone
 from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning
@@ -31,9 +29,9 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._factor_imputation import em_candidates, fill, fit_factor_analysis, ledermann_bound
 from ._linear import LinearAutoencoder
-from ._missing import PPCA, conditional_mean, conditional_sample, fit_em, has_nan
-from ._placement import CHUNK_ELEMENTS, resolve_device
+from ._missing import has_nan
 
 __all__ = ["LatentImputer"]
 
@@ -44,28 +42,6 @@ _MAX_AUTO_COMPONENTS = 32
 
 #: the relative decrease of the hidden entries' error that a larger k must bring
 _GAIN = 0.01
-
-#: the default model's patience: EM steps past the hidden entries' best
-_PATIENCE = 5
-
-#: the default model's candidates: EM stops when the hidden entries'
-#: log-likelihood has not risen by this many nats per entry for _PATIENCE
-#: steps; their error changes by less than a percent after that (measured on
-#: the benchmark's sets)
-_TOL = 1e-3
-
-#: the default model's last EM steps, on every entry, from the chosen parameters
-_REFINE_STEPS = 3
-
-
-def _ledermann_bound(d: int) -> int:
-    """The most factors a factor analysis of d features can identify: the
-    largest k with (d - k)^2 >= d + k, as many covariances as parameters
-    (Ledermann 1937; d = 12: 7). Past it, the model is no longer determined by
-    the covariance: its noise variances fall to their floor, and EM crawls
-    (on the imputation benchmark's curved set, k = 11 took half the time of
-    five candidates)."""
-    return int((2 * d + 1 - math.sqrt(8 * d + 1)) // 2)
 
 
 def _column_units(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +246,7 @@ class LatentImputer(_BaseImputer):
             return sorted({int(c) for c in k})
         top = max(1, min(n - 1, d - 1, _MAX_AUTO_COMPONENTS))
         if self.estimator is None:  # factor analysis: no more factors than identifiable
-            top = max(1, min(top, _ledermann_bound(d)))
+            top = max(1, min(top, ledermann_bound(d)))
         grid = [2**i for i in range(top.bit_length()) if 2**i < top]
         return [*grid, top]
 
@@ -319,13 +295,13 @@ class LatentImputer(_BaseImputer):
             if not default:
                 return self._model(candidates[0], seed).fit(X), None
             if not has_nan(X):  # scikit-learn's FactorAnalysis, no EM to stop
-                return self._factor_analysis(X, candidates[0], seed, None), None
+                return fit_factor_analysis(X, candidates[0], seed, None), None
         seen = ~np.isnan(X)
         hidden = seen & (rng.uniform(size=X.shape) < 0.1)
         hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
         if not hidden.any():
             if default:
-                return self._factor_analysis(X, candidates[0], seed, None), None
+                return fit_factor_analysis(X, candidates[0], seed, None), None
             return self._model(candidates[0], seed).fit(X), None
         X_train = np.where(hidden, np.nan, X)
         scale = np.nanvar(X, axis=0)
@@ -335,7 +311,7 @@ class LatentImputer(_BaseImputer):
             return float(np.mean((filled[hidden] - X[hidden]) ** 2 * weights))
 
         if default:
-            fit = self._em_candidates(X, X_train, hidden, seed)
+            fit = em_candidates(X, X_train, hidden, seed)
         else:
             fit = self._candidates_fitted(X_train, seed)
         errors, best, fitted = {}, None, {}
@@ -357,88 +333,7 @@ class LatentImputer(_BaseImputer):
         errors = errors if len(candidates) > 1 else None
         if not default:
             return self._refit(fitted[best], X), errors
-        return self._factor_analysis(X, best, seed, fitted[best]), errors
-
-    def _factor_analysis(self, X, k: int, seed: int, start: PPCA | None) -> FactorAnalysis:
-        """The default model on all the entries of X: from ``start``, the
-        chosen candidate, refined by EM steps on every observed entry; with no
-        start, EM run to its maximum likelihood; with no entry missing,
-        scikit-learn's own factor analysis. As a ``FactorAnalysis``, whose
-        ``transform``, ``score`` and ``get_covariance`` serve complete rows."""
-        if not has_nan(X):
-            return FactorAnalysis(k, svd_method="lapack", random_state=seed).fit(X)
-        device = resolve_device("auto")
-        generator = torch.Generator(device).manual_seed(seed)
-        data = torch.as_tensor(X, dtype=torch.float64, device=device)
-        steps = {} if start is None else {"max_iter": _REFINE_STEPS, "start": start}
-        model, history = fit_em(
-            data, k, generator, validation_fraction=None, per_feature_noise=True, **steps
-        )
-        if history.interrupted:
-            raise KeyboardInterrupt
-        fa = FactorAnalysis(k, svd_method="lapack", random_state=seed)
-        fa.components_ = model.weight.T.cpu().numpy()
-        fa.noise_variance_ = model.noise.cpu().numpy()
-        fa.mean_ = model.mean.cpu().numpy()
-        fa.n_features_in_, fa.n_iter_ = X.shape[1], history.n_iter
-        # the observed entries' log-likelihood before each EM step
-        n_obs = int(np.isfinite(X).sum())
-        fa.loglike_ = [-loss * n_obs for loss in history.loss_curve]
-        return fa
-
-    @staticmethod
-    def _factors(fa: FactorAnalysis, device) -> PPCA:
-        """A fitted ``FactorAnalysis``'s parameters as float64 tensors."""
-
-        def tensor(a):
-            return torch.as_tensor(a, dtype=torch.float64, device=device)
-
-        return PPCA(tensor(fa.mean_), tensor(fa.components_.T), tensor(fa.noise_variance_))
-
-    @staticmethod
-    def _fill(X, fn, model: PPCA, *draws) -> np.ndarray:
-        """``fn(rows, model, *draws)`` over chunks of the rows of X (float64 on
-        the model's device: each row takes k x k matrices); X's dtype."""
-        out = np.array(X, copy=True)
-        k = model.weight.shape[1]
-        step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k))
-        device = model.mean.device
-        for a in range(0, len(X), step):
-            rows = torch.as_tensor(X[a : a + step], dtype=torch.float64).to(device)
-            part = [torch.as_tensor(d[a : a + step]).to(rows) for d in draws]
-            out[a : a + step] = fn(rows, model, *part).cpu().numpy()
-        return out
-
-    def _em_candidates(self, X, X_train, hidden, seed):
-        """The default model's candidates: ``fit(k)`` runs EM for factor
-        analysis of width k on the entries not ``hidden``, stopping where the
-        hidden ones are likeliest, and gives those parameters and the
-        conditional means of X_train's rows with hidden entries. One hold-out
-        both stops EM and chooses k."""
-        device = resolve_device("auto")
-        data = torch.as_tensor(X, dtype=torch.float64, device=device)
-        held = torch.as_tensor(hidden, dtype=torch.float64, device=device)
-        which = np.flatnonzero(hidden.any(axis=1))
-        generator = torch.Generator(device)
-
-        def fit(k):
-            generator.manual_seed(seed)
-            model, history = fit_em(
-                data,
-                k,
-                generator,
-                held=held,
-                tol=_TOL,
-                n_iter_no_change=_PATIENCE,
-                per_feature_noise=True,
-            )
-            if history.interrupted:  # Ctrl-C: no candidate is fully fitted
-                raise KeyboardInterrupt
-            filled = X_train.copy()
-            filled[which] = self._fill(X_train[which], conditional_mean, model)
-            return model, filled
-
-        return fit
+        return fit_factor_analysis(X, best, seed, fitted[best]), errors
 
     def _candidates_fitted(self, X_train, seed):
         """A given model's candidates: ``fit(k)`` fits it at width k on X_train
@@ -516,13 +411,7 @@ class LatentImputer(_BaseImputer):
                 else:
                     filled = self.estimator_._conditional_mean(units)
             else:
-                model = self._factors(self.estimator_, resolve_device("auto"))
-                if self.sample_posterior:  # row i's draws do not depend on the rows after it
-                    normal = rng.standard_normal((len(units), self.n_components_ + units.shape[1]))
-                    draws = normal[:, : self.n_components_], normal[:, self.n_components_ :]
-                    filled = self._fill(units, conditional_sample, model, *draws)
-                else:
-                    filled = self._fill(units, conditional_mean, model)
+                filled = fill(self.estimator_, units, self.sample_posterior, rng)
             filled = filled * self.scale_ + self.mean_
             out[:, kept] = np.where(mask[:, kept], filled, part)
         if self.keep_empty_features:

@@ -174,8 +174,7 @@ class LinearAutoencoder(
     (accelerated by SQUAREM; ``n_iter_`` counts steps and kept jumps); it holds
     out ``validation_fraction`` of them and keeps the step that predicts them
     best (run to its maximum likelihood, EM overfits; see the benchmarks page).
-    ``LatentImputer(LinearAutoencoder())`` fills with this model (its default
-    is factor analysis, the same with a noise per feature). ``transform`` gives
+    ``LatentImputer(LinearAutoencoder())`` fills with this model. ``transform`` gives
     E[transform(x) | x_observed] (0, the prior mean, for a row with nothing
     observed), ``score_samples`` the observed entries' log-likelihood (0 for
     none). ``n_components`` must then be an int or None, and ``partial_fit``

@@ -219,7 +219,7 @@ def test_the_chosen_parameters_are_refined_on_every_entry():
 def test_a_candidate_these_rows_cannot_give_is_refused_before_any_fit(monkeypatch):
     X_missing, _ = holes(low_rank(n=100, d=5)[0])
     fits = []
-    monkeypatch.setattr("skvae._imputer.fit_em", lambda *a, **k: fits.append(a) or 1 / 0)
+    monkeypatch.setattr("skvae._factor_imputation.fit_em", lambda *a, **k: fits.append(a) or 1 / 0)
     with pytest.raises(ValueError, match="n_components=50 must be at most"):
         LatentImputer(n_components=[1, 2, 50], random_state=0).fit(X_missing)
     assert not fits
