@@ -96,9 +96,9 @@ class LatentImputer(_BaseImputer):
         The latent size k. An int is used as given. A list holds candidates,
         and "auto" tries k = 1, 2, 4, 8, ... up to ``min(n_samples,
         n_features) - 1`` (at most 32; with the default model, at most the
-        factors that factor analysis of that many features can identify,
+        factors that factor analysis of the kept features can identify,
         the largest k with ``(n_features - k)**2 >= n_features + k``: 7 of
-        12 features): a random 10% of the observed entries
+        12 features, and at least 1): a random 10% of the observed entries
         is hidden, the model is fitted for each candidate in increasing order
         on the rest, and the k whose conditional means of the hidden entries
         have the least squared error (each column in units of its observed
@@ -154,7 +154,8 @@ class LatentImputer(_BaseImputer):
         The latent size used.
     validation_errors_ : dict of int to float or None
         For a chosen k, each candidate's mean squared error on the hidden
-        entries (standardised units); None when k was given.
+        entries (standardised units); None when there was one candidate (k
+        given, or "auto" with at most 4 kept features and the default model).
     indicator_ : MissingIndicator or None
         The indicator of ``add_indicator``.
     n_features_in_ : int

@@ -163,6 +163,21 @@ def test_columns_of_huge_magnitude_are_standardised_without_overflow():
         np.testing.assert_allclose(huge[hidden] / scale, plain[hidden], rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("d, grid", [(1, [1]), (3, [1]), (5, [1, 2]), (12, [1, 2, 4, 7])])
+def test_auto_tries_no_more_factors_than_factor_analysis_identifies(d, grid):
+    """Ledermann's bound caps "auto" with the default model (at least 1); a
+    given model, or a k the user names, is not capped."""
+    X_missing, _ = holes(low_rank(n=60, d=d, k=1)[0], rate=0.1)
+    assert LatentImputer()._candidates(60, d) == grid
+    if d == 12:
+        given = LatentImputer(LinearAutoencoder())._candidates(60, d)
+        assert given == [1, 2, 4, 8, 11]
+        assert LatentImputer(n_components=[3, 11])._candidates(60, d) == [3, 11]
+        assert LatentImputer(n_components=11, random_state=0).fit(X_missing).n_components_ == 11
+    imputer = LatentImputer(random_state=0).fit(X_missing)
+    assert imputer.n_components_ in grid and not np.isnan(imputer.transform(X_missing)).any()
+
+
 def test_auto_looks_at_the_largest_k_after_a_pause():
     """Six informative columns among noise columns: the hidden entries' error
     pauses at k = 2, then falls at the largest k."""
