@@ -15,8 +15,8 @@ import torch
 from sklearn.decomposition import FactorAnalysis
 from sklearn.utils import check_random_state
 
-from ._missing import PPCA, conditional_mean, conditional_sample, fit_em, has_nan
-from ._placement import CHUNK_ELEMENTS, resolve_device
+from ._missing import PPCA, completed, conditional_mean, conditional_sample, fit_em, has_nan
+from ._placement import resolve_device
 
 #: EM steps past the hidden entries' best before a candidate stops
 PATIENCE = 5
@@ -38,20 +38,6 @@ def ledermann_bound(d: int) -> int:
     (on the imputation benchmark's curved set, k = 11 took half the time of
     five candidates)."""
     return int((2 * d + 1 - math.sqrt(8 * d + 1)) // 2)
-
-
-def _fill(X: np.ndarray, fn, model: PPCA, *draws) -> np.ndarray:
-    """``fn(rows, model, *draws)`` over chunks of the rows of X (float64 on
-    the model's device: each row takes k x k matrices); X's dtype."""
-    out = np.array(X, copy=True)
-    k = model.weight.shape[1]
-    step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k))
-    device = model.mean.device
-    for a in range(0, len(X), step):
-        rows = torch.as_tensor(X[a : a + step], dtype=torch.float64).to(device)
-        part = [torch.as_tensor(d[a : a + step]).to(rows) for d in draws]
-        out[a : a + step] = fn(rows, model, *part).cpu().numpy()
-    return out
 
 
 def em_candidates(X: np.ndarray, X_train: np.ndarray, hidden: np.ndarray, seed: int):
@@ -79,8 +65,8 @@ def em_candidates(X: np.ndarray, X_train: np.ndarray, hidden: np.ndarray, seed: 
         )
         if history.interrupted:  # Ctrl-C: no candidate is fully fitted
             raise KeyboardInterrupt
-        filled = X_train.copy()
-        filled[which] = _fill(X_train[which], conditional_mean, model)
+        filled = X_train.copy()  # only the rows that lost entries: the error reads no others
+        filled[which] = completed(X_train[which], conditional_mean, model)
         return model, filled
 
     return fit
@@ -125,7 +111,7 @@ def fill(fa: FactorAnalysis, X: np.ndarray, sample: bool, random_state=None) -> 
 
     model = PPCA(tensor(fa.mean_), tensor(fa.components_.T), tensor(fa.noise_variance_))
     if not sample:
-        return _fill(X, conditional_mean, model)
+        return completed(X, conditional_mean, model)
     k = len(fa.components_)
     normal = check_random_state(random_state).standard_normal((len(X), k + X.shape[1]))
-    return _fill(X, conditional_sample, model, normal[:, :k], normal[:, k:])
+    return completed(X, conditional_sample, model, normal[:, :k], normal[:, k:])

@@ -9,12 +9,9 @@ Tipping & Bishop (1999, appendix) with the row-wise E-step of Ilin & Raiko
 and the M-step updates mean, W and noise jointly from the expected
 sufficient statistics, posterior covariances included.
 
-The noise may also be a variance per feature: factor analysis, whose EM with
-missing entries is the same with each feature's residual variance its own
-(Ghahramani & Jordan 1994). Factor analysis is probabilistic PCA of the
-features divided by the square roots of their noise variances' ratios to
-their mean (:func:`_isotropic`), so every formula below is written once, for
-the isotropic case.
+The noise may also be a variance per feature: factor analysis (Ghahramani &
+Jordan 1994), which is probabilistic PCA of rescaled features
+(:func:`_isotropic`), so every formula below is written once.
 
 Nothing here imports scikit-learn.
 """
@@ -59,8 +56,7 @@ def _isotropic(model: PPCA) -> tuple[PPCA, torch.Tensor | None]:
 
 
 def _rows_isotropic(x: torch.Tensor, model: PPCA):
-    """``x`` and ``model`` in units where the noise is isotropic (see
-    :func:`_isotropic`), and the unit change (None where there was none)."""
+    """``x`` and ``model`` in :func:`_isotropic`'s units, and the unit change."""
     iso, root = _isotropic(model)
     return (x, iso, None) if root is None else (x / root, iso, root)
 
@@ -174,14 +170,10 @@ def _extrapolated(p0: PPCA, p1: PPCA, p2: PPCA, floor: float) -> PPCA | None:
     def step(t0, dr, dv):
         return t0 - 2 * a * dr + a * a * dv
 
-    if isinstance(p0.noise, torch.Tensor):  # one per feature
-        logs = [p.noise.log() for p in (p0, p1, p2)]
-        log_noise = step(logs[0], logs[1] - logs[0], logs[2] - 2 * logs[1] + logs[0])
-        noise = log_noise.clamp_max(700.0).exp().clamp_min(floor)
-    else:
-        logs = [math.log(p.noise) for p in (p0, p1, p2)]
-        log_noise = step(logs[0], logs[1] - logs[0], logs[2] - 2 * logs[1] + logs[0])
-        noise = max(math.exp(min(log_noise, 700.0)), floor)
+    logs = [torch.as_tensor(p.noise, dtype=p0.mean.dtype).log() for p in (p0, p1, p2)]
+    log_noise = step(logs[0], logs[1] - logs[0], logs[2] - 2 * logs[1] + logs[0])
+    noise = log_noise.clamp_max(700.0).exp().clamp_min(floor)  # one, or one per feature
+    noise = noise if isinstance(p0.noise, torch.Tensor) else float(noise)
     return PPCA(step(p0.mean, r[0], v[0]), step(p0.weight, r[1], v[1]), noise)
 
 
@@ -194,10 +186,9 @@ def _em_path(
     path then goes on from it; else from the second step, and the rejected
     jump's E-step is neither yielded nor counted). The likelihood never
     falls. Up to the first kept jump the path is plain EM's, so a held-out
-    optimum within the first two steps is found where plain EM finds it;
-    after it, the EM steps are taken from the jump. Where EM crawls, as
-    with many missing entries (its convergence is linear, its rate near 1),
-    it took about a quarter fewer E-steps. Without ``accelerate``, plain EM."""
+    optimum within the first two steps is found where plain EM finds it.
+    Where EM crawls (its convergence is linear), it took about a quarter
+    fewer E-steps. Without ``accelerate``, plain EM."""
 
     per_feature = isinstance(model.noise, torch.Tensor)
 
@@ -376,6 +367,22 @@ def has_nan(X) -> bool:
 
 
 # ---------------------------------------------------------------- inference
+def completed(X: np.ndarray, fn, model: PPCA, *draws: np.ndarray) -> np.ndarray:
+    """A copy of X whose rows with NaN are ``fn(rows, model, *draws)``'s (``draws``:
+    a row per row of X), in float64 on the model's device, a chunk at a time."""
+    out = np.array(X, copy=True)
+    which = np.flatnonzero(np.isnan(out).any(axis=1))
+    k = model.weight.shape[1]
+    step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k))
+    with torch.inference_mode():
+        for a in range(0, len(which), step):
+            picked = which[a : a + step]
+            rows = torch.as_tensor(out[picked]).to(device=model.mean.device, dtype=torch.float64)
+            extra = [torch.as_tensor(d[picked]).to(rows) for d in draws]
+            out[picked] = fn(rows, model, *extra).cpu().numpy()
+    return out
+
+
 def _observed(x: torch.Tensor, model: PPCA):
     """Each row's observed entries and the eigendecomposition of W_o'W_o.
 

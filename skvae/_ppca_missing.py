@@ -19,8 +19,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._distributed import participants
-from ._missing import PPCA, conditional_mean, conditional_sample, fit_em, has_nan
-from ._placement import CHUNK_ELEMENTS, is_out_of_core
+from ._missing import PPCA, completed, conditional_mean, conditional_sample, fit_em, has_nan
+from ._placement import is_out_of_core
 
 
 class MissingValuesMixin:
@@ -109,30 +109,14 @@ class MissingValuesMixin:
         )
 
     # -------------------------------------------------------------- inference
-    def _on_missing_rows(self, fn, X: np.ndarray, width: int, *draws) -> np.ndarray:
-        """``fn(rows, model, *draws)`` over chunks of the rows of X, in float64 on
-        the device; output in X's dtype."""
+    def _completed(self, X: np.ndarray, fn, *draws) -> np.ndarray:
+        """A copy of X whose rows with missing entries are ``fn``'s (see
+        :func:`~skvae._missing.completed`), under the fitted model on the
+        inference device."""
         device = self._inference_device()
         fitted = self.module_.ppca()  # the model's own float64 buffers, on the CPU
         model = PPCA(fitted.mean.to(device), fitted.weight.to(device), fitted.noise)
-        k = model.weight.shape[1]
-        step = max(1, CHUNK_ELEMENTS // max(X.shape[1], k * k, width))
-        out = np.empty((len(X), width), dtype=X.dtype)
-        with torch.inference_mode():
-            for a in range(0, len(X), step):
-                rows = torch.as_tensor(X[a : a + step]).to(device=device, dtype=torch.float64)
-                extra = [torch.as_tensor(e[a : a + step]).to(rows) for e in draws]
-                out[a : a + step] = fn(rows, model, *extra).reshape(len(rows), -1).cpu().numpy()
-        return out
-
-    def _completed(self, X: np.ndarray, fn, *draws) -> np.ndarray:
-        """A copy of X whose rows with missing entries are ``fn``'s."""
-        out = np.array(X, copy=True)
-        rows = np.isnan(out).any(axis=1)
-        if rows.any():
-            picked = [draw[rows] for draw in draws]
-            out[rows] = self._on_missing_rows(fn, out[rows], out.shape[1], *picked)
-        return out
+        return completed(X, fn, model, *draws)
 
     def _dense_rows(self, X) -> np.ndarray:
         check_is_fitted(self)
