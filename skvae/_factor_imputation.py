@@ -1,9 +1,10 @@
 """``LatentImputer``'s default model: factor analysis fitted by EM on the
 observed entries, held as scikit-learn's ``FactorAnalysis``.
 
-The EM and the closed forms are :mod:`skvae._missing`'s (a noise variance
-per feature); this module fits the imputer's candidates, stopped on hidden
-entries, refines the chosen one, and fills rows from a fitted model.
+The EM is :mod:`skvae._missing`'s and the closed forms are
+:mod:`skvae._missing_forms`' (a noise variance per feature); this module
+fits the imputer's candidates, stopped on hidden entries, refines the
+chosen one, and fills rows from a fitted model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 from sklearn.decomposition import FactorAnalysis
 from sklearn.utils import check_random_state
 
-from ._missing import PPCA, completed, conditional_mean, conditional_sample, fit_em, has_nan
+from ._missing import PPCA, fit_em, has_nan
+from ._missing_forms import completed, conditional_mean, conditional_sample
 from ._placement import resolve_device
 
 #: EM steps past the hidden entries' best before a candidate stops

@@ -19,7 +19,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._distributed import participants
-from ._missing import PPCA, completed, conditional_mean, conditional_sample, fit_em, has_nan
+from ._missing import PPCA, fit_em, has_nan
+from ._missing_forms import completed, conditional_mean, conditional_sample
 from ._placement import is_out_of_core
 
 

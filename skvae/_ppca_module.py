@@ -6,7 +6,7 @@ projection onto the principal subspace. The buffers hold probabilistic PCA's
 parameters (Tipping & Bishop, 1999), in float64 whatever the networks' dtype,
 and the verbs ``score_rows``, ``score_entries`` and ``posterior`` answer with
 their closed forms; with a ``mask``, rows with missing entries condition on
-their observed entries (:mod:`skvae._missing`). No scikit-learn.
+their observed entries (:mod:`skvae._missing_forms`). No scikit-learn.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import math
 import numpy as np
 import torch
 
-from ._missing import (
-    PPCA,
+from ._missing import PPCA
+from ._missing_forms import (
     conditional_mean,
     expected_entry_log_density,
     log_likelihood,

@@ -15,14 +15,8 @@ from sklearn.model_selection import GridSearchCV
 
 import skvae
 from skvae import LinearAutoencoder
-from skvae._missing import (
-    PPCA,
-    _sweep,
-    conditional_mean,
-    conditional_sample,
-    fit_em,
-    log_likelihood,
-)
+from skvae._missing import PPCA, _sweep, fit_em
+from skvae._missing_forms import conditional_mean, conditional_sample, log_likelihood
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
 
@@ -252,7 +246,7 @@ def test_per_feature_noise_scores_held_out_entries_by_their_conditionals():
 def test_equal_per_feature_noises_are_the_isotropic_model():
     """Every closed form reads a noise vector of equal entries as the one
     noise variance: factor analysis contains probabilistic PCA."""
-    from skvae import _missing
+    from skvae import _missing_forms
 
     rows = torch.from_numpy(X_NAN)
     model, _ = fit_em(rows, 3, torch.Generator().manual_seed(0), validation_fraction=None)
@@ -264,7 +258,7 @@ def test_equal_per_feature_noises_are_the_isotropic_model():
         "log_likelihood",
         "conditional_mean",
     ):
-        fn = getattr(_missing, name)
+        fn = getattr(_missing_forms, name)
         np.testing.assert_allclose(fn(rows, vector), fn(rows, model), rtol=1e-10, err_msg=name)
 
 
