@@ -84,10 +84,50 @@ class _Sweep:
     held_out: float  # the held-out entries' log-likelihood, each given its row's others
 
 
-def _sweep(X, seen, held, model: PPCA) -> _Sweep:
-    """The E-step of every row, given its training entries (mask ``seen``),
-    accumulated over chunks of rows; and the log-likelihood of the ``held``-out
-    entries, each under its Gaussian given its row's training entries."""
+@dataclass
+class _Patterns:
+    """The rows ``a:b`` grouped by their pattern of training entries: rows
+    with the same pattern share W_o'W_o, its factors and their posterior's
+    covariance, which are computed once per pattern."""
+
+    a: int
+    b: int
+    masks: torch.Tensor  # (P, d): the distinct patterns
+    index: torch.Tensor  # (b - a,): each row's pattern
+    weights: torch.Tensor  # (P, d): each pattern's mask times its number of rows
+
+
+def group_rows(seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The distinct rows of the 0/1 mask ``seen`` (P, d), each row's among
+    them, and how many rows each has: a sort of integers, each row's bits 62
+    columns at a time (torch.unique(dim=0) sorts rows of floats, 30x slower)."""
+    n, d = seen.shape
+    powers = 2 ** torch.arange(62, device=seen.device)
+    bits = seen.to(torch.int64)
+    index = torch.zeros(n, dtype=torch.int64, device=seen.device)
+    for j in range(0, max(d, 1), 62):
+        word = (bits[:, j : j + 62] * powers[: d - j]).sum(1)
+        key = index * n + torch.unique(word, return_inverse=True)[1]
+        _, index, counts = torch.unique(key, return_inverse=True, return_counts=True)
+    return seen.new_zeros(len(counts), d).index_copy_(0, index, seen), index, counts
+
+
+def _patterns(seen: torch.Tensor, k: int) -> list[_Patterns]:
+    """``seen``'s rows, a chunk at a time, grouped by pattern (a tall table
+    with few columns has few patterns: its E-step factors a few k x k
+    matrices instead of one per row)."""
+    groups = []
+    for a, b in _row_chunks(len(seen), max(seen.shape[1], (k + 1) ** 2)):
+        masks, index, counts = group_rows(seen[a:b])
+        groups.append(_Patterns(a, b, masks, index, masks * counts[:, None]))
+    return groups
+
+
+def _sweep(X, seen, held, model: PPCA, groups: list[_Patterns] | None = None) -> _Sweep:
+    """The E-step of every row, given its training entries (mask ``seen``;
+    ``groups``, its rows by pattern, :func:`_patterns`), accumulated over
+    chunks of rows; and the log-likelihood of the ``held``-out entries, each
+    under its Gaussian given its row's training entries."""
     n, d = X.shape
     k = model.weight.shape[1]
     iso, root = _isotropic(model)
@@ -97,32 +137,36 @@ def _sweep(X, seen, held, model: PPCA) -> _Sweep:
     A = X.new_zeros(d, (k + 1) ** 2)
     B = X.new_zeros(d, k + 1)
     loglik, held_out = 0.0, 0.0
-    for a, b in _row_chunks(n, max(d, (k + 1) ** 2)):
+    for group in _patterns(seen, k) if groups is None else groups:
+        a, b, index = group.a, group.b, group.index
         x, o = (X[a:b], seen[a:b]) if root is None else (X[a:b] / root, seen[a:b])
-        L = torch.linalg.cholesky((o @ WW).view(-1, k, k) + noise * eye)  # M = W_o'W_o + s2 I
-        # M^-1 = L^-T L^-1, by one batched triangular solve: batched LAPACK
-        # calls on k x k matrices cost mostly their per-matrix overhead
+        # per pattern: M = W_o'W_o + s2 I, its Cholesky factor L, and
+        # M^-1 = L^-T L^-1 by one batched triangular solve (batched LAPACK
+        # calls on k x k matrices cost mostly their per-matrix overhead)
+        L = torch.linalg.cholesky((group.masks @ WW).view(-1, k, k) + noise * eye)
         L_inv = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False)
-        # m = L^-T (L^-1 W_o'r): by the factors, not the product M^-1 (whose error
-        # near the noise floor moved the loss by more than EM's tolerance)
-        rhs = ((o * (x - mean)) @ W).unsqueeze(-1)
-        m = (L_inv.mT @ (L_inv @ rhs)).squeeze(-1)
         cov = noise * (L_inv.mT @ L_inv)  # the posterior covariance of z
-        fit = mean + m @ W.T
-        n_obs = o.sum(dim=1)
-        # det(W_o W_o' + s2 I) = s2^(n_obs - k) det(M); with m = M^-1 W_o' r,
-        # r' (W_o W_o' + s2 I)^-1 r = |r - W_o m|^2 / s2 + |m|^2 (Woodbury)
+        # det(W_o W_o' + s2 I) = s2^(n_obs - k) det(M)
+        n_obs = group.masks.sum(dim=1)
         log_det = (n_obs - k) * math.log(noise) + 2 * torch.diagonal(L, 0, -2, -1).log().sum(-1)
+        # per row: m = L^-T (L^-1 W_o'r), by the factors, not the product M^-1
+        # (whose error near the noise floor moved the loss by more than EM's tolerance)
+        rhs = ((o * (x - mean)) @ W).unsqueeze(-1)
+        factor = L_inv[index]
+        m = (factor.mT @ (factor @ rhs)).squeeze(-1)
+        fit = mean + m @ W.T
+        # with m = M^-1 W_o' r, r' (W_o W_o' + s2 I)^-1 r = |r - W_o m|^2 / s2 + |m|^2 (Woodbury)
         quad = ((o * (x - fit)) ** 2).sum(dim=1) / noise + (m**2).sum(dim=1)
-        loglik += float(-0.5 * (n_obs * _LOG_2PI + log_det + quad).sum())
+        loglik += float(-0.5 * ((n_obs * _LOG_2PI + log_det)[index] + quad).sum())
         if held is not None:  # x_ij given x_o: N(fit_ij, s2 + w_j' cov w_j)
-            var = noise + cov.reshape(len(m), -1) @ WW.T
+            var = (noise + cov.reshape(len(cov), -1) @ WW.T)[index]
             log_density = (x - fit) ** 2 / var + var.log() + _LOG_2PI
             held_out += float(-0.5 * (held[a:b] * log_density).sum())
         z1 = torch.cat([m, m.new_ones(len(m), 1)], dim=1)
-        stats = z1[:, :, None] * z1[:, None, :]
-        stats[:, :k, :k] += cov
-        A += o.T @ stats.reshape(len(m), -1)
+        A += o.T @ (z1[:, :, None] * z1[:, None, :]).reshape(len(m), -1)
+        A.view(d, k + 1, k + 1)[:, :k, :k] += (group.weights.T @ cov.reshape(len(cov), -1)).view(
+            d, k, k
+        )
         B += (o * x).T @ z1
     if root is not None:  # back to X's units: B's x, and the densities' Jacobian
         B *= root[:, None]
@@ -193,23 +237,24 @@ def _em_path(
     fewer E-steps. Without ``accelerate``, plain EM."""
 
     per_feature = isinstance(model.noise, torch.Tensor)
+    groups = _patterns(seen, model.weight.shape[1])
 
     def m_step(sweep):
         return _m_step(sweep, squares, counts, floor, per_feature)
 
-    sweep = _sweep(X, seen, held, model)
+    sweep = _sweep(X, seen, held, model, groups)
     yield model, sweep
     while True:
         first = m_step(sweep)
-        first_sweep = _sweep(X, seen, held, first)
+        first_sweep = _sweep(X, seen, held, first, groups)
         yield first, first_sweep
         second = m_step(first_sweep)
-        second_sweep = _sweep(X, seen, held, second)
+        second_sweep = _sweep(X, seen, held, second, groups)
         yield second, second_sweep
         jump = _extrapolated(model, first, second, floor) if accelerate else None
         if jump is not None:
             try:
-                jump_sweep = _sweep(X, seen, held, jump)
+                jump_sweep = _sweep(X, seen, held, jump, groups)
             except torch.linalg.LinAlgError:  # a jump too far for a Cholesky factor
                 jump = None
             else:

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from ._missing import _LOG_2PI, PPCA, _outer, _rows_isotropic
+from ._missing import _LOG_2PI, PPCA, _outer, _rows_isotropic, group_rows
 from ._placement import CHUNK_ELEMENTS
 
 
@@ -51,7 +51,9 @@ def _observed(x: torch.Tensor, model: PPCA):
     k = model.weight.shape[1]
     o = ~torch.isnan(x)
     r = torch.where(o, x - model.mean, 0.0)
-    s2, V = torch.linalg.eigh((o.to(x.dtype) @ _outer(model.weight)).view(-1, k, k))
+    masks, index, _ = group_rows(o.to(x.dtype))  # rows of one pattern share W_o'W_o
+    s2, V = torch.linalg.eigh((masks @ _outer(model.weight)).view(-1, k, k))
+    s2, V = s2[index], V[index]
     keep = s2 > s2[:, -1:] * (8 * k * torch.finfo(x.dtype).eps)
     a = ((r @ model.weight).unsqueeze(1) @ V).squeeze(1)
     return o, r, s2, V, keep, a
