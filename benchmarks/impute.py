@@ -35,8 +35,9 @@ mean squared error of the filled entries against the hidden values
 Data sets: every scikit-learn data set shipped with the package that has at
 least 8 numeric columns (``load_diabetes``, ``load_wine``,
 ``load_breast_cancer``, ``load_digits``) and ``curved``, 800 rows of a 2-D
-curved surface in 12 dimensions. The table, ``impute.csv`` (every run) and
-``impute.png`` (needs matplotlib) go to ``--out``; PASS/FAIL lines check the
+curved surface in 12 dimensions (``--curved-rows`` makes it taller). The
+table, ``impute.csv`` (every run) and ``impute.png`` (needs matplotlib) go to
+``--out``; PASS/FAIL lines check the
 targets of issue 21 (not with ``--methods``, which runs a subset: missForest
 takes minutes per run on digits).
 """
@@ -109,10 +110,10 @@ def mask(X: np.ndarray, pattern: str, seed: int) -> np.ndarray:
 PATTERNS = ("MCAR 20%", "MCAR 50%", "MAR")
 
 
-def run(names, patterns, seeds, quick: bool = False, only=None) -> pd.DataFrame:
+def run(names, patterns, seeds, quick: bool = False, only=None, curved_rows=800) -> pd.DataFrame:
     rows = []
     for name in names:
-        X = DATASETS[name]().astype(np.float64)
+        X = (curved(curved_rows) if name == "curved" else DATASETS[name]()).astype(np.float64)
         X = X[:, X.std(axis=0) > 0]
         if quick:
             X = X[:150, :10]
@@ -225,6 +226,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", choices=list(methods()), default=None)
     parser.add_argument("--quick", action="store_true", help="150 rows, 10 columns, one seed")
+    parser.add_argument(
+        "--curved-rows", type=int, default=800, help="rows of the curved set (a tall table: 20000)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go")
     parser.add_argument(
@@ -243,7 +247,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             if args.deep:
                 table = deep_vs_linear(seeds[:2])
             else:
-                table = run(args.datasets, args.patterns, seeds, args.quick, args.methods)
+                table = run(
+                    args.datasets, args.patterns, seeds, args.quick, args.methods, args.curved_rows
+                )
     finally:
         torch.set_num_threads(threads)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,11 @@ _MAX_AUTO_COMPONENTS = 32
 #: the relative decrease of the hidden entries' error that a larger k must bring
 _GAIN = 0.01
 
+#: k is chosen on at most this many rows, a random subset of X's (the
+#: candidates' errors on hidden entries rank them long before; a tall table's
+#: EM costs in proportion to its rows); the chosen model then fits them all
+_SELECTION_ROWS = 5000
+
 
 def _column_units(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each column's mean and standard deviation over its observed entries, in
@@ -99,8 +104,9 @@ class LatentImputer(_BaseImputer):
         factors that factor analysis of the kept features can identify,
         the largest k with ``(n_features - k)**2 >= n_features + k``: 7 of
         12 features, and at least 1): a random 10% of the observed entries
-        is hidden, the model is fitted for each candidate in increasing order
-        on the rest, and the k whose conditional means of the hidden entries
+        is hidden (of 5000 random rows, when there are more), the model is
+        fitted for each candidate in increasing order on the rest, and the k
+        whose conditional means of the hidden entries
         have the least squared error (each column in units of its observed
         variance) is chosen, a larger k only if it lowers the error by more
         than 1%; after the first k that does not, "auto" tries only the
@@ -297,22 +303,25 @@ class LatentImputer(_BaseImputer):
                 return self._model(candidates[0], seed).fit(X), None
             if not has_nan(X):  # scikit-learn's FactorAnalysis, no EM to stop
                 return fit_factor_analysis(X, candidates[0], seed, None), None
-        seen = ~np.isnan(X)
-        hidden = seen & (rng.uniform(size=X.shape) < 0.1)
+        rows = X
+        if len(X) > _SELECTION_ROWS:
+            rows = X[np.sort(rng.choice(len(X), _SELECTION_ROWS, replace=False))]
+        seen = ~np.isnan(rows)
+        hidden = seen & (rng.uniform(size=rows.shape) < 0.1)
         hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
         if not hidden.any():
             if default:
                 return fit_factor_analysis(X, candidates[0], seed, None), None
             return self._model(candidates[0], seed).fit(X), None
-        X_train = np.where(hidden, np.nan, X)
+        X_train = np.where(hidden, np.nan, rows)
         scale = np.nanvar(X, axis=0)
-        weights = np.broadcast_to(1.0 / np.where(scale > 0, scale, 1.0), X.shape)[hidden]
+        weights = np.broadcast_to(1.0 / np.where(scale > 0, scale, 1.0), rows.shape)[hidden]
 
         def error(filled):  # mean squared error, each column in units of its variance
-            return float(np.mean((filled[hidden] - X[hidden]) ** 2 * weights))
+            return float(np.mean((filled[hidden] - rows[hidden]) ** 2 * weights))
 
         if default:
-            fit = em_candidates(X, X_train, hidden, seed)
+            fit = em_candidates(rows, X_train, hidden, seed)
         else:
             fit = self._candidates_fitted(X_train, seed)
         errors, best, fitted = {}, None, {}

@@ -232,6 +232,29 @@ def test_the_chosen_parameters_are_refined_on_every_entry():
     assert log_likelihood(data, refined).sum() > log_likelihood(data, candidate).sum()
 
 
+def test_a_tall_table_chooses_k_on_a_subset_of_its_rows_and_fits_them_all(monkeypatch):
+    from skvae import _imputer
+
+    X, _, _ = low_rank(n=1200, d=8, k=3, noise=0.3)
+    X_missing, hidden = holes(X, rate=0.3)
+    every_row = LatentImputer(random_state=0).fit(X_missing)
+    monkeypatch.setattr(_imputer, "_SELECTION_ROWS", 300)
+    chosen_on, real = [], _imputer.em_candidates
+    monkeypatch.setattr(
+        _imputer, "em_candidates", lambda rows, *a: chosen_on.append(rows.shape) or real(rows, *a)
+    )
+    subset = LatentImputer(random_state=0).fit(X_missing)
+    assert chosen_on == [(300, 8)]
+    assert subset.n_components_ == every_row.n_components_
+    # the chosen model is refined on every row: the log-likelihood of all the
+    # observed entries, not of a quarter of them
+    assert subset.estimator_.loglike_[-1] == pytest.approx(
+        every_row.estimator_.loglike_[-1], rel=0.01
+    )
+    errors = [rmse(m.transform(X_missing), X, hidden) for m in (subset, every_row)]
+    assert errors[0] < 1.02 * errors[1]
+
+
 def test_a_candidate_these_rows_cannot_give_is_refused_before_any_fit(monkeypatch):
     X_missing, _ = holes(low_rank(n=100, d=5)[0])
     fits = []
