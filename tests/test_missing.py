@@ -15,7 +15,7 @@ from sklearn.model_selection import GridSearchCV
 
 import skvae
 from skvae import LinearAutoencoder
-from skvae._missing import PPCA, _sweep, fit_em
+from skvae._missing import PPCA, _Patterns, _sweep, fit_em, group_rows
 from skvae._missing_forms import conditional_mean, conditional_sample, log_likelihood
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.single_thread
@@ -139,6 +139,37 @@ def test_em_raises_the_observed_likelihood_at_every_step():
     seen = np.isfinite(X).sum()
     final = observed_loglik(X, model) / seen
     assert -final <= losses[-1] + 1e-12
+
+
+def test_rows_with_the_same_holes_share_one_e_step_factorisation():
+    # 130 columns: a pattern spans three 62-bit words
+    rng = np.random.RandomState(0)
+    patterns = rng.uniform(size=(7, 130)) > 0.3
+    seen = patterns[rng.randint(7, size=500)]
+    masks, index, counts = group_rows(torch.as_tensor(seen, dtype=torch.float64))
+    distinct, expected_counts = np.unique(seen, axis=0, return_counts=True)
+    assert len(masks) == len(distinct) == 7
+    np.testing.assert_array_equal(masks[index].numpy(), seen)
+    np.testing.assert_array_equal(np.sort(counts.numpy()), np.sort(expected_counts))
+    # the E-step by pattern is the E-step row by row
+    X = hide(low_rank(n=400, d=6), 0.3)
+    rows = torch.as_tensor(np.nan_to_num(X))
+    train = torch.as_tensor(np.isfinite(X), dtype=torch.float64)
+    held = train * torch.as_tensor(rng.uniform(size=X.shape) < 0.1, dtype=torch.float64)
+    train = train - held
+    model = PPCA(
+        rows.mean(0),
+        torch.as_tensor(rng.normal(size=(6, 2))),
+        torch.rand(6, dtype=torch.float64) + 0.5,
+    )
+    one_per_row = [_Patterns(0, len(X), train, torch.arange(len(X)), train)]
+    grouped, by_row = (
+        _sweep(rows, train, held, model),
+        _sweep(rows, train, held, model, one_per_row),
+    )
+    assert len(group_rows(train)[0]) <= 2**6  # 400 rows share at most 64 patterns
+    for name in ("A", "B", "loglik", "held_out"):
+        np.testing.assert_allclose(getattr(grouped, name), getattr(by_row, name), rtol=1e-12)
 
 
 def test_squarem_keeps_em_steps_and_climbs_faster_where_em_crawls():
