@@ -5,8 +5,8 @@ which fills the rows with NaN a chunk at a time.
 
 A row's missing entries (NaN) are integrated out: every quantity is that of
 its observed entries o under N(mean_o, W_o W_o' + noise I), from the k x k
-matrix W_o'W_o of each row, batched, in float64. A noise variance per feature
-(factor analysis) is handled by :func:`skvae._missing._rows_isotropic`.
+matrix W_o'W_o of its pattern of observed entries, batched, in float64. A
+noise variance per feature (factor analysis) is handled by :func:`skvae._missing._rows_isotropic`.
 
 Nothing here imports scikit-learn.
 """

@@ -112,7 +112,7 @@ class MissingValuesMixin:
     # -------------------------------------------------------------- inference
     def _completed(self, X: np.ndarray, fn, *draws) -> np.ndarray:
         """A copy of X whose rows with missing entries are ``fn``'s (see
-        :func:`~skvae._missing.completed`), under the fitted model on the
+        :func:`~skvae._missing_forms.completed`), under the fitted model on the
         inference device."""
         device = self._inference_device()
         fitted = self.module_.ppca()  # the model's own float64 buffers, on the CPU

@@ -232,7 +232,7 @@ def test_the_chosen_parameters_are_refined_on_every_entry():
     assert log_likelihood(data, refined).sum() > log_likelihood(data, candidate).sum()
 
 
-def test_a_tall_table_chooses_k_on_a_subset_of_its_rows_and_fits_them_all(monkeypatch):
+def test_a_tall_table_chooses_k_on_a_subset_of_its_rows_and_refines_on_all(monkeypatch):
     from skvae import _imputer
 
     X, _, _ = low_rank(n=1200, d=8, k=3, noise=0.3)
@@ -253,6 +253,22 @@ def test_a_tall_table_chooses_k_on_a_subset_of_its_rows_and_fits_them_all(monkey
     )
     errors = [rmse(m.transform(X_missing), X, hidden) for m in (subset, every_row)]
     assert errors[0] < 1.02 * errors[1]
+
+
+def test_the_subset_of_a_tall_table_keeps_every_sparse_column(monkeypatch):
+    from skvae import _imputer
+
+    X, _, _ = low_rank(n=400, d=6, k=2, noise=0.3)
+    X_missing, _ = holes(X, rate=0.2)
+    X_missing[2:, 3] = np.nan  # column 3: two observed entries, rows 0 and 1
+    X_missing[0, :3] = 1.0
+    monkeypatch.setattr(_imputer, "_SELECTION_ROWS", 100)
+    for seed in range(6):  # a draw of 100 rows misses both in 49 of 50 seeds
+        imputer = LatentImputer(random_state=seed).fit(X_missing)
+        filled = imputer.transform(X_missing)
+        assert np.isfinite(filled).all() and filled.shape == X.shape
+        rows = _imputer.LatentImputer._selection_rows(X_missing, np.random.RandomState(seed))
+        assert np.isfinite(rows[:, 3]).sum() == 2 and len(rows) <= 102
 
 
 def test_a_candidate_these_rows_cannot_give_is_refused_before_any_fit(monkeypatch):
