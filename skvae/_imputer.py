@@ -3,9 +3,9 @@
 The model (by default factor analysis, fitted by EM on the observed
 entries) is fitted to the rows with their missing entries; each missing
 entry is then replaced by its expectation given the row's observed entries,
-E[x_miss | x_obs], or by a draw from that conditional distribution
-(``sample_posterior=True``). Observed entries are
-returned exactly as they were.
+E[x_miss | x_obs], or a draw from it (``sample_posterior=True``), moved
+toward the observed values of the row's nearest training rows
+(:mod:`skvae._neighbors`). Observed entries are returned as they were.
 """
 
 from __future__ import annotations
@@ -29,9 +29,17 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._factor_imputation import em_candidates, fill, fit_factor_analysis, ledermann_bound
+from ._factor_imputation import (
+    em_candidates,
+    fill,
+    fill_candidate,
+    fit_factor_analysis,
+    ledermann_bound,
+    selection_rows,
+)
 from ._linear import LinearAutoencoder
 from ._missing import has_nan
+from ._neighbors import lend
 
 __all__ = ["LatentImputer"]
 
@@ -43,12 +51,6 @@ _MAX_AUTO_COMPONENTS = 32
 
 #: the relative decrease of the hidden entries' error that a larger k must bring
 _GAIN = 0.01
-
-#: the default model's candidates are fitted and compared on at most this many
-#: rows, a random subset of X's (a tall table's EM costs in proportion to its
-#: rows; on the curved set at 20000 rows, the same k and fills within 4%); the
-#: chosen one is then refined by EM steps on every row
-_SELECTION_ROWS = 5000
 
 
 def _column_units(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,8 +77,11 @@ class LatentImputer(_BaseImputer):
     observed entries; or ``estimator``) to the training rows, missing
     entries included; ``transform`` replaces each missing entry of a row by
     E[x_miss | x_obs] under the fitted model, the expectation given that
-    row's observed entries. Observed entries are returned exactly as they
-    were.
+    row's observed entries, then pulled toward the mean of that column's
+    observed values in the row's ``n_neighbors`` nearest training rows (by
+    the distance between rows completed by the model), by a weight chosen on
+    entries hidden from the fit (0: the model's fill as it is). Observed
+    entries are returned exactly as they were.
 
     Factor analysis is probabilistic PCA (:class:`~skvae.LinearAutoencoder`)
     with a noise variance for each feature: x = W z + mean + e, z ~ N(0, I),
@@ -126,6 +131,19 @@ class LatentImputer(_BaseImputer):
         on rows with missing entries for the number of EM steps after which
         its candidate predicted its held-out entries best, with none held
         out (``validation_fraction=0``).
+    n_neighbors : int, default=10
+        The training rows whose observed values correct a row's fills: the
+        row's nearest, by Euclidean distance between rows completed by the
+        model (standardised columns), among at most 5000 training rows drawn
+        at random. Each missing entry becomes ``m + w * (a - m)``, ``m`` the
+        model's conditional mean and ``a`` the mean of the neighbours that
+        observe that column (``m`` if none does), with the weight ``w`` in
+        [0, 1] that best predicts the hidden entries the model's fit left out
+        (least squares; with a draw of ``sample_posterior``, the draw moves by
+        the same amount). A latent model is global: neighbours add what
+        only nearby rows share, as clusters or a curved surface. 0 turns the
+        correction off; with no entry hidden (a given model at an int k), ``w``
+        is 0.
     missing_values : int, float or np.nan, default=np.nan
         The placeholder of a missing entry.
     add_indicator : bool, default=False
@@ -167,6 +185,8 @@ class LatentImputer(_BaseImputer):
         entries (standardised units; with the default model, of at most
         about 5000 rows); None when there was one candidate (k
         given, or "auto" with at most 4 kept features and the default model).
+    neighbor_weight_ : float
+        The weight ``w`` of the neighbours' correction (see ``n_neighbors``).
     indicator_ : MissingIndicator or None
         The indicator of ``add_indicator``.
     n_features_in_ : int
@@ -177,7 +197,8 @@ class LatentImputer(_BaseImputer):
     See Also
     --------
     sklearn.impute.IterativeImputer : Regress each feature on the others, in turn.
-    sklearn.impute.KNNImputer : The mean of the nearest rows.
+    sklearn.impute.KNNImputer : The mean of the nearest rows, by the
+        distance between their observed entries.
 
     Notes
     -----
@@ -204,6 +225,7 @@ class LatentImputer(_BaseImputer):
         **_BaseImputer._parameter_constraints,
         "estimator": [HasMethods(["fit", "_conditional_mean", "_conditional_sample"]), None],
         "n_components": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), list],
+        "n_neighbors": [Interval(Integral, 0, None, closed="left")],
         "sample_posterior": ["boolean"],
         "random_state": ["random_state"],
     }
@@ -213,6 +235,7 @@ class LatentImputer(_BaseImputer):
         estimator=None,
         *,
         n_components="auto",
+        n_neighbors=10,
         missing_values=np.nan,
         add_indicator=False,
         sample_posterior=False,
@@ -226,6 +249,7 @@ class LatentImputer(_BaseImputer):
         )
         self.estimator = estimator
         self.n_components = n_components
+        self.n_neighbors = n_neighbors
         self.sample_posterior = sample_posterior
         self.random_state = random_state
 
@@ -290,21 +314,6 @@ class LatentImputer(_BaseImputer):
             warnings.simplefilter("ignore", ConvergenceWarning)
             return model.fit(X)
 
-    @staticmethod
-    def _selection_rows(X, rng):
-        """The rows the default model's candidates are compared on: all of X's,
-        or, past _SELECTION_ROWS, that many at random, plus two rows observing
-        each column the draw left with fewer than two observed entries (as
-        many as it has, if fewer)."""
-        if len(X) <= _SELECTION_ROWS:
-            return X
-        picked = np.zeros(len(X), dtype=bool)
-        picked[rng.choice(len(X), _SELECTION_ROWS, replace=False)] = True
-        seen = ~np.isnan(X)
-        for j in np.flatnonzero(seen[picked].sum(axis=0) < 2):
-            picked[np.flatnonzero(seen[:, j] & ~picked)[:2]] = True
-        return X[picked]
-
     # ------------------------------------------------------------------- fit
     def _choose(self, X, candidates, rng, seed) -> tuple[object, dict | None]:
         """The model fitted on all the entries, and each candidate's error on
@@ -323,7 +332,7 @@ class LatentImputer(_BaseImputer):
                 return self._model(candidates[0], seed).fit(X), None
             if not has_nan(X):  # scikit-learn's FactorAnalysis, no EM to stop
                 return fit_factor_analysis(X, candidates[0], seed, None), None
-        rows = self._selection_rows(X, rng) if default else X
+        rows = selection_rows(X, rng) if default else X
         seen = ~np.isnan(rows)
         hidden = seen & (rng.uniform(size=rows.shape) < 0.1)
         hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
@@ -350,7 +359,7 @@ class LatentImputer(_BaseImputer):
             errors[k] = error(filled)
             # a larger k must earn its place: 1% less error
             if best is None or errors[k] < (1 - _GAIN) * errors[best]:
-                best = k
+                best, best_fill = k, filled
             elif self.n_components == "auto":
                 # no gain: larger k fit noise; but the default model's largest,
                 # nearly the full covariance, can gain after a pause
@@ -359,6 +368,10 @@ class LatentImputer(_BaseImputer):
                 # model's would be a whole training run.
                 ladder = ladder[-1:] if default else []
         errors = errors if len(candidates) > 1 else None
+        if self.n_neighbors:  # the default's candidates fill only the rows the error reads
+            completed = fill_candidate(fitted[best], best_fill) if default else best_fill
+            correction = lend(completed, rows, hidden, self.n_neighbors, rng)
+            self.neighbor_weight_, self._donors = correction
         if not default:
             return self._refit(fitted[best], X), errors
         return fit_factor_analysis(X, best, seed, fitted[best]), errors
@@ -399,6 +412,7 @@ class LatentImputer(_BaseImputer):
         X = ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._donors, self.neighbor_weight_ = None, 0.0
         if X.shape[1] == 0:
             self.estimator_, self.n_components_, self.validation_errors_ = None, 0, None
             return self
@@ -433,13 +447,12 @@ class LatentImputer(_BaseImputer):
             part = X[:, kept]
             units = ((part - self.mean_) / self.scale_).astype(part.dtype, copy=False)
             rng = check_random_state(self.random_state)
-            if not isinstance(self.estimator_, FactorAnalysis):  # a given model
-                if self.sample_posterior:
-                    filled = self.estimator_._conditional_sample(units, random_state=rng)
-                else:
-                    filled = self.estimator_._conditional_mean(units)
-            else:
-                filled = fill(self.estimator_, units, self.sample_posterior, rng)
+            filled = self._fill(units, self.sample_posterior, rng)
+            lost = np.isnan(units).any(axis=1)
+            if self._donors is not None and lost.any():  # toward the neighbours' values
+                sample, means = self.sample_posterior, filled[lost]
+                means = self._fill(units[lost], False, None) if sample else means
+                filled[lost] += self.neighbor_weight_ * (self._donors.local_means(means) - means)
             filled = filled * self.scale_ + self.mean_
             out[:, kept] = np.where(mask[:, kept], filled, part)
         if self.keep_empty_features:
@@ -447,6 +460,15 @@ class LatentImputer(_BaseImputer):
         else:
             out = out[:, kept]
         return self._concatenate_indicator(out, indicator)
+
+    def _fill(self, units, sample: bool, rng):
+        """``units`` (standardised rows) with their missing entries at the
+        fitted model's conditional means, or drawn (``sample``)."""
+        if isinstance(self.estimator_, FactorAnalysis):
+            return fill(self.estimator_, units, sample, rng)
+        if sample:  # a given model
+            return self.estimator_._conditional_sample(units, random_state=rng)
+        return self.estimator_._conditional_mean(units)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features: the kept input features, then the

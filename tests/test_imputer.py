@@ -233,12 +233,12 @@ def test_the_chosen_parameters_are_refined_on_every_entry():
 
 
 def test_a_tall_table_chooses_k_on_a_subset_of_its_rows_and_refines_on_all(monkeypatch):
-    from skvae import _imputer
+    from skvae import _factor_imputation, _imputer
 
     X, _, _ = low_rank(n=1200, d=8, k=3, noise=0.3)
     X_missing, hidden = holes(X, rate=0.3)
     every_row = LatentImputer(random_state=0).fit(X_missing)
-    monkeypatch.setattr(_imputer, "_SELECTION_ROWS", 300)
+    monkeypatch.setattr(_factor_imputation, "SELECTION_ROWS", 300)
     chosen_on, real = [], _imputer.em_candidates
     monkeypatch.setattr(
         _imputer, "em_candidates", lambda rows, *a: chosen_on.append(rows.shape) or real(rows, *a)
@@ -256,18 +256,18 @@ def test_a_tall_table_chooses_k_on_a_subset_of_its_rows_and_refines_on_all(monke
 
 
 def test_the_subset_of_a_tall_table_keeps_every_sparse_column(monkeypatch):
-    from skvae import _imputer
+    from skvae import _factor_imputation
 
     X, _, _ = low_rank(n=400, d=6, k=2, noise=0.3)
     X_missing, _ = holes(X, rate=0.2)
     X_missing[2:, 3] = np.nan  # column 3: two observed entries, rows 0 and 1
     X_missing[0, :3] = 1.0
-    monkeypatch.setattr(_imputer, "_SELECTION_ROWS", 100)
+    monkeypatch.setattr(_factor_imputation, "SELECTION_ROWS", 100)
     for seed in range(6):  # a draw of 100 rows misses both in 49 of 50 seeds
         imputer = LatentImputer(random_state=seed).fit(X_missing)
         filled = imputer.transform(X_missing)
         assert np.isfinite(filled).all() and filled.shape == X.shape
-        rows = _imputer.LatentImputer._selection_rows(X_missing, np.random.RandomState(seed))
+        rows = _factor_imputation.selection_rows(X_missing, np.random.RandomState(seed))
         assert np.isfinite(rows[:, 3]).sum() == 2 and len(rows) <= 102
 
 
@@ -410,3 +410,97 @@ def test_it_fills_the_same_values_in_any_units():
     for scale in (1e-3, 1e3):
         scaled = LatentImputer(random_state=0).fit_transform(X_missing * scale)
         np.testing.assert_allclose(scaled[hidden] / scale, filled[hidden], rtol=1e-6, atol=1e-9)
+
+
+# ------------------------------------------------- the neighbours' correction
+def clusters(n=600, d=10, centres=6, seed=0):
+    """Rows around a few well-separated centres: structure a single latent
+    Gaussian misses and neighbouring rows share."""
+    rng = np.random.RandomState(seed)
+    means = 3.0 * rng.normal(size=(centres, d))
+    return means[rng.randint(centres, size=n)] + 0.3 * rng.normal(size=(n, d))
+
+
+def test_neighbours_correct_the_fills_where_rows_form_clusters():
+    X = clusters()
+    X_missing, hidden = holes(X, rate=0.2)
+    corrected = LatentImputer(random_state=0).fit(X_missing)
+    model_only = LatentImputer(n_neighbors=0, random_state=0).fit(X_missing)
+    assert 0.3 < corrected.neighbor_weight_ <= 1 and model_only.neighbor_weight_ == 0
+    errors = [rmse(m.transform(X_missing), X, hidden) for m in (corrected, model_only)]
+    assert errors[0] < 0.8 * errors[1]
+    # the correction moves the missing entries only
+    filled = corrected.transform(X_missing)
+    np.testing.assert_array_equal(filled[~hidden], X[~hidden])
+
+
+def test_on_one_gaussian_factor_model_the_neighbours_add_little():
+    X, cov, mean = low_rank(n=600, d=8, k=2, noise=0.3)
+    X_missing, hidden = holes(X, rate=0.2)
+    imputer = LatentImputer(random_state=0).fit(X_missing)
+    assert imputer.neighbor_weight_ < 0.3
+    best = rmse(oracle(X_missing, cov, mean), X, hidden)
+    assert rmse(imputer.transform(X_missing), X, hidden) < 1.03 * best
+
+
+def test_a_draw_moves_by_the_same_correction_as_the_mean():
+    X_missing, hidden = holes(clusters(n=300), rate=0.2)
+    imputer = LatentImputer(random_state=0).fit(X_missing)
+    assert imputer.neighbor_weight_ > 0
+    corrected = {}
+    for donors in (imputer._donors, None):
+        imputer._donors = donors
+        corrected[donors is None] = [
+            imputer.set_params(sample_posterior=s).transform(X_missing) for s in (False, True)
+        ]
+    shift = corrected[False][0] - corrected[True][0]
+    assert np.abs(shift[hidden]).max() > 0.1
+    np.testing.assert_allclose(corrected[False][1] - corrected[True][1], shift, atol=1e-9)
+
+
+def test_local_means_average_the_nearest_donors_observed_values_but_not_the_rows_own():
+    from skvae._neighbors import Donors
+
+    rng = np.random.RandomState(0)
+    completed = rng.normal(size=(40, 3))
+    values = np.where(rng.uniform(size=(40, 3)) < 0.3, np.nan, completed)
+    donors = Donors(completed, values, 4, rng)
+    own = np.arange(0, 40, 3)
+    local = donors.local_means(completed[own], own=own)
+    for row, i in zip(local, own, strict=True):
+        distance = np.linalg.norm(completed - completed[i], axis=1)
+        distance[i] = np.inf
+        near = values[np.argsort(distance)[:4]]
+        expected = np.where(np.isnan(near).all(axis=0), completed[i], np.nanmean(near, axis=0))
+        np.testing.assert_allclose(row, expected)
+
+
+def test_the_weight_is_the_least_squares_one_less_its_standard_error():
+    from skvae._neighbors import one_se_weight
+
+    rng = np.random.RandomState(0)
+    step = rng.normal(size=2000)
+    residual = 0.6 * step + 0.5 * rng.normal(size=2000)
+    w = one_se_weight(step, residual)
+    assert 0.55 < w < 0.6  # 0.6 less an error of about 0.011
+    assert one_se_weight(step, rng.normal(size=2000)) < 0.01  # no signal: within an error
+    assert one_se_weight(step, -0.5 * step) == 0.0  # away from the neighbours: none
+    assert one_se_weight(step, step) == 1.0  # the neighbours exactly
+    assert one_se_weight(np.zeros(5), np.ones(5)) == 0.0
+
+
+def test_a_tall_table_lends_at_most_the_donor_limit_of_rows(monkeypatch):
+    from skvae import _neighbors
+
+    monkeypatch.setattr(_neighbors, "DONORS", 150)
+    X_missing, hidden = holes(clusters(n=600), rate=0.2)
+    imputer = LatentImputer(random_state=0).fit(X_missing)
+    assert imputer._donors.search.n_samples_fit_ == 150
+    assert imputer._donors.values.shape == (150, 10)
+    filled = imputer.transform(X_missing)
+    assert np.isfinite(filled).all()
+    assert rmse(filled, clusters(n=600), hidden) < rmse(
+        LatentImputer(n_neighbors=0, random_state=0).fit_transform(X_missing),
+        clusters(n=600),
+        hidden,
+    )
