@@ -7,7 +7,8 @@ Filling holes: LatentImputer on the digits
 expectation given the row's observed entries under a latent-variable model:
 by default factor analysis (probabilistic PCA with a noise variance per
 feature) fitted by EM on the observed entries, with the latent size chosen
-on hidden observed entries; with
+on hidden observed entries, each fill then moved toward the observed values
+of the row's nearest training rows by a weight chosen on those entries; with
 ``estimator=VariationalAutoencoder(...)``, the VAE's own conditional mean, by
 importance sampling, which can follow curved structure. Observed entries come
 back exactly as they were.
@@ -86,6 +87,8 @@ plt.show()
 # %%
 # The observed pixels are untouched by every imputer; only the holes differ.
 # The linear model (factor analysis) fills them from the pixels it sees
-# through a few linear factors of the digits, which blurs strokes; the VAE,
+# through a few linear factors of the digits, which blurs strokes, and the
+# neighbours' correction pulls the fills toward the pixels of similar digits
+# (``neighbor_weight_`` of the fitted imputer); the VAE,
 # started at probabilistic PCA (the same linear model with one noise variance
 # for all pixels), bends its fills towards the digits' shapes.
