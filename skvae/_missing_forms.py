@@ -21,6 +21,10 @@ import torch
 from ._missing import _LOG_2PI, PPCA, _outer, _rows_isotropic, group_rows
 from ._placement import CHUNK_ELEMENTS
 
+#: the least noise, relative to W'W's largest eigenvalue bound, for which
+#: :func:`posterior_mean` solves by Cholesky (condition number at most 1e8)
+_WELL_CONDITIONED = 1e-8
+
 
 def completed(X: np.ndarray, fn, model: PPCA, *draws: np.ndarray) -> np.ndarray:
     """A copy of X whose rows with NaN are ``fn(rows, model, *draws)``'s (``draws``:
@@ -71,6 +75,21 @@ def posterior_mean(x: torch.Tensor, model: PPCA) -> torch.Tensor:
     coefficients; a row with nothing observed gets the prior mean, 0.
     """
     x, model, _ = _rows_isotropic(x, model)  # z is the same in any features' units
+    # M_o = W_o'W_o + noise I is well conditioned unless the noise is negligible
+    # beside W'W (EM's floor is 1e-10 of the variance): then a Cholesky solve,
+    # 7x faster than eigh at k = 32; else the eigen route, which drops the
+    # directions W_o leaves undetermined
+    if model.noise > _WELL_CONDITIONED * float((model.weight**2).sum(dim=0).max()):
+        k = model.weight.shape[1]
+        o = ~torch.isnan(x)
+        masks, index, _ = group_rows(o.to(x.dtype))  # rows of one pattern share M_o
+        eye = torch.eye(k, dtype=x.dtype, device=x.device)
+        factor, info = torch.linalg.cholesky_ex(
+            (masks @ _outer(model.weight)).view(-1, k, k) + model.noise * eye
+        )
+        if not info.any():
+            b = torch.where(o, x - model.mean, 0.0) @ model.weight
+            return torch.cholesky_solve(b.unsqueeze(-1), factor[index]).squeeze(-1)
     _, _, s2, V, keep, a = _observed(x, model)
     return _latent(V, torch.where(keep, a / (s2 + model.noise), 0.0))
 
