@@ -452,7 +452,8 @@ class LatentImputer(_BaseImputer):
             if self._donors is not None and lost.any():  # toward the neighbours' values
                 sample, means = self.sample_posterior, filled[lost]
                 means = self._fill(units[lost], False, None) if sample else means
-                filled[lost] += self.neighbor_weight_ * (self._donors.local_means(means) - means)
+                local = self._donors.local_means(units[lost], means)
+                filled[lost] += self.neighbor_weight_ * (local - means)
             filled = filled * self.scale_ + self.mean_
             out[:, kept] = np.where(mask[:, kept], filled, part)
         if self.keep_empty_features:

@@ -4,9 +4,12 @@ observed values of each row's nearest training rows.
 A latent model's conditional mean is global: it misses structure that only
 neighbouring rows share (clusters, a curved surface). The correction finds
 each row's nearest "donor" rows, training rows completed by the model, by
-Euclidean distance between completed rows (every column counts, observed or
-not), and averages, column by column, the donors' observed values, as
-``KNNImputer`` averages its donors'. A fill becomes
+Euclidean distance over the row's observed entries (the row's own fills,
+where the model may be poor, do not count, and every donor, completed,
+shares all of the row's observed columns: scikit-learn's ``nan_euclidean``
+between the row and the completed donors, up to a factor per row), and
+averages, column by column, the donors' observed values, as ``KNNImputer``
+averages its donors'. A fill becomes
 ``model + weight * (neighbours - model)``, the weight in [0, 1] chosen on
 observed entries hidden from the model's fit.
 
@@ -16,7 +19,6 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 #: the donors are at most this many training rows, drawn at random: a
 #: neighbour search costs in proportion to them for every row filled
@@ -37,36 +39,44 @@ class Donors:
         if len(values) > DONORS:
             self.picked = np.sort(rng.choice(len(values), DONORS, replace=False))
         self.values, self.n_neighbors = values[self.picked], n_neighbors
-        self.search = NearestNeighbors().fit(completed[self.picked])
+        self.completed = np.asarray(completed[self.picked], dtype=np.float64)
+        self.squares = self.completed**2
 
     def lend(self, values: np.ndarray) -> Donors:
         """These donors with ``values`` (of the same rows) to average."""
         self.values = values[self.picked]
         return self
 
-    def local_means(self, completed: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
-        """For each completed row, each column's mean over the observed values
-        of its ``n_neighbors`` nearest donors (the row's own entry where none
-        of them observes that column). ``own``: each row's index among the
-        donors, a row that is not its own neighbour."""
-        skip = own is not None
-        m = min(self.n_neighbors, len(self.values) - skip)
-        out = np.array(completed, dtype=np.float64, copy=True)
-        if m < 1:
-            return out
-        step = max(1, _CHUNK // max(1, (m + skip) * completed.shape[1]))
-        for a in range(0, len(completed), step):
-            part = completed[a : a + step]
-            near = self.search.kneighbors(part, m + skip, return_distance=False)
-            if skip:  # the row itself moved last (or, if not found, the farthest), then cut
-                order = np.argsort(near == own[a : a + step, None], axis=1, kind="stable")
-                near = np.take_along_axis(near, order, axis=1)[:, :m]
-            values = self.values[near]
-            seen = ~np.isnan(values)
+    def local_means(self, rows: np.ndarray, fills: np.ndarray) -> np.ndarray:
+        """For each of ``rows`` (NaN where missing), each column's mean over the
+        observed values of its ``n_neighbors`` nearest donors; ``fills`` (the
+        model's) where none of them observes that column, or the row observes
+        nothing to measure by. A training row is its own nearest donor and
+        lends nothing to its own holes."""
+        m = min(self.n_neighbors, len(self.values))
+        out = np.array(fills, dtype=np.float64, copy=True)
+        seen_any = np.flatnonzero((~np.isnan(rows)).any(axis=1))
+        step = max(1, _CHUNK // max(1, m * rows.shape[1]))
+        for a in range(0, len(seen_any), step):
+            which = seen_any[a : a + step]
+            near = self.values[self.nearest(rows[which], m)]
+            seen = ~np.isnan(near)
             count = seen.sum(axis=1)
-            total = np.where(seen, values, 0.0).sum(axis=1)
-            out[a : a + step] = np.where(count > 0, total / np.maximum(count, 1), part)
+            total = np.where(seen, near, 0.0).sum(axis=1)
+            out[which] = np.where(count > 0, total / np.maximum(count, 1), out[which])
         return out
+
+    def nearest(self, rows: np.ndarray, m: int) -> np.ndarray:
+        """The indices of each row's m nearest donors (in no order) by the sum
+        of squared differences over the row's observed entries. Two products
+        give it less the row's own sum of squares, which ranks the same:
+        scikit-learn's ``nan_euclidean`` search took 0.2 s a call on digits,
+        this about 0.05 s."""
+        seen = ~np.isnan(rows)
+        closeness = seen @ self.squares.T - 2.0 * np.where(seen, rows, 0.0) @ self.completed.T
+        if m >= closeness.shape[1]:
+            return np.broadcast_to(np.arange(closeness.shape[1]), closeness.shape)
+        return np.argpartition(closeness, m - 1, axis=1)[:, :m]
 
 
 def lend(completed, rows, hidden, n_neighbors: int, rng) -> tuple[float, Donors | None]:
@@ -75,10 +85,11 @@ def lend(completed, rows, hidden, n_neighbors: int, rng) -> tuple[float, Donors 
     entries to the model's fit, ``completed`` by its conditional means. The
     weight is chosen on the hidden entries (the donors lend what remained
     observed); ``transform`` then borrows every observed value."""
-    donors = Donors(completed, np.where(hidden, np.nan, rows), n_neighbors, rng)
+    kept = np.where(hidden, np.nan, rows)
+    donors = Donors(completed, kept, n_neighbors, rng)
     lost = np.flatnonzero(hidden.any(axis=1))
     at, model = hidden[lost], completed[lost]
-    local = donors.local_means(model)
+    local = donors.local_means(kept[lost], model)
     weight = one_se_weight((local - model)[at], rows[hidden] - model[at])
     return weight, (donors.lend(rows) if weight > 0 else None)
 

@@ -184,13 +184,13 @@ def test_auto_looks_at_the_largest_k_after_a_pause():
     pauses at k = 2, then falls at the largest k."""
     X = make_classification(400, 16, n_informative=6, n_redundant=0, random_state=0)[0]
     X_missing, hidden = holes(X)
-    imputer = LatentImputer(random_state=0).fit(X_missing)
+    imputer = LatentImputer(n_neighbors=0, random_state=0).fit(X_missing)  # the model's fills
     errors = imputer.validation_errors_
     # 2 gains too little: then only the largest, 10 (Ledermann's bound for 16 features)
     assert list(errors) == [1, 2, 10]
     assert errors[2] > 0.99 * errors[1] and errors[10] < 0.97 * errors[1]
     assert imputer.n_components_ == 10
-    paused = LatentImputer(n_components=1, random_state=0).fit(X_missing)
+    paused = LatentImputer(n_components=1, n_neighbors=0, random_state=0).fit(X_missing)
     filled = [model.transform(X_missing) for model in (imputer, paused)]
     assert rmse(filled[0], X, hidden) < rmse(filled[1], X, hidden)
 
@@ -458,20 +458,25 @@ def test_a_draw_moves_by_the_same_correction_as_the_mean():
     np.testing.assert_allclose(corrected[False][1] - corrected[True][1], shift, atol=1e-9)
 
 
-def test_local_means_average_the_nearest_donors_observed_values_but_not_the_rows_own():
+def test_local_means_average_the_donors_nearest_over_the_rows_observed_entries():
     from skvae._neighbors import Donors
 
     rng = np.random.RandomState(0)
     completed = rng.normal(size=(40, 3))
     values = np.where(rng.uniform(size=(40, 3)) < 0.3, np.nan, completed)
     donors = Donors(completed, values, 4, rng)
-    own = np.arange(0, 40, 3)
-    local = donors.local_means(completed[own], own=own)
-    for row, i in zip(local, own, strict=True):
-        distance = np.linalg.norm(completed - completed[i], axis=1)
-        distance[i] = np.inf
+    rows = np.where(rng.uniform(size=(12, 3)) < 0.3, np.nan, rng.normal(size=(12, 3)))
+    rows[0] = np.nan  # nothing to measure by: the model's fills
+    fills = rng.normal(size=(12, 3))
+    local = donors.local_means(rows, fills)
+    np.testing.assert_array_equal(local[0], fills[0])
+    for row, query, fill in zip(local[1:], rows[1:], fills[1:], strict=True):
+        seen = ~np.isnan(query)  # the row's own fills do not count
+        distance = ((completed[:, seen] - query[seen]) ** 2).sum(axis=1)
         near = values[np.argsort(distance)[:4]]
-        expected = np.where(np.isnan(near).all(axis=0), completed[i], np.nanmean(near, axis=0))
+        count = (~np.isnan(near)).sum(axis=0)
+        mean = np.nansum(near, axis=0) / np.maximum(count, 1)
+        expected = np.where(count > 0, mean, fill)
         np.testing.assert_allclose(row, expected)
 
 
@@ -495,7 +500,7 @@ def test_a_tall_table_lends_at_most_the_donor_limit_of_rows(monkeypatch):
     monkeypatch.setattr(_neighbors, "DONORS", 150)
     X_missing, hidden = holes(clusters(n=600), rate=0.2)
     imputer = LatentImputer(random_state=0).fit(X_missing)
-    assert imputer._donors.search.n_samples_fit_ == 150
+    assert imputer._donors.completed.shape == (150, 10)
     assert imputer._donors.values.shape == (150, 10)
     filled = imputer.transform(X_missing)
     assert np.isfinite(filled).all()
