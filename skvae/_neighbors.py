@@ -13,19 +13,23 @@ averages its donors'. A fill becomes
 ``model + weight * (neighbours - model)``, the weight in [0, 1] chosen on
 observed entries hidden from the model's fit.
 
-Nothing here imports torch.
+The search runs in torch, on the default device.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from ._placement import resolve_device
 
 #: the donors are at most this many training rows, drawn at random: a
 #: neighbour search costs in proportion to them for every row filled
 DONORS = 5000
 
-#: a query's neighbour table (rows x neighbours x features) holds at most
-#: this many entries at a time
+#: a chunk of queries' table of closeness to the donors (rows x donors), and
+#: of their neighbours' values (rows x neighbours x features), holds at most
+#: this many entries
 _CHUNK = 1 << 22
 
 
@@ -39,8 +43,7 @@ class Donors:
         if len(values) > DONORS:
             self.picked = np.sort(rng.choice(len(values), DONORS, replace=False))
         self.values, self.n_neighbors = values[self.picked], n_neighbors
-        self.completed = np.asarray(completed[self.picked], dtype=np.float64)
-        self.squares = self.completed**2
+        self.completed = np.asarray(completed[self.picked], dtype=np.float32)
 
     def lend(self, values: np.ndarray) -> Donors:
         """These donors with ``values`` (of the same rows) to average."""
@@ -56,7 +59,7 @@ class Donors:
         m = min(self.n_neighbors, len(self.values))
         out = np.array(fills, dtype=np.float64, copy=True)
         seen_any = np.flatnonzero((~np.isnan(rows)).any(axis=1))
-        step = max(1, _CHUNK // max(1, m * rows.shape[1]))
+        step = max(1, _CHUNK // max(1, m * rows.shape[1], len(self.values)))
         for a in range(0, len(seen_any), step):
             which = seen_any[a : a + step]
             near = self.values[self.nearest(rows[which], m)]
@@ -68,15 +71,18 @@ class Donors:
 
     def nearest(self, rows: np.ndarray, m: int) -> np.ndarray:
         """The indices of each row's m nearest donors (in no order) by the sum
-        of squared differences over the row's observed entries. Two products
-        give it less the row's own sum of squares, which ranks the same:
-        scikit-learn's ``nan_euclidean`` search took 0.2 s a call on digits,
-        this about 0.05 s."""
-        seen = ~np.isnan(rows)
-        closeness = seen @ self.squares.T - 2.0 * np.where(seen, rows, 0.0) @ self.completed.T
-        if m >= closeness.shape[1]:
-            return np.broadcast_to(np.arange(closeness.shape[1]), closeness.shape)
-        return np.argpartition(closeness, m - 1, axis=1)[:, :m]
+        of squared differences over the row's observed entries: two products
+        give it less the row's own sum of squares, which ranks the same, then
+        ``topk``; in float32 (a rank, not a distance, is kept). Against
+        scikit-learn's ``nan_euclidean`` search (0.2 s a call on digits) and
+        NumPy's argpartition (0.3-0.7 s for 5000 rows and 5000 donors), 0.13 s."""
+        device = resolve_device("auto")
+        donors = torch.as_tensor(self.completed, device=device)
+        query = torch.as_tensor(rows, dtype=torch.float32, device=device)
+        seen = ~torch.isnan(query)
+        closeness = seen.to(query.dtype) @ (donors * donors).T
+        closeness -= 2.0 * torch.where(seen, query, 0.0) @ donors.T
+        return torch.topk(closeness, m, dim=1, largest=False, sorted=False).indices.cpu().numpy()
 
 
 def lend(completed, rows, hidden, n_neighbors: int, rng) -> tuple[float, Donors | None]:
