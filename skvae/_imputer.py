@@ -39,7 +39,7 @@ from ._factor_imputation import (
 )
 from ._linear import LinearAutoencoder
 from ._missing import has_nan
-from ._neighbors import lend
+from ._neighbors import choose_weight
 
 __all__ = ["LatentImputer"]
 
@@ -79,8 +79,8 @@ class LatentImputer(_BaseImputer):
     E[x_miss | x_obs] under the fitted model, the expectation given that
     row's observed entries, then pulled toward the mean of that column's
     observed values in the row's ``n_neighbors`` nearest training rows (by
-    the distance between rows completed by the model), by a weight chosen on
-    entries hidden from the fit (0: the model's fill as it is). Observed
+    the distance over its observed entries), by a weight chosen on entries
+    hidden from the fit (0: the model's fill as it is). Observed
     entries are returned exactly as they were.
 
     Factor analysis is probabilistic PCA (:class:`~skvae.LinearAutoencoder`)
@@ -132,18 +132,19 @@ class LatentImputer(_BaseImputer):
         its candidate predicted its held-out entries best, with none held
         out (``validation_fraction=0``).
     n_neighbors : int, default=10
-        The training rows whose observed values correct a row's fills: the
-        row's nearest, by Euclidean distance between rows completed by the
-        model (standardised columns), among at most 5000 training rows drawn
-        at random. Each missing entry becomes ``m + w * (a - m)``, ``m`` the
+        The training rows whose observed values correct a row's fills: its
+        nearest by the Euclidean distance over its observed entries to the
+        training rows completed by the model (standardised columns), among at
+        most 5000 drawn at random (a training row, its own nearest, is not
+        counted). Each missing entry becomes ``m + w * (a - m)``, ``m`` the
         model's conditional mean and ``a`` the mean of the neighbours that
-        observe that column (``m`` if none does), with the weight ``w`` in
-        [0, 1] that best predicts the hidden entries the model's fit left out
-        (least squares; with a draw of ``sample_posterior``, the draw moves by
-        the same amount). A latent model is global: neighbours add what
-        only nearby rows share, as clusters or a curved surface. 0 turns the
-        correction off; with no entry hidden (a given model at an int k), ``w``
-        is 0.
+        observe that column (``m`` if none does), with ``w`` in [0, 1] the
+        least-squares weight on the entries hidden to choose k, less one
+        standard error (a draw of ``sample_posterior`` moves by the same
+        amount). A latent model is global: neighbours add what only nearby
+        rows share, as clusters or a curved surface. 0 turns the correction
+        off; ``w`` is 0 where nothing is hidden: a given model at an int k,
+        the default one at an int k fitted on complete rows, or too few rows.
     missing_values : int, float or np.nan, default=np.nan
         The placeholder of a missing entry.
     add_indicator : bool, default=False
@@ -159,7 +160,7 @@ class LatentImputer(_BaseImputer):
         imputers), or, if True, kept and filled with 0.
     random_state : int, RandomState instance or None, default=None
         Seeds the entries hidden to choose k (and, past 5000 rows, the rows
-        the default model chooses k on), the model's fit (if its own
+        the default model chooses k on and the neighbours' donor rows), the model's fit (if its own
         ``random_state`` is None) and the draws of ``sample_posterior``: with
         an int, every ``transform`` draws the same.
 
@@ -315,9 +316,10 @@ class LatentImputer(_BaseImputer):
             return model.fit(X)
 
     # ------------------------------------------------------------------- fit
-    def _choose(self, X, candidates, rng, seed) -> tuple[object, dict | None]:
-        """The model fitted on all the entries, and each candidate's error on
-        the hidden entries (None when there was nothing to choose): the
+    def _choose(self, X, candidates, rng, seed):
+        """The model fitted on all the entries, each candidate's error on the
+        hidden entries (None when there was nothing to choose), and the
+        neighbours' weight and donors ((0, None) when nothing was hidden): the
         candidate whose conditional means best predict hidden observed entries."""
         default = self.estimator is None
         if default:
@@ -329,17 +331,17 @@ class LatentImputer(_BaseImputer):
                     )
         if len(candidates) == 1:
             if not default:
-                return self._model(candidates[0], seed).fit(X), None
+                return self._model(candidates[0], seed).fit(X), None, (0.0, None)
             if not has_nan(X):  # scikit-learn's FactorAnalysis, no EM to stop
-                return fit_factor_analysis(X, candidates[0], seed, None), None
+                return fit_factor_analysis(X, candidates[0], seed, None), None, (0.0, None)
         rows = selection_rows(X, rng) if default else X
         seen = ~np.isnan(rows)
         hidden = seen & (rng.uniform(size=rows.shape) < 0.1)
         hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
         if not hidden.any():
             if default:
-                return fit_factor_analysis(X, candidates[0], seed, None), None
-            return self._model(candidates[0], seed).fit(X), None
+                return fit_factor_analysis(X, candidates[0], seed, None), None, (0.0, None)
+            return self._model(candidates[0], seed).fit(X), None, (0.0, None)
         X_train = np.where(hidden, np.nan, rows)
         scale = np.nanvar(X, axis=0)
         weights = np.broadcast_to(1.0 / np.where(scale > 0, scale, 1.0), rows.shape)[hidden]
@@ -368,13 +370,13 @@ class LatentImputer(_BaseImputer):
                 # model's would be a whole training run.
                 ladder = ladder[-1:] if default else []
         errors = errors if len(candidates) > 1 else None
+        correction = 0.0, None
         if self.n_neighbors:  # the default's candidates fill only the rows the error reads
             completed = fill_candidate(fitted[best], best_fill) if default else best_fill
-            correction = lend(completed, rows, hidden, self.n_neighbors, rng)
-            self.neighbor_weight_, self._donors = correction
+            correction = choose_weight(completed, rows, hidden, self.n_neighbors, rng)
         if not default:
-            return self._refit(fitted[best], X), errors
-        return fit_factor_analysis(X, best, seed, fitted[best]), errors
+            return self._refit(fitted[best], X), errors, correction
+        return fit_factor_analysis(X, best, seed, fitted[best]), errors, correction
 
     def _candidates_fitted(self, X_train, seed):
         """A given model's candidates: ``fit(k)`` fits it at width k on X_train
@@ -417,7 +419,10 @@ class LatentImputer(_BaseImputer):
             self.estimator_, self.n_components_, self.validation_errors_ = None, 0, None
             return self
         candidates = self._candidates(*X.shape)
-        self.estimator_, self.validation_errors_ = self._choose(X, candidates, rng, seed)
+        self.estimator_, self.validation_errors_, correction = self._choose(
+            X, candidates, rng, seed
+        )
+        self.neighbor_weight_, self._donors = correction
         self.n_components_ = int(self.estimator_.n_components)
         return self
 

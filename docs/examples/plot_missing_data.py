@@ -59,7 +59,8 @@ filled["LatentImputer(VAE)"] = LatentImputer(vae, n_components=k, random_state=0
 )
 
 rmse = {name: np.sqrt(np.mean((f[hidden] - X[hidden]) ** 2)) for name, f in filled.items()}
-print(f"latent size chosen: k = {k}")
+weight = imputers["LatentImputer"].neighbor_weight_
+print(f"latent size chosen: k = {k}; weight of the neighbours' correction: {weight:.2f}")
 for name, error in rmse.items():
     print(f"{name:20s} RMSE of the filled pixels: {error:.2f}")
 
