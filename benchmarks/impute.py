@@ -22,7 +22,8 @@ mean squared error of the filled entries against the hidden values
 
 ``LatentImputer``
     ``LatentImputer(random_state=0)``: factor analysis by EM, k chosen on
-    hidden observed entries.
+    hidden observed entries, its fills moved toward the nearest training
+    rows' observed values by a weight chosen on the same entries.
 ``mean``
     ``SimpleImputer()``.
 ``KNN``
