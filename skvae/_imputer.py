@@ -160,9 +160,9 @@ class LatentImputer(_BaseImputer):
         imputers), or, if True, kept and filled with 0.
     random_state : int, RandomState instance or None, default=None
         Seeds the entries hidden to choose k (and, past 5000 rows, the rows
-        the default model chooses k on and the neighbours' donor rows), the model's fit (if its own
-        ``random_state`` is None) and the draws of ``sample_posterior``: with
-        an int, every ``transform`` draws the same.
+        the default model chooses k on and the neighbours' donor rows), the
+        model's fit (if its own ``random_state`` is None) and the draws of
+        ``sample_posterior``: with an int, every ``transform`` draws the same.
 
     Attributes
     ----------

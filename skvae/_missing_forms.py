@@ -21,8 +21,9 @@ import torch
 from ._missing import _LOG_2PI, PPCA, _outer, _rows_isotropic, group_rows
 from ._placement import CHUNK_ELEMENTS
 
-#: the least noise, relative to W'W's largest eigenvalue bound, for which
-#: :func:`posterior_mean` solves by Cholesky (condition number at most 1e8)
+#: the least noise, relative to the largest squared column norm of W, for
+#: which :func:`posterior_mean` solves by Cholesky (W_o'W_o + noise I then has
+#: a condition number of at most about k * 1e8)
 _WELL_CONDITIONED = 1e-8
 
 
