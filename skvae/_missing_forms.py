@@ -43,6 +43,14 @@ def completed(X: np.ndarray, fn, model: PPCA, *draws: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pattern_grams(o: torch.Tensor, weight: torch.Tensor):
+    """W_o'W_o (P x k x k) for each distinct pattern of the observed-entry mask
+    ``o``, and each row's pattern: rows of one pattern share it."""
+    k = weight.shape[1]
+    masks, index, _ = group_rows(o.to(weight.dtype))
+    return (masks @ _outer(weight)).view(-1, k, k), index
+
+
 def _observed(x: torch.Tensor, model: PPCA):
     """Each row's observed entries and the eigendecomposition of W_o'W_o.
 
@@ -56,8 +64,8 @@ def _observed(x: torch.Tensor, model: PPCA):
     k = model.weight.shape[1]
     o = ~torch.isnan(x)
     r = torch.where(o, x - model.mean, 0.0)
-    masks, index, _ = group_rows(o.to(x.dtype))  # rows of one pattern share W_o'W_o
-    s2, V = torch.linalg.eigh((masks @ _outer(model.weight)).view(-1, k, k))
+    grams, index = _pattern_grams(o, model.weight)
+    s2, V = torch.linalg.eigh(grams)
     s2, V = s2[index], V[index]
     keep = s2 > s2[:, -1:] * (8 * k * torch.finfo(x.dtype).eps)
     a = ((r @ model.weight).unsqueeze(1) @ V).squeeze(1)
@@ -83,11 +91,9 @@ def posterior_mean(x: torch.Tensor, model: PPCA) -> torch.Tensor:
     if model.noise > _WELL_CONDITIONED * float((model.weight**2).sum(dim=0).max()):
         k = model.weight.shape[1]
         o = ~torch.isnan(x)
-        masks, index, _ = group_rows(o.to(x.dtype))  # rows of one pattern share M_o
+        grams, index = _pattern_grams(o, model.weight)
         eye = torch.eye(k, dtype=x.dtype, device=x.device)
-        factor, info = torch.linalg.cholesky_ex(
-            (masks @ _outer(model.weight)).view(-1, k, k) + model.noise * eye
-        )
+        factor, info = torch.linalg.cholesky_ex(grams + model.noise * eye)
         if not info.any():
             b = torch.where(o, x - model.mean, 0.0) @ model.weight
             return torch.cholesky_solve(b.unsqueeze(-1), factor[index]).squeeze(-1)
