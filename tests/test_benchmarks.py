@@ -170,6 +170,30 @@ def test_data_sets_have_the_structure_they_claim():
     np.testing.assert_array_equal(datasets.load("spiked").X_test, spiked.X_test)
 
 
+def test_the_speed_loops_train_the_estimators_networks():
+    # benchmarks.speed's target compares a fit with a loop of the same network:
+    # the same weight shapes as the estimators' modules (the VAE loop's learned
+    # log c is a parameter there, a closed form in skvae); the textbook loops
+    # lack exactly the affine paths
+    from benchmarks.speed import HIDDEN, K, VAENetwork, ae_network
+
+    X = np.random.RandomState(0).rand(40, 30).astype(np.float32)
+
+    def shapes(module):
+        return sorted(tuple(p.shape) for p in module.parameters() if p.dim())
+
+    params = dict(n_components=K, hidden_layer_sizes=HIDDEN, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ae = skvae.Autoencoder(**params).fit(X)
+        vae = skvae.VariationalAutoencoder(**params).fit(X)
+    assert shapes(ae_network(30)) == shapes(ae.module_)
+    assert shapes(VAENetwork(30)) == shapes(vae.module_)
+    affine = [(K, 30), (K,), (30, K), (30,)]
+    assert sorted(shapes(ae_network(30, False)) + affine) == shapes(ae.module_)
+    assert sorted(shapes(VAENetwork(30, False)) + affine) == shapes(vae.module_)
+
+
 @pytest.fixture(scope="module")
 def quick_scale(tmp_path_factory):
     """One quick run of ``python -m benchmarks.scale`` (all in one child process)."""
