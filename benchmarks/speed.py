@@ -1,12 +1,14 @@
 """Training-engine speed: skvae against a hand-written PyTorch loop, and
 LinearAutoencoder against PCA.
 
-A default fit (held-out stopping on, so it trains on 90% of the rows, and the
-PCA start) is timed against a loop that trains the same network for as many
-epochs on all the rows. skvae's deep maps carry an affine path beside each
-MLP, where PCA's solution lives; the loop's network has them too, and the
-``textbook`` loop (the pytorch/examples shapes, without them) shows what
-those paths cost.
+Each deep estimator is fitted with its default training regime (the PCA
+start; held-out scoring of the start and of every epoch, the best restored;
+fused Adam) for a fixed number of epochs, and timed against a loop that
+trains the same network as many epochs on all the rows, with torch's default
+Adam. skvae's maps carry an affine path beside the MLPs (the encoder's mean
+and the decoder), where PCA's solution lives; the loop's network has them
+too, and the ``textbook`` loop, without them (plain MLPs; the VAE's mean and
+log-variance heads on a shared body), shows what those paths cost.
 
 Run ``python -m benchmarks.speed`` (``--quick`` for a smoke run). Every figure
 is the median of ``--repeats`` runs, and each ratio compares runs interleaved in
@@ -22,6 +24,7 @@ import statistics
 import sys
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 import torch
@@ -61,24 +64,25 @@ class _AffinePlusMLP(nn.Module):
         return self.affine(x) + self.mlp(x)
 
 
-def ae_network(d, pca_paths=True):
-    """The Autoencoder's network: with ``pca_paths``, skvae's (an affine path
+def ae_network(d, affine_paths=True, hidden=HIDDEN, k=K):
+    """The Autoencoder's network: with ``affine_paths``, skvae's (an affine map
     beside each MLP); without, the plain MLPs of a textbook autoencoder."""
-    block = _AffinePlusMLP if pca_paths else _mlp
-    return nn.Sequential(block([d, *HIDDEN, K]), block([K, *HIDDEN[::-1], d]))
+    block = _AffinePlusMLP if affine_paths else _mlp
+    return nn.Sequential(block([d, *hidden, k]), block([k, *hidden[::-1], d]))
 
 
 class VAENetwork(nn.Module):
-    """The pytorch/examples VAE, with a learned Gaussian decoder variance; with
-    ``pca_paths``, skvae's network: an affine map of the input added to the
-    posterior mean, and an affine path beside the decoder's MLP."""
+    """A Gaussian VAE with a learned decoder variance c; with ``affine_paths``,
+    skvae's network: an affine map of the input added to the posterior mean,
+    and an affine map beside the decoder's MLP."""
 
-    def __init__(self, d, pca_paths=True):
+    def __init__(self, d, affine_paths=True, hidden=HIDDEN, k=K):
         super().__init__()
-        self.body = nn.Sequential(_mlp([d, *HIDDEN]), nn.ReLU())
-        self.skip = nn.Linear(d, K) if pca_paths else None
-        self.mu, self.logvar = nn.Linear(HIDDEN[-1], K), nn.Linear(HIDDEN[-1], K)
-        self.dec = (_AffinePlusMLP if pca_paths else _mlp)([K, *HIDDEN[::-1], d])
+        self.k = k
+        self.body = nn.Sequential(_mlp([d, *hidden]), nn.ReLU())
+        self.skip = nn.Linear(d, k) if affine_paths else None
+        self.mu, self.logvar = nn.Linear(hidden[-1], k), nn.Linear(hidden[-1], k)
+        self.dec = (_AffinePlusMLP if affine_paths else _mlp)([k, *hidden[::-1], d])
         self.log_c = nn.Parameter(torch.zeros(()))
 
     def encode(self, x):
@@ -86,11 +90,22 @@ class VAENetwork(nn.Module):
         mean = self.mu(h) if self.skip is None else self.mu(h) + self.skip(x)
         return mean, self.logvar(h)
 
+    def loss(self, x, eps):
+        """Minus the mean ELBO of the rows ``x`` at the draws ``eps``."""
+        m, lv = self.encode(x)
+        z = m + torch.exp(0.5 * lv) * eps
+        sq = ((self.dec(z) - x) ** 2).sum(1)
+        d = x.shape[1]
+        nll = 0.5 * sq * torch.exp(-self.log_c) + 0.5 * d * (math.log(2 * math.pi) + self.log_c)
+        kl = 0.5 * (m**2 + lv.exp() - 1 - lv).sum(1)
+        return (nll + kl).mean()
 
-def plain_ae_loop(X, epochs, batch_size, lr, device, seed=0, pca_paths=True):
-    """What a user would write: randperm, tensor slicing, Adam, MSE."""
+
+def plain_ae_loop(X, epochs, batch_size, lr, device, seed=0, **network):
+    """What a user would write: randperm, tensor slicing, Adam, MSE (the
+    network: :func:`ae_network` with the keywords ``network``)."""
     g = torch.Generator(device=device).manual_seed(seed)
-    model = ae_network(X.shape[1], pca_paths).to(device)
+    model = ae_network(X.shape[1], **network).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     X = X.to(device)
     for _ in range(epochs):
@@ -106,24 +121,18 @@ def plain_ae_loop(X, epochs, batch_size, lr, device, seed=0, pca_paths=True):
     return model
 
 
-def plain_vae_loop(X, epochs, batch_size, lr, device, seed=0, pca_paths=True):
-    """The pytorch/examples VAE loop: reparameterisation, Gaussian NLL plus KL."""
+def plain_vae_loop(X, epochs, batch_size, lr, device, seed=0, **network):
+    """The same for the VAE (:class:`VAENetwork`): one draw per row."""
     g = torch.Generator(device=device).manual_seed(seed)
-    d = X.shape[1]
-    model = VAENetwork(d, pca_paths).to(device)
+    model = VAENetwork(X.shape[1], **network).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     X = X.to(device)
     for _ in range(epochs):
         perm = torch.randperm(len(X), generator=g, device=device)
         for i in range(0, len(X), batch_size):
             xb = X[perm[i : i + batch_size]]
-            m, lv = model.encode(xb)
-            z = m + torch.exp(0.5 * lv) * torch.randn(m.shape, generator=g, device=device)
-            sq = ((model.dec(z) - xb) ** 2).sum(1)
-            log_c = model.log_c
-            nll = 0.5 * sq * torch.exp(-log_c) + 0.5 * d * (math.log(2 * math.pi) + log_c)
-            kl = 0.5 * (m**2 + lv.exp() - 1 - lv).sum(1)
-            loss = (nll + kl).mean()
+            eps = torch.randn((len(xb), model.k), generator=g, device=device)
+            loss = model.loss(xb, eps)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -138,57 +147,70 @@ def _time(fn):
     return time.perf_counter() - start
 
 
-def engine_vs_plain_loop(n_rows, epochs, batch_size, repeats, device, log):
-    """Each estimator's default fit (held-out stopping on, PCA start) of
-    ``epochs`` epochs against hand-written loops of as many epochs: of the same
-    network (``ratio``, the target), and of the textbook network without the
-    affine paths (``ratio_textbook``: what those paths cost besides)."""
+def _fit(cls, params, n_epochs, X):
+    cls(**params, max_iter=n_epochs, n_iter_no_change=n_epochs + 1).fit(X)
+
+
+def engine_vs_plain_loop(
+    n_rows, epoch_counts, batch_size, repeats, device, log, hidden=HIDDEN, k=K
+):
+    """For each number of epochs in ``epoch_counts``: each estimator's fit
+    against hand-written loops of as many epochs, of the same network
+    (``ratio``, the target) and of the textbook one (``ratio_textbook``).
+
+    The ratios are medians of each repeat's own (its three runs back to back,
+    in an order that turns from one repeat to the next, so that a machine
+    slowing down or speeding up weighs on each side alike)."""
     rng = np.random.RandomState(0)
     X = rng.rand(n_rows, 784).astype(np.float32)
     Xt = torch.from_numpy(X)
     dev = resolve_device(device)
+    # tol=0 and patience beyond max_iter: both sides train every epoch
+    params = dict(
+        n_components=k,
+        hidden_layer_sizes=hidden,
+        batch_size=batch_size,
+        learning_rate=1e-3,
+        tol=0,
+        random_state=0,
+        device=device,
+    )
+    same, textbook = (dict(affine_paths=a, hidden=hidden, k=k) for a in (True, False))
     rows = []
     for name, cls, plain in (
         ("Autoencoder", Autoencoder, plain_ae_loop),
         ("VariationalAutoencoder", VariationalAutoencoder, plain_vae_loop),
     ):
-        for paths in (True, False):  # torch's first calls are not the loops' cost
-            plain(Xt[: 2 * batch_size], 1, batch_size, 1e-3, dev, 0, paths)
-        for n_epochs in epochs:
-            params = dict(
-                n_components=K,
-                hidden_layer_sizes=HIDDEN,
-                batch_size=batch_size,
-                learning_rate=1e-3,
-                max_iter=n_epochs,
-                tol=0,
-                n_iter_no_change=n_epochs + 1,
-                random_state=0,
-                device=device,
-            )
-            ours, same, textbook = [], [], []
+        # torch's and LAPACK's first calls are no side's cost
+        for network in (same, textbook):
+            plain(Xt[: 4 * batch_size], 1, batch_size, 1e-3, dev, 0, **network)
+        _fit(cls, params, 1, X[: 4 * batch_size])
+        for n_epochs in epoch_counts:
+            runs = {
+                "skvae": partial(_fit, cls, params, n_epochs, X),
+                "loop": partial(plain, Xt, n_epochs, batch_size, 1e-3, dev, 0, **same),
+                "textbook": partial(plain, Xt, n_epochs, batch_size, 1e-3, dev, 0, **textbook),
+            }
+            times = {key: [] for key in runs}
             for r in range(repeats):
                 log(f"[speed] {name}, {n_epochs} epochs: repeat {r + 1}/{repeats}")
-                for times, paths in ((same, True), (textbook, False)):
-                    start = time.perf_counter()
-                    plain(Xt, n_epochs, batch_size, 1e-3, dev, 0, paths)
-                    times.append(time.perf_counter() - start)
-                est = cls(**params)
-                ours.append(_time(lambda e=est: e.fit(X)))
-            t_ours, t_same = statistics.median(ours), statistics.median(same)
+                order = list(runs)[r % 3 :] + list(runs)[: r % 3]
+                for key in order:
+                    times[key].append(_time(runs[key]))
+            ratios = [a / b for a, b in zip(times["skvae"], times["loop"], strict=True)]
+            over_textbook = [a / b for a, b in zip(times["skvae"], times["textbook"], strict=True)]
             rows.append(
                 {
                     "model": name,
                     "epochs": n_epochs,
-                    "skvae_s": t_ours,
-                    "loop_s": t_same,
-                    "ratio": t_ours / t_same,
-                    # each repeat's own ratio (its runs back to back): the spread
-                    # a busy or virtual machine puts on the median's
-                    "ratio_min": min(a / b for a, b in zip(ours, same, strict=True)),
-                    "ratio_max": max(a / b for a, b in zip(ours, same, strict=True)),
-                    "textbook_loop_s": statistics.median(textbook),
-                    "ratio_textbook": t_ours / statistics.median(textbook),
+                    "skvae_s": statistics.median(times["skvae"]),
+                    "loop_s": statistics.median(times["loop"]),
+                    "ratio": statistics.median(ratios),
+                    # the spread a busy or virtual machine puts on the median
+                    "ratio_min": min(ratios),
+                    "ratio_max": max(ratios),
+                    "textbook_loop_s": statistics.median(times["textbook"]),
+                    "ratio_textbook": statistics.median(over_textbook),
                 }
             )
     return rows
@@ -227,18 +249,35 @@ def linear_vs_pca(repeats, device, log):
     return rows
 
 
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument(
         "--epochs",
-        type=int,
+        type=_positive,
         nargs="+",
         default=[2, 10],
         help="fit lengths to time (default: 2 and 10 epochs)",
     )
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--components", type=_positive, default=K, help=f"latent size (default: {K})"
+    )
+    parser.add_argument(
+        "--hidden",
+        type=_positive,
+        nargs="+",
+        default=list(HIDDEN),
+        help=f"hidden layer sizes (default: {' '.join(map(str, HIDDEN))})",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
@@ -255,14 +294,21 @@ def main(argv=None):
     print(f"device: {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     engine = pd.DataFrame(
         engine_vs_plain_loop(
-            args.rows, args.epochs, args.batch_size, args.repeats, args.device, log
+            args.rows,
+            args.epochs,
+            args.batch_size,
+            args.repeats,
+            args.device,
+            log,
+            tuple(args.hidden),
+            args.components,
         )
     )
+    sizes = "-".join(map(str, [784, *args.hidden, args.components]))
     print(
-        "\nDefault fit vs a hand-written loop of the same network (784-512-256-10 "
-        "with skvae's affine paths, float32, "
-        f"{args.rows} rows, batch {args.batch_size}, median of {args.repeats}); "
-        "textbook: the loop without the affine paths:"
+        f"\nFit vs a hand-written loop of the same network ({sizes} with skvae's "
+        f"affine maps, float32, {args.rows} rows, batch {args.batch_size}; the "
+        f"median of {args.repeats} repeats' ratios); textbook: the loop without them:"
     )
     print(engine.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     linear = pd.DataFrame(linear_vs_pca(args.repeats, args.device, log))

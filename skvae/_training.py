@@ -141,7 +141,8 @@ def split_indices(
 
 def _adam(module: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
     """Adam, fused into one kernel per step where this torch supports it (about
-    10% of a short fit on the CPU; older torch has no fused CPU Adam)."""
+    5% of a step of benchmarks.speed's networks on a two-core CPU with torch
+    2.13; older torch has no fused CPU Adam)."""
     params = list(module.parameters())
     try:
         return torch.optim.Adam(
