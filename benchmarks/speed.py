@@ -194,7 +194,8 @@ def engine_vs_plain_loop(
             times = {key: [] for key in runs}
             for r in range(repeats):
                 log(f"[speed] {name}, {n_epochs} epochs: repeat {r + 1}/{repeats}")
-                order = list(runs)[r % 3 :] + list(runs)[: r % 3]
+                turn = r % len(runs)
+                order = list(runs)[turn:] + list(runs)[:turn]
                 for key in order:
                     times[key].append(_time(runs[key]))
             ratios = [a / b for a, b in zip(times["skvae"], times["loop"], strict=True)]
