@@ -39,7 +39,7 @@ from ._factor_imputation import (
 )
 from ._linear import LinearAutoencoder
 from ._missing import has_nan
-from ._neighbors import choose_weight
+from ._neighbors import NO_CORRECTION, choose_weight
 
 __all__ = ["LatentImputer"]
 
@@ -319,7 +319,7 @@ class LatentImputer(_BaseImputer):
     def _choose(self, X, candidates, rng, seed):
         """The model fitted on all the entries, each candidate's error on the
         hidden entries (None when there was nothing to choose), and the
-        neighbours' weight and donors ((0, None) when nothing was hidden): the
+        neighbours' weight and donors (NO_CORRECTION when nothing was hidden): the
         candidate whose conditional means best predict hidden observed entries."""
         default = self.estimator is None
         if default:
@@ -329,19 +329,23 @@ class LatentImputer(_BaseImputer):
                         f"n_components={k} must be at most min(n_samples, n_features)="
                         f"{min(X.shape)} (n_samples={X.shape[0]}, n_features={X.shape[1]})."
                     )
-        if len(candidates) == 1:
-            if not default:
-                return self._model(candidates[0], seed).fit(X), None, (0.0, None)
-            if not has_nan(X):  # scikit-learn's FactorAnalysis, no EM to stop
-                return fit_factor_analysis(X, candidates[0], seed, None), None, (0.0, None)
+
+        def unchosen():  # the first candidate on all the entries, nothing to choose by
+            k = candidates[0]
+            if default:
+                return fit_factor_analysis(X, k, seed, None), None, NO_CORRECTION
+            return self._model(k, seed).fit(X), None, NO_CORRECTION
+
+        # a given model's one candidate, or the default's on complete rows
+        # (scikit-learn's FactorAnalysis, no EM to stop), need no hidden entries
+        if len(candidates) == 1 and not (default and has_nan(X)):
+            return unchosen()
         rows = selection_rows(X, rng) if default else X
         seen = ~np.isnan(rows)
         hidden = seen & (rng.uniform(size=rows.shape) < 0.1)
         hidden[:, (seen & ~hidden).sum(axis=0) < 2] = False  # each column keeps two
         if not hidden.any():
-            if default:
-                return fit_factor_analysis(X, candidates[0], seed, None), None, (0.0, None)
-            return self._model(candidates[0], seed).fit(X), None, (0.0, None)
+            return unchosen()
         X_train = np.where(hidden, np.nan, rows)
         scale = np.nanvar(X, axis=0)
         weights = np.broadcast_to(1.0 / np.where(scale > 0, scale, 1.0), rows.shape)[hidden]
@@ -370,7 +374,7 @@ class LatentImputer(_BaseImputer):
                 # model's would be a whole training run.
                 ladder = ladder[-1:] if default else []
         errors = errors if len(candidates) > 1 else None
-        correction = 0.0, None
+        correction = NO_CORRECTION
         if self.n_neighbors:  # the default's candidates fill only the rows the error reads
             completed = fill_candidate(fitted[best], best_fill) if default else best_fill
             correction = choose_weight(completed, rows, hidden, self.n_neighbors, rng)

@@ -32,6 +32,9 @@ DONORS = 5000
 #: this many entries
 _CHUNK = 1 << 22
 
+#: (weight, donors) of no correction: the model's fills as they are
+NO_CORRECTION = (0.0, None)
+
 
 class Donors:
     """Training rows to borrow from: ``completed`` (observed entries, and the
@@ -104,7 +107,7 @@ def choose_weight(completed, rows, hidden, n_neighbors: int, rng):
     local = donors.local_means(kept[lost], model)
     weight = one_se_weight((local - model)[at], rows[hidden] - model[at])
     if not weight > 0:
-        return 0.0, None
+        return NO_CORRECTION
     return weight, donors.use(np.where(hidden, rows, completed), rows)
 
 
